@@ -1,0 +1,227 @@
+"""What a flag does, as short labelled facts, and what a change does to them (before → after).
+
+Cards show the facts a change moves: ``Targeting in production: OFF → ON``. Facts are computed
+from whole flag documents (the one previewed against and the dry run's answer, or the engine's),
+so one function covers all 53 instruction kinds and any JSON patch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LISTED = 5  # keys listed before "and N more": a card must summarise, not overflow
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One labelled fact; ``key`` is stable across versions (a rule's id, not its position)."""
+
+    key: str
+    label: str
+    text: str
+    name: str = ""  # what identifies it besides its position (a rule's description)
+
+
+@dataclass(frozen=True)
+class FactChange:
+    """One fact that differs: ``before`` or ``after`` is None when the fact appears or goes."""
+
+    label: str
+    before: str | None
+    after: str | None
+
+
+def value_text(value: Any) -> str:
+    """A variation value as a person reads it: strings bare, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def variation_label(flag: dict[str, Any], index: int | None) -> str:
+    """``Enabled (true)`` for a named variation, ``blue`` for an unnamed one."""
+    variations = flag.get("variations") or []
+    if index is None or not 0 <= index < len(variations):
+        return f"variation #{index}" if index is not None else "nothing"
+    variation = variations[index]
+    text = value_text(variation.get("value"))
+    name = variation.get("name")
+    return f"{name} ({text})" if name and name != text else text
+
+
+def serve_text(flag: dict[str, Any], serve: dict[str, Any] | None) -> str:
+    """What a rule or the default rule serves: one variation or a percentage rollout."""
+    if not serve:
+        return "nothing"
+    if "variation" in serve and serve["variation"] is not None:
+        return variation_label(flag, serve["variation"])
+    rollout = serve.get("rollout") or {}
+    parts = [
+        f"{_percent(item.get('weight', 0))} {variation_label(flag, item.get('variation'))}"
+        for item in rollout.get("variations", [])
+        if item.get("weight", 0)
+    ]
+    text = ", ".join(parts) or "an empty rollout"
+    by = rollout.get("bucketBy")
+    kind = rollout.get("contextKind") or "user"
+    if by and by != "key":
+        text += f" (by {kind} {by})"
+    elif kind != "user":
+        text += f" (by {kind} key)"
+    return text
+
+
+def _percent(weight: int) -> str:
+    percent = weight / 1000
+    return f"{percent:g}%"
+
+
+def clause_text(clause: dict[str, Any]) -> str:
+    """``user country in DE, FR``; ``not`` before the operator when negated."""
+    values = clause.get("values") or []
+    shown = ", ".join(value_text(v) for v in values[:MAX_LISTED])
+    if len(values) > MAX_LISTED:
+        shown += f" and {len(values) - MAX_LISTED} more"
+    op = clause.get("op", "?")
+    if op == "segmentMatch":
+        return f"{'not ' if clause.get('negate') else ''}in segment {shown}"
+    kind = clause.get("contextKind") or "user"
+    neg = "not " if clause.get("negate") else ""
+    return f"{kind} {clause.get('attribute', '?')} {neg}{op} {shown}"
+
+
+def rule_text(flag: dict[str, Any], rule: dict[str, Any]) -> str:
+    """``if user country in DE and ... → serve 25% v2, 75% v1``."""
+    clauses = " and ".join(clause_text(c) for c in rule.get("clauses") or []) or "everyone"
+    return f"if {clauses} → {serve_text(flag, rule)}"
+
+
+def _targets_facts(flag: dict[str, Any], env: dict[str, Any]) -> list[Fact]:
+    by_variation: dict[int, list[str]] = {}
+    for entry in list(env.get("targets") or []) + list(env.get("contextTargets") or []):
+        values = entry.get("values") or []
+        if not values:
+            continue
+        kind = entry.get("contextKind") or "user"
+        shown = ", ".join(values[:MAX_LISTED])
+        more = f" and {len(values) - MAX_LISTED} more" if len(values) > MAX_LISTED else ""
+        by_variation.setdefault(entry.get("variation", -1), []).append(f"{kind} {shown}{more}")
+    return [
+        Fact(f"targets:{idx}", f"Individual targets → {variation_label(flag, idx)}", "; ".join(parts))
+        for idx, parts in sorted(by_variation.items())
+    ]
+
+
+def rule_name(rule: dict[str, Any]) -> str:
+    """A rule's description, or the start of its id when it has none."""
+    return str(rule.get("description") or f"id {str(rule.get('_id', ''))[:8]}")
+
+
+def _fact(key: str, text: str, label: str | None = None) -> Fact:
+    return Fact(key, label or key, text)
+
+
+def environment_facts(flag: dict[str, Any], env_key: str) -> list[Fact]:
+    """The facts of one environment's targeting, labelled for a card."""
+    env = (flag.get("environments") or {}).get(env_key)
+    if env is None:
+        return []
+    facts = [
+        _fact(f"Targeting in {env_key}", "ON" if env.get("on") else "OFF"),
+        _fact("Serves when off", variation_label(flag, env.get("offVariation"))),
+        _fact("Default rule", serve_text(flag, env.get("fallthrough"))),
+    ]
+    for prereq in env.get("prerequisites") or []:
+        facts.append(_fact(f"Prerequisite {prereq.get('key')}", f"variation #{prereq.get('variation')}"))
+    rules = env.get("rules") or []
+    for position, rule in enumerate(rules, start=1):
+        # Keyed by the rule's id, so adding a rule above does not show every later rule as changed.
+        label = f"Rule {position} ({rule_name(rule)})"
+        facts.append(Fact(f"rule:{rule.get('_id')}", label, rule_text(flag, rule), rule_name(rule)))
+    if len(rules) > 1:
+        facts.append(_fact("Rule order", ", ".join(rule_name(r) for r in rules)))
+    facts.extend(_targets_facts(flag, env))
+    if env.get("trackEvents"):
+        facts.append(_fact("Track events", "all rules"))
+    if env.get("trackEventsFallthrough"):
+        facts.append(_fact("Track events (default rule)", "yes"))
+    return facts
+
+
+def flag_facts(flag: dict[str, Any]) -> list[Fact]:
+    """The flag-level facts: name, variations, settings, lifecycle."""
+    if flag.get("_deleted"):
+        return [_fact("State", "deleted")]
+    csa = flag.get("clientSideAvailability") or {}
+    state = "archived" if flag.get("archived") else "deprecated" if flag.get("deprecated") else "live"
+    maintainer = flag.get("maintainerId") or (
+        f"team {flag['maintainerTeamKey']}" if flag.get("maintainerTeamKey") else "—"
+    )
+    facts = [
+        _fact("Name", str(flag.get("name", ""))),
+        _fact("Description", str(flag.get("description") or "—")),
+        _fact(
+            "Variations",
+            ", ".join(variation_label(flag, i) for i in range(len(flag.get("variations") or []))),
+        ),
+        _fact("Tags", ", ".join(flag.get("tags") or []) or "—"),
+        _fact("Lifetime", "temporary" if flag.get("temporary") else "permanent"),
+        _fact(
+            "Client-side SDKs",
+            f"mobile key {'yes' if csa.get('usingMobileKey') else 'no'}, "
+            f"client-side ID {'yes' if csa.get('usingEnvironmentId') else 'no'}",
+        ),
+        _fact("Maintainer", str(maintainer)),
+        _fact("State", state),
+    ]
+    defaults = flag.get("defaults") or {}
+    if defaults:
+        facts.append(
+            _fact(
+                "Defaults for new environments",
+                f"on {variation_label(flag, defaults.get('onVariation'))}, "
+                f"off {variation_label(flag, defaults.get('offVariation'))}",
+            )
+        )
+    for key, prop in sorted((flag.get("customProperties") or {}).items()):
+        facts.append(
+            Fact(
+                f"custom:{key}",
+                f"Custom property {prop.get('name') or key}",
+                ", ".join(prop.get("value") or []),
+            )
+        )
+    return facts
+
+
+def all_facts(flag: dict[str, Any], env_key: str | None) -> list[Fact]:
+    """Flag-level facts, then the environment's (when one is named)."""
+    facts = flag_facts(flag)
+    if env_key:
+        facts.extend(environment_facts(flag, env_key))
+    return facts
+
+
+def diff_facts(before: dict[str, Any], after: dict[str, Any], env_key: str | None) -> list[FactChange]:
+    """The facts that differ between two versions of a flag, in the order a card shows them."""
+    if after.get("_deleted"):
+        return [FactChange("State", "live", "deleted")]
+    old = {f.key: f for f in all_facts(before, env_key)}
+    new = {f.key: f for f in all_facts(after, env_key)}
+    keys = list(old) + [key for key in new if key not in old]
+    changes = []
+    for key in keys:
+        was, now = old.get(key), new.get(key)
+        if was and now and (was.text, was.name) == (now.text, now.name):
+            continue
+        label = now.label if now else was.label if was else key
+        changes.append(FactChange(label, was.text if was else None, now.text if now else None))
+    return changes
+
+
+def targets_count(env: dict[str, Any]) -> int:
+    """How many individual targets an environment has, all context kinds together."""
+    entries = list(env.get("targets") or []) + list(env.get("contextTargets") or [])
+    return sum(len(e.get("values") or []) for e in entries)
