@@ -1,0 +1,79 @@
+"""``python -m bot`` (the ``flagops`` script): serve, console, sandbox, clock.
+
+::
+
+    python -m bot                 serve Slack over HTTP on $PORT (Socket Mode if SLACK_APP_TOKEN is set)
+    python -m bot console         the offline console: the same app against the sandbox and a fake Slack
+    python -m bot sandbox ...     the in-memory LaunchDarkly sandbox as a server (see its --help)
+    python -m bot clock           the scheduler process (not built yet)
+
+A configuration problem is printed as one message and the process exits with status 2; it is
+never a traceback. Heavy modules are imported per subcommand so that ``--help`` and errors are fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, load_settings
+
+USAGE = """usage: python -m bot [serve | console | sandbox ... | clock]
+
+  serve      (default) answer Slack: HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set
+  console    try flagops offline: type /flag commands, click buttons, against a local sandbox
+  sandbox    run the in-memory LaunchDarkly sandbox as a server (python -m bot sandbox --help)
+  clock      run the scheduler (expiry and stuck-change checks): not built yet
+"""
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the subcommand named by ``argv`` (default ``sys.argv[1:]``).
+
+    Args:
+        argv: command-line arguments after the program name.
+
+    Returns:
+        The process exit status: 0 on a clean stop, 2 on a usage or configuration error.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args else "serve"
+    try:
+        if command == "serve":
+            settings = load_settings("serve")
+            from bot.server import run_server
+
+            return run_server(settings)
+        if command == "console":
+            settings = load_settings("console")
+            from bot.console import run_console
+
+            return run_console(settings, sys.stdin, sys.stdout)
+        if command == "sandbox":
+            from bot.launchdarkly import sandbox
+
+            status: int = sandbox.run(args)
+            return status
+        if command == "clock":
+            print(
+                "python -m bot clock: the scheduler process is not built yet; "
+                "run `python -m bot` (the web process) alone for now.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if command in {"-h", "--help", "help"}:
+            print(USAGE)
+            return 0
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+    print(f"unknown command: {command}\n\n{USAGE}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

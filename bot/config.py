@@ -1,0 +1,204 @@
+"""The one configuration object of the bot, read from the environment or a ``.env`` file.
+
+``main()`` builds it once with :func:`load_settings` and passes it down; nothing else reads
+``os.environ``. Tests build ``Settings(_env_file=None, ...)`` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from commands.errors import FlagopsError
+
+Mode = Literal["serve", "console"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///flagops.sqlite3"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(FlagopsError):
+    """The configuration is incomplete or invalid; ``message`` says what to set, in one place."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read a duration given as seconds (``900``), with a unit (``15m``, ``1h``, ``30s``, ``1d``)
+    or as a ``timedelta``.
+
+    Args:
+        value: the raw value from the environment or code.
+
+    Returns:
+        The duration.
+
+    Raises:
+        ValueError: the value is not a positive duration in one of those forms.
+    """
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        duration = timedelta(seconds=value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        duration = timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2].lower()])
+    else:
+        raise ValueError(f"not a duration: {value!r} (give seconds, or e.g. 15m, 1h)")
+    if duration <= timedelta(0):
+        raise ValueError("the duration must be positive")
+    return duration
+
+
+def normalise_database_url(url: str) -> str:
+    """Give a database URL the asyncio driver SQLAlchemy needs.
+
+    Heroku and others hand out ``postgres://`` or ``postgresql://``; SQLAlchemy's asyncio engine
+    needs ``postgresql+asyncpg://``. Plain ``sqlite://`` becomes ``sqlite+aiosqlite://``. URLs that
+    already name a driver are left alone.
+
+    Args:
+        url: the URL as configured.
+
+    Returns:
+        The URL with an asyncio driver.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment (names are the environment variables)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, frozen=True
+    )
+
+    slack_bot_token: SecretStr = Field(description="Bot User OAuth Token (xoxb-...)")
+    slack_signing_secret: SecretStr = Field(description="Basic Information > Signing Secret")
+    slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...): Socket Mode")
+    slack_api_url: str | None = Field(None, description="another Slack Web API base URL")
+    ld_api_token: SecretStr = Field(description="LaunchDarkly API access token (writer role)")
+    ld_base_url: str = "https://app.launchdarkly.com"
+    ld_project: str = "default"
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)  # may hold a password
+    port: int = Field(3000, ge=1, le=65535)
+    flagops_command: str = "/flag"
+    flagops_confirm_ttl: timedelta = timedelta(minutes=15)
+    flagops_scheduler: Literal["on", "off"] = "on"
+    flagops_secret_key: SecretStr | None = None
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "ld_api_token", mode="after")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            # A blank variable is reported with the missing ones: same fix, same message.
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
+    @field_validator("slack_app_token", "slack_api_url", "flagops_secret_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("flagops_confirm_ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("flagops_scheduler", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("ld_base_url", "slack_api_url", mode="after")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def slack_api_base(self) -> str | None:
+        """The Slack Web API base URL with the trailing slash slack_sdk expects, or None."""
+        return self.slack_api_url + "/" if self.slack_api_url else None
+
+
+CONSOLE_SETTINGS: dict[str, Any] = {
+    # The offline console talks to an in-process sandbox and fake Slack: these are its own
+    # placeholders, never real credentials, so the console needs no environment at all.
+    "slack_bot_token": "xoxb-flagops-console",
+    "slack_signing_secret": "flagops-console-signing-secret",
+    "slack_app_token": None,
+    "ld_api_token": "api-flagops-console",
+    "ld_project": "demo",
+    "flagops_scheduler": "off",
+}
+
+
+def load_settings(mode: Mode = "serve", **overrides: Any) -> Settings:
+    """Read the settings from the environment and ``.env``; explain every problem at once.
+
+    Args:
+        mode: ``serve`` (HTTP, or Socket Mode when ``SLACK_APP_TOKEN`` is set) needs the Slack and
+            LaunchDarkly credentials; ``console`` needs nothing (offline placeholders are used and
+            the environment's credentials are ignored).
+        **overrides: values that win over the environment (used by the console and tests).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: a required variable is missing or a value is invalid. The message names each
+            variable and points to the offline console; it never contains a secret.
+    """
+    values = {**CONSOLE_SETTINGS, **overrides} if mode == "console" else overrides
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _missing_message(names: list[str]) -> str:
+    listed = "\n".join(f"  - {name}: {_HINTS.get(name, '')}" for name in names)
+    return (
+        "flagops is not configured. Set these environment variables (or put them in .env):\n"
+        f"{listed}\n"
+        "To try flagops without Slack or LaunchDarkly, run the offline console: python -m bot console"
+    )
+
+
+_HINTS = {
+    "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-...) from your Slack app's OAuth & Permissions page",
+    "SLACK_SIGNING_SECRET": "the Signing Secret from your Slack app's Basic Information page",
+    "LD_API_TOKEN": "a LaunchDarkly API access token with a writer role",
+}
+
+
+def _explain(exc: ValidationError) -> str:
+    missing: list[str] = []
+    invalid: list[str] = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]).upper()
+        if error["type"] == "missing":
+            missing.append(name)
+        else:
+            # The message only: pydantic's input echo could be a secret.
+            invalid.append(f"  - {name}: {error['msg']}")
+    parts: list[str] = []
+    if missing:
+        parts.append(_missing_message(missing))
+    if invalid:
+        parts.append("These settings are invalid:\n" + "\n".join(invalid))
+    return "\n".join(parts)
