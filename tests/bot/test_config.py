@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,7 +98,8 @@ def test_dotenv_file_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
 )
 def test_database_urls_get_an_async_driver(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
-    settings = Settings(_env_file=None, database_url=given, **{k.lower(): v for k, v in REQUIRED.items()})
+    credentials: dict[str, Any] = {k.lower(): v for k, v in REQUIRED.items()}
+    settings = Settings(_env_file=None, database_url=given, **credentials)
     assert settings.database_url == expected
     assert "u:p" not in repr(settings)
 

@@ -1,0 +1,170 @@
+"""The database: SQLAlchemy 2 tables, the asyncio engine, and Alembic migrations applied at start.
+
+SQLite (aiosqlite) by default, Postgres (asyncpg) by ``DATABASE_URL``. Every call goes through
+the asyncio engine, so nothing blocks the event loop; Alembic (synchronous) runs inside
+``AsyncConnection.run_sync``, which SQLAlchemy executes off the loop's blocking path.
+
+The tables here describe the current schema for queries; the schema itself is created and changed
+only by the revisions in ``bot/migrations/versions`` (a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from bot.config import normalise_database_url
+
+# How long SQLite waits for another connection's write lock before failing: concurrent
+# compare-and-set updates queue up on it instead of failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone type and returns naive values; storing UTC everywhere keeps
+    comparisons (``expires_at <= now``) right on both databases.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("previous_state", String(32), nullable=True),
+    Column("requester_id", String(64), nullable=False),
+    Column("requester_name", String(255), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("card_ts", String(32), nullable=True),
+    Column("thread_ts", String(32), nullable=True),
+    Column("project", String(255), nullable=False),
+    Column("flag_key", String(255), nullable=False),
+    Column("environment", String(255), nullable=True),
+    Column("command_text", Text, nullable=False),
+    Column("request_json", Text, nullable=False),
+    Column("preview_version", Integer, nullable=False),
+    Column("env_version", Integer, nullable=True),
+    Column("flag_before_json", Text, nullable=True),
+    Column("comment", Text, nullable=False),
+    Column("ignore_conflicts", Boolean, nullable=False),
+    Column("approval_request_id", String(255), nullable=True),
+    Column("outcome_json", Text, nullable=True),
+    Column("ld_status", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_changes_state_expires_at", "state", "expires_at"),
+    Index("ix_changes_channel_card", "channel_id", "card_ts"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("change_id", String(36), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("ld_status", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Create the asyncio engine for a database URL (normalised to an asyncio driver).
+
+    Args:
+        url: ``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...`` or a URL
+            :func:`bot.config.normalise_database_url` turns into one.
+        **kwargs: passed to ``create_async_engine``.
+
+    Returns:
+        The engine; dispose of it with ``await engine.dispose()``.
+    """
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (card lookups) proceed while a transition holds the write lock.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.close()
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration, pointing at the migrations shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("bot").joinpath("migrations")))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    # env.py runs the migrations on this connection instead of opening its own.
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(database: str | AsyncEngine, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision`` (all migrations by default). Idempotent.
+
+    Args:
+        database: a database URL, or an engine to borrow a connection from.
+        revision: the Alembic revision to upgrade to.
+    """
+    engine = create_engine(database) if isinstance(database, str) else database
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+    finally:
+        if isinstance(database, str):
+            await engine.dispose()

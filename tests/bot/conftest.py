@@ -1,0 +1,87 @@
+"""Fixtures for the bot's tests: databases (SQLite always, Postgres when configured) and the
+end-to-end harness (see ``tests/bot/harness.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy import make_url
+
+from bot.config import normalise_database_url
+from bot.db import migrate
+from bot.store import Store
+
+POSTGRES_SKIP = (
+    "TEST_DATABASE_URL is not set: set it to a Postgres URL (e.g. postgresql://postgres@127.0.0.1/test)"
+)
+
+
+def _plain_postgres(url: str) -> str:
+    """asyncpg wants a plain ``postgresql://`` URL, without SQLAlchemy's driver suffix."""
+    return normalise_database_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database for this test session, dropped at the end.
+
+    Each session gets its own database (``flagops_test_<random>``), so concurrent or repeated runs
+    on one server never see each other's rows.
+    """
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP)
+    plain = _plain_postgres(base)
+    name = f"flagops_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(plain)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def run(sql: str) -> None:
+        # In a thread of its own: asyncio.run here would replace the main thread's event loop
+        # that pytest-asyncio manages.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, admin(sql)).result()
+
+    run(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(normalise_database_url(base)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file of this test's own."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'flagops.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database flagops supports (Postgres skipped with a reason when not configured)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'flagops.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on each supported database."""
+    await migrate(database_url)
+    opened = Store.from_url(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
