@@ -73,6 +73,7 @@ def _add(ctx: Context, context_kind: str, variation_id: str, values: Iterable[st
         # Adding a key the variation already targets changes nothing (no duplicate keys).
         if value not in target["values"]:
             target["values"].append(value)
+    _prune(ctx)
 
 
 def _remove(ctx: Context, context_kind: str, variation_id: str, values: Iterable[str]) -> None:
