@@ -321,3 +321,14 @@ def test_multivariate_string_flag_values(value: str) -> None:
         after = flag_level("pricing-page", instruction)
         assert [v["value"] for v in after["variations"]] == ["v2", "v1", "v3"]
         assert after["variations"][0]["_id"] == V2 and after["variations"][1]["_id"] == V1
+
+
+def test_other_flags_may_include_the_flag_itself() -> None:
+    # The sandbox passes every flag of the project, the patched one included.
+    everything = demo_flags()
+    assert flag_level("holiday-banner", {"kind": "archiveFlag"}, other_flags=everything)["archived"] is True
+    assert flag_level("holiday-banner", {"kind": "deleteFlag"}, other_flags=everything)["_deleted"] is True
+    doc = _multivariate()
+    everything["banner-color"] = doc
+    after = flag_level(doc, {"kind": "removeVariation", "variationId": "purple-id"}, other_flags=everything)
+    assert len(after["variations"]) == 3
