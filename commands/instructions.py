@@ -162,6 +162,11 @@ class Instruction(_Model):
         # exclude_unset must never drop the discriminator of a model built in code.
         self.__pydantic_fields_set__.add("kind")
 
+    def body(self) -> dict[str, Any]:
+        """The instruction as JSON: ``kind`` first, then exactly the parameters that were given."""
+        dumped = self.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        return {"kind": dumped.pop("kind"), **dumped}
+
 
 class _FlagLevel(Instruction):
     environment_scoped: ClassVar[bool] = False
@@ -585,7 +590,9 @@ class SemanticPatch(BaseModel):
 
     def body(self) -> dict[str, Any]:
         """The JSON body to send: exactly the fields that were given."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        body = self.model_dump(mode="json", exclude_unset=True)
+        body["instructions"] = [instruction.body() for instruction in self.instructions]
+        return body
 
 
 # --- JSON patch (RFC 6902) and JSON merge patch (RFC 7386) -------------------------------------

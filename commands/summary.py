@@ -216,9 +216,21 @@ def diff_facts(before: dict[str, Any], after: dict[str, Any], env_key: str | Non
         was, now = old.get(key), new.get(key)
         if was and now and (was.text, was.name) == (now.text, now.name):
             continue
+        if key == "Rule order" and _same_relative_order(before, after, env_key):
+            continue  # rules were only added or removed: their own lines say so
         label = now.label if now else was.label if was else key
         changes.append(FactChange(label, was.text if was else None, now.text if now else None))
     return changes
+
+
+def _same_relative_order(before: dict[str, Any], after: dict[str, Any], env_key: str | None) -> bool:
+    def ids(flag: dict[str, Any]) -> list[str]:
+        env = (flag.get("environments") or {}).get(env_key or "") or {}
+        return [str(r.get("_id")) for r in env.get("rules") or []]
+
+    old, new = ids(before), ids(after)
+    common = set(old) & set(new)
+    return [i for i in old if i in common] == [i for i in new if i in common]
 
 
 def targets_count(env: dict[str, Any]) -> int:

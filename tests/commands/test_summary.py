@@ -42,12 +42,21 @@ def test_diff_ignores_renumbering_and_shows_what_moved() -> None:
     env["rules"].insert(0, {"_id": "r0", "description": "VIPs", "variation": 0, "clauses": []})
     assert diff_facts(before, after, "production") == [
         FactChange("Targeting in production", "ON", "OFF"),
+        FactChange("Rule 1 (VIPs)", None, "if everyone → New pricing (v2)"),
+    ]
+
+
+def test_diff_shows_a_new_rule_order() -> None:
+    before = demo_flag("pricing-page")
+    assert before is not None
+    after = copy.deepcopy(before)
+    after["environments"]["test"]["rules"].reverse()
+    assert diff_facts(before, after, "test") == [
         FactChange(
             "Rule order",
             "Beta testers, EU customers, Internal staff",
-            "VIPs, Beta testers, EU customers, Internal staff",
-        ),
-        FactChange("Rule 1 (VIPs)", None, "if everyone → New pricing (v2)"),
+            "Internal staff, EU customers, Beta testers",
+        )
     ]
 
 
