@@ -187,7 +187,7 @@ class SandboxState:
         if self._initial is None:
             raise RuntimeError("reset() needs remember_initial() first")
         fresh = copy.deepcopy(self._initial)
-        for name in ("projects", "accounts", "switches", "approvals", "scheduled", "links", "audit"):
+        for name in ("projects", "accounts", "switches", "clock", "approvals", "scheduled", "links", "audit"):
             setattr(self, name, getattr(fresh, name))
         self.faults = Faults()
         self.requests = []
