@@ -37,6 +37,7 @@ from bot.launchdarkly.sandbox.state import (
     Faults,
     JsonDoc,
     SandboxState,
+    StoredApproval,
     StoredLink,
     Switches,
     new_id,
@@ -345,7 +346,7 @@ class SandboxRoutes:
         )
         return Response(status_code=204)
 
-    def _link(self, request: Request) -> Any:
+    def _link(self, request: Request) -> StoredLink:
         project, flag = request.path_params["project"], request.path_params["flag"]
         get_flag(get_project(self.state, project), flag)
         stored = self.state.links.get(request.path_params["id"])
@@ -373,7 +374,7 @@ class SandboxRoutes:
         doc = approvals.create_approval(self.state, account, *self._scope(request), await _json_body(request))
         return JSONResponse(doc, status_code=201)
 
-    def _approval(self, request: Request) -> Any:
+    def _approval(self, request: Request) -> StoredApproval:
         return approvals.find_approval(self.state, *self._scope(request), request.path_params["id"])
 
     async def get_approval(self, request: Request) -> Response:
