@@ -8,7 +8,6 @@ and nothing the API adds later is lost on the way.
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -217,10 +216,6 @@ class Project(LDModel):
             return value["items"]
         return value
 
-    def document(self) -> dict[str, Any]:
-        """The project document (environments, when present, as a bare list)."""
-        return super().document()
-
 
 class Member(LDModel):
     id: str = Field(alias="_id")
@@ -356,8 +351,3 @@ class Page(LDModel, Generic[ItemT]):
     def has_next(self) -> bool:
         """Whether LaunchDarkly links a next page."""
         return isinstance(self.links.get("next"), dict)
-
-
-def copy_document(document: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of a JSON document (so callers can change it without touching the model's)."""
-    return copy.deepcopy(document)
