@@ -1,0 +1,517 @@
+"""Text → command: the entry point of the command language.
+
+A command is ``<verb> <flag> [<env>] <arguments>``, with options anywhere and, for changes, an
+optional schedule at the end. Several changes to one flag go in one command, separated by ``;``;
+they are sent as one atomic semantic patch. After the first, a change may leave out the flag and
+environment (or repeat both)::
+
+    on new-checkout test; target user:alice -> true; off-variation false -m "QA" in 2 hours
+
+**Options** (anywhere): ``--project/-p <key>``, ``--env/-e <key>``, ``--comment/-m <text>``,
+``--approval``, ``--reviewers <who>[,<who>...]`` (Slack mentions, ``@name``, emails, member ids)
+and, for ``list``, ``--tag <tag>``. ``--opt=value`` works too.
+
+**The three meanings of ``in``**, decided in this order:
+
+1. *Schedule*: a change command whose last words are ``in`` followed by a duration
+   (``in 2 hours``, ``in 90m``, ``in 1h30m``, ``in a day``: numbers with units, nothing else)
+   is scheduled; those words are removed before anything else is read.
+2. *Environment*: ``in <env>`` where a verb expects its environment, right after the flag
+   (``off new-checkout in production``).
+3. *Operator*: ``in`` after an attribute inside a clause (``if country in US,CA``).
+
+So ``if build in 2h`` at the end of a command is a schedule (quote the value: ``"2h"``), and
+``off new-checkout in 2 hours`` is missing its environment. ``at`` likewise always starts the
+schedule of a change (``at 2025-12-01 09:00``, ``at 5pm tomorrow``): everything after it is the time.
+
+Parsing returns a command or raises :class:`~commands.errors.CommandError`, whatever the text:
+the lexer and every grammar function fail only by raising it (tests drive arbitrary text through).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from commands import registry
+from commands.errors import CommandError
+from commands.grammar import Cursor, describe_token, suggest
+from commands.instructions import FlagJsonPatch, JsonPatch, MergePatch, SemanticPatch
+from commands.intents import (
+    AnyIntent,
+    ChangeCommand,
+    Command,
+    HelpCommand,
+    ListCommand,
+    RawCommand,
+    ReservedCommand,
+    Schedule,
+    ShowCommand,
+)
+from commands.lexer import Token, normalise, source_slice, tokenize
+from commands.request import validation_problems
+from commands.verbs import CHANGE_VERBS
+
+_OPTION_NAMES = {
+    "--project": "project",
+    "-p": "project",
+    "--env": "env",
+    "--environment": "env",
+    "-e": "env",
+    "--comment": "comment",
+    "-m": "comment",
+    "--approval": "approval",
+    "--reviewers": "reviewers",
+    "--reviewer": "reviewers",
+    "--tag": "tag",
+}
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "wk": 604800,
+    "wks": 604800,
+    "week": 604800,
+    "weeks": 604800,
+}
+_COMPACT_DURATION = re.compile(r"(?:[0-9]{1,6}(?:s|m|h|d|w))+")
+_DURATION_PART = re.compile(r"([0-9]{1,6})(s|m|h|d|w)")
+_NUMBER = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,3})?")
+_FLAG_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass
+class _Options:
+    project: str | None = None
+    env: str | None = None
+    comment: str | None = None
+    approval: bool = False
+    reviewers: list[str] = field(default_factory=list)
+    tag: str | None = None
+    given: set[str] = field(default_factory=set)
+
+
+def parse(text: str) -> Command:
+    """Parse command text (the text after ``/flag``).
+
+    Args:
+        text: the command, as Slack sends it (escaped, with markup) or as typed in a console.
+
+    Returns:
+        A ChangeCommand, ShowCommand, ListCommand, HelpCommand, RawCommand or ReservedCommand.
+
+    Raises:
+        CommandError: the text is not a command; ``usage`` is the syntax of the verb involved.
+    """
+    source = normalise(text)
+    tokens, options = _extract_options(tokenize(text))
+    if not tokens:
+        raise CommandError("empty command: try `help`, or `on <flag> <env>`", "help [<topic>]")
+    verb, tokens = _verb(tokens)
+    if verb.scope != "none":
+        return _change(verb, tokens, options, source)
+    if any(t.is_punct(";") for t in tokens):
+        raise CommandError(f"`{verb.name}` cannot be combined with other commands with ';'", verb.usage)
+    cur = Cursor(tokens, verb.usage)
+    if verb.group == "expert":
+        return _raw(verb, cur, options)
+    _refuse_options(verb, options, allowed={"project", "tag"} if verb.name == "list" else {"project"})
+    if verb.name == "show":
+        flag = _flag(cur)
+        env = _env(cur, options, required=False)
+        cur.done()
+        return ShowCommand(flag=flag, environment=env, project=options.project)
+    if verb.name == "list":
+        words = [cur.name("a search text") for _ in range(len(tokens))]
+        return ListCommand(query=" ".join(words) or None, tag=options.tag, project=options.project)
+    if verb.name == "help":
+        topic = source_slice(source, tokens) if tokens else None
+        return HelpCommand(topic=topic or None)
+    return _reserved(verb, cur, options, source)
+
+
+# --- options, verb, schedule --------------------------------------------------------------------
+
+
+def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
+    options = _Options()
+    rest: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if tok.kind != "word" or not tok.text.startswith("-") or tok.text == "-" or tok.text[1:2].isdigit():
+            rest.append(tok)
+            continue
+        name, _, inline = tok.text.partition("=")
+        option = _OPTION_NAMES.get(name)
+        if option is None:
+            if name.startswith("--") or len(name) == 2:
+                raise CommandError(f"unknown option {name}{suggest(name, list(_OPTION_NAMES))}")
+            rest.append(tok)
+            continue
+        if option in options.given:
+            raise CommandError(f"option {name} given twice")
+        options.given.add(option)
+        if option == "approval":
+            if inline:
+                raise CommandError("--approval takes no value")
+            options.approval = True
+            continue
+        if option == "reviewers":
+            i = _reviewers(tokens, i, inline, options)
+            continue
+        if inline:
+            value = inline
+        else:
+            if i >= len(tokens) or tokens[i].kind not in ("word", "string"):
+                raise CommandError(f"option {name} needs a value")
+            value = tokens[i].text
+            i += 1
+        setattr(options, option, value)
+    return rest, options
+
+
+def _reviewers(tokens: list[Token], i: int, inline: str, options: _Options) -> int:
+    """``--reviewers <@U1>, @bob,carol@example.com``: mentions, @names, emails, member ids."""
+    if inline:
+        options.reviewers += [r for r in inline.split(",") if r]
+        return i
+    expect_more = True  # after the option or a comma, a plain word is a reviewer too
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.is_punct(","):
+            expect_more = True
+        elif tok.kind == "mention":
+            options.reviewers.append(f"<@{tok.text}>")
+            expect_more = False
+        elif expect_more and tok.kind in ("word", "string") and tok.text and not tok.text.startswith("-"):
+            options.reviewers.append(tok.text)
+            expect_more = False
+        else:
+            break
+        i += 1
+    if not options.reviewers:
+        raise CommandError("--reviewers needs at least one person: --reviewers @bob,<@U123>")
+    return i
+
+
+def _refuse_options(verb: registry.Verb, options: _Options, allowed: set[str]) -> None:
+    extra = options.given - allowed
+    if extra:
+        names = ", ".join(f"--{o}" for o in sorted(extra))
+        raise CommandError(f"`{verb.name}` does not take {names}", verb.usage)
+
+
+def _verb(tokens: list[Token]) -> tuple[registry.Verb, list[Token]]:
+    first = tokens[0]
+    if first.kind != "word":
+        raise CommandError(f"a command starts with a verb, not {describe_token(first)}; try `help`")
+    word = first.text.lower()
+    if len(tokens) > 1 and tokens[1].kind == "word":
+        phrase = f"{word} {tokens[1].text.lower()}"
+        if phrase in registry.VERB_INDEX:
+            return registry.VERB_INDEX[phrase], tokens[2:]
+    if word in registry.VERB_INDEX:
+        return registry.VERB_INDEX[word], tokens[1:]
+    head, _, tail = word.partition("-")
+    if tail and f"{head} {tail}" in registry.VERB_INDEX:
+        return registry.VERB_INDEX[f"{head} {tail}"], tokens[1:]
+    if word in registry.VERB_HEADS:
+        phrases = sorted(n for n in registry.VERB_INDEX if n.startswith(word + " "))
+        got = describe_token(tokens[1]) if len(tokens) > 1 else "nothing"
+        raise CommandError(f"`{word}` what? got {got}; expected one of: {', '.join(phrases)}")
+    raise CommandError(
+        f"unknown command `{first.text}`{suggest(word, list(registry.VERB_INDEX))} (`help` lists them)"
+    )
+
+
+def _schedule(tokens: list[Token], source: str) -> tuple[list[Token], Schedule | None]:
+    """Split a trailing ``at <time>`` or ``in <duration>`` off a change command's tokens."""
+    for i, tok in enumerate(tokens):
+        if tok.is_("at") and i >= 1:
+            when = tokens[i + 1 :]
+            if not when:
+                raise CommandError("`at` needs a time: at 2025-12-01 09:00, at 5pm tomorrow")
+            if any(t.is_punct(";") for t in when):
+                raise CommandError("the schedule (`at <time>`) goes at the very end of the command")
+            return tokens[:i], Schedule(kind="at", text=source_slice(source, when))
+    for i in range(len(tokens) - 2, 0, -1):
+        if tokens[i].is_("in") and duration_seconds_of(tokens[i + 1 :]) is not None:
+            return tokens[:i], Schedule(kind="in", text=source_slice(source, tokens[i + 1 :]))
+    return tokens, None
+
+
+def duration_seconds_of(tokens: list[Token]) -> int | None:
+    """The length of a duration (``2 hours``, ``1h30m``, ``a day and 3 hours``), or None."""
+    total = 0.0
+    i = 0
+    seen = False
+    while i < len(tokens):
+        tok = tokens[i]
+        if seen and (tok.is_("and") or tok.is_punct(",")):
+            i += 1
+            continue
+        if tok.kind != "word":
+            return None
+        word = tok.text.lower()
+        if _COMPACT_DURATION.fullmatch(word):
+            total += sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(word))
+            i += 1
+        elif (
+            (_NUMBER.fullmatch(word) or word in ("a", "an"))
+            and i + 1 < len(tokens)
+            and tokens[i + 1].kind == "word"
+            and tokens[i + 1].text.lower() in _UNITS
+        ):
+            amount = 1.0 if word in ("a", "an") else float(word)
+            total += amount * _UNITS[tokens[i + 1].text.lower()]
+            i += 2
+        else:
+            return None
+        seen = True
+    return int(total) if seen else None
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a schedule duration such as ``2 hours`` or ``1h30m``.
+
+    Raises:
+        CommandError: the text is not a duration.
+    """
+    seconds = duration_seconds_of(tokenize(text))
+    if seconds is None:
+        raise CommandError(f'"{text}" is not a duration (try 2 hours, 90m, 1h30m, a day)')
+    return seconds
+
+
+# --- change commands ----------------------------------------------------------------------------
+
+
+def _flag(cur: Cursor) -> str:
+    tok = cur.next("the flag key")
+    if tok.kind not in ("word", "string") or not _FLAG_KEY.fullmatch(tok.text):
+        raise cur.error(f"expected a flag key, got {describe_token(tok)}")
+    return tok.text
+
+
+def _env(cur: Cursor, options: _Options, *, required: bool) -> str | None:
+    if options.env is not None:
+        return options.env
+    if cur.at_end() and not required:
+        return None
+    cur.accept("in")
+    tok = cur.next("the environment (like test or production)")
+    if tok.kind not in ("word", "string") or not _FLAG_KEY.fullmatch(tok.text):
+        raise cur.error(f"expected an environment key, got {describe_token(tok)}")
+    return tok.text
+
+
+def _segments(tokens: list[Token]) -> list[list[Token]]:
+    segments: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok.is_punct(";"):
+            segments.append([])
+        else:
+            segments[-1].append(tok)
+    return segments
+
+
+def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source: str) -> ChangeCommand:
+    if options.tag is not None:
+        raise CommandError("--tag is for `list`", verb.usage)
+    tokens, schedule = _schedule(tokens, source)
+    segments = _segments(tokens)
+    flag: str | None = None
+    env: str | None = options.env
+    changes: list[AnyIntent] = []
+    for n, segment in enumerate(segments):
+        if n > 0:
+            if not segment:
+                if n == len(segments) - 1:
+                    continue  # a trailing ';' is harmless
+                raise CommandError("an empty change between ';'")
+            verb, segment = _verb(segment)
+            if verb.scope == "none":
+                raise CommandError(f"`{verb.name}` cannot be combined with changes", verb.usage)
+        cur = Cursor(segment, verb.usage)
+        if flag is None:
+            flag = _flag(cur)
+            if verb.scope == "env":
+                env = _env(cur, options, required=True)
+        else:
+            _repeated_flag_env(cur, verb, flag, env, options)
+            if verb.scope == "env" and env is None:
+                env = _env(cur, options, required=True)
+        changes += CHANGE_VERBS[verb.name](cur, flag)
+    assert flag is not None  # the first segment always reads the flag
+    return ChangeCommand(
+        flag=flag,
+        environment=env,
+        project=options.project,
+        changes=tuple(changes),
+        comment=options.comment,
+        approval=options.approval,
+        reviewers=tuple(options.reviewers),
+        schedule=schedule,
+    )
+
+
+def _repeated_flag_env(
+    cur: Cursor, verb: registry.Verb, flag: str, env: str | None, options: _Options
+) -> None:
+    """A later change may repeat the flag (and then its environment); they must be the same."""
+    tok = cur.peek()
+    if tok is None or tok.kind not in ("word", "string") or tok.text != flag:
+        return
+    cur.pos += 1
+    if verb.scope == "env" and env is not None and options.env is None:
+        again = _env(cur, options, required=True)
+        if again != env:
+            raise cur.error(f"one command changes one environment: {env}, not {again}")
+
+
+# --- raw escape hatches -------------------------------------------------------------------------
+
+
+def _json(cur: Cursor, what: str) -> Any:
+    tok = cur.next(f"the JSON {what}")
+    if tok.kind != "json":
+        raise cur.error(f"expected the JSON {what}, got {describe_token(tok)}")
+    try:
+        return json.loads(tok.text)
+    except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+        raise cur.error(f"invalid JSON: {exc}") from None
+
+
+def _validated(cur: Cursor, model: Any, body: Any) -> Any:
+    try:
+        return model.model_validate(body).body()
+    except ValidationError as exc:
+        raise cur.error("invalid body: " + "; ".join(validation_problems(exc))) from None
+
+
+def _raw(verb: registry.Verb, cur: Cursor, options: _Options) -> RawCommand:
+    _refuse_options(
+        verb, options, allowed={"project", "env", "comment"} if verb.name == "raw" else {"project", "comment"}
+    )
+    if verb.name == "project-patch":
+        body = _validated(cur, JsonPatch, _json(cur, "array of operations"))
+        cur.done()
+        return RawCommand(shape="project-patch", body=body, project=options.project)
+    flag = _flag(cur)
+    if verb.name == "raw":
+        env = options.env
+        if env is None and cur.peek() is not None and cur.peek().kind != "json":  # type: ignore[union-attr]
+            env = _env(cur, options, required=True)
+        data = _json(cur, "instructions")
+        cur.done()
+        if isinstance(data, list):
+            data = {"instructions": data}
+        if not isinstance(data, dict):
+            raise cur.error("expected a JSON array of instructions, or an object with `instructions`")
+        if env is not None:
+            if data.get("environmentKey", env) != env:
+                raise cur.error(f"the body's environmentKey is not {env}")
+            data["environmentKey"] = env
+        if options.comment is not None:
+            data["comment"] = options.comment
+        body = _validated(cur, SemanticPatch, data)
+        return RawCommand(
+            flag=flag,
+            environment=body.get("environmentKey"),
+            project=options.project,
+            shape="semantic",
+            body=body,
+        )
+    link_id = cur.name("the flag link's id or key") if verb.name == "link-patch" else None
+    data = _json(cur, "patch")
+    cur.done()
+    if verb.name == "merge-patch":
+        body = _validated(cur, MergePatch, data)
+        return RawCommand(flag=flag, project=options.project, shape="merge-patch", body=body)
+    if verb.name == "link-patch":
+        body = _validated(cur, JsonPatch, data)
+        return RawCommand(flag=flag, project=options.project, shape="link-patch", body=body, link_id=link_id)
+    wrapped = {"patch": data} if isinstance(data, list) else data
+    if options.comment is not None and isinstance(wrapped, dict):
+        wrapped["comment"] = options.comment
+    body = _validated(cur, FlagJsonPatch, wrapped)
+    return RawCommand(flag=flag, project=options.project, shape="json-patch", body=body)
+
+
+# --- reserved verbs -----------------------------------------------------------------------------
+
+
+def _reserved(verb: registry.Verb, cur: Cursor, options: _Options, source: str) -> ReservedCommand:
+    name = verb.name
+    flag: str | None = None
+    env: str | None = None
+    args: list[str] = []
+    if name in ("approvals", "scheduled") and not cur.at_end():
+        if name == "scheduled" and cur.accept("cancel"):
+            args = ["cancel", cur.name("the scheduled change's id")]
+        else:
+            flag = _flag(cur)
+            env = _env(cur, options, required=False)
+    elif name == "remind":
+        flag = _flag(cur)
+        if not (cur.peek() is not None and cur.peek().is_("in", "at")):  # type: ignore[union-attr]
+            env = _env(cur, options, required=True)
+        args = _remind_args(cur, source)
+    elif name == "reminders" and cur.accept("cancel"):
+        args = ["cancel", cur.name("the reminder's id")]
+    elif name == "link":
+        flag = _flag(cur)
+        if not cur.at_end():
+            args = [cur.name("a title")]
+    elif name == "link edit":
+        flag = _flag(cur)
+        args = [cur.name("the flag link's id or key")]
+        while not cur.at_end():
+            field_name = cur.next("title or description")
+            if not field_name.is_("title", "description"):
+                raise cur.error(f"expected title or description, got {describe_token(field_name)}")
+            args += [field_name.text.lower(), cur.name(f"the new {field_name.text.lower()}")]
+    elif name == "config":
+        args = [cur.name("a setting") for _ in range(min(2, len(cur.tokens)))]
+    elif name == "undo" and not cur.at_end():
+        args = [cur.name("a change id")]
+    cur.done()
+    return ReservedCommand(verb=name, args=tuple(args), flag=flag, environment=env, project=options.project)
+
+
+def _remind_args(cur: Cursor, source: str) -> list[str]:
+    when = cur.next("in <duration> or at <time>")
+    if not when.is_("in", "at"):
+        raise cur.error(f"expected `in <duration>` or `at <time>`, got {describe_token(when)}")
+    rest = cur.tokens[cur.pos :]
+    text: str | None = None
+    if rest and rest[-1].kind == "string":
+        text, rest = rest[-1].text, rest[:-1]
+    if not rest:
+        raise cur.error(f"`{when.text}` needs a {'duration' if when.is_('in') else 'time'}")
+    if when.is_("in") and duration_seconds_of(rest) is None:
+        raise cur.error(f'"{source_slice(source, rest)}" is not a duration (try 2 hours, 3 days, 1w)')
+    cur.pos = len(cur.tokens)
+    return [when.text.lower(), source_slice(source, rest), *([text] if text is not None else [])]
