@@ -455,9 +455,15 @@ class FakeSlack:
             return [e for e in self._state.ephemerals if user is None or e.user == user]
 
     def last_card(self, channel: str | None = None) -> Message | None:
-        """The most recent message with buttons (in ``channel``, or anywhere)."""
-        candidates = self.messages(channel) if channel else self.all_messages()
+        """The most recently posted message with buttons, thread replies included (in ``channel``,
+        or anywhere)."""
+        candidates = [m for m in self.all_messages() if channel is None or m.channel == channel]
         return next((m for m in reversed(candidates) if m.buttons), None)
+
+    def user(self, user_id: str) -> User | None:
+        """A workspace member by id."""
+        with self._lock:
+            return self._users.get(user_id)
 
     def views(self) -> dict[str, dict[str, Any]]:
         """Open modals by view id."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import make_url
 from bot.config import normalise_database_url
 from bot.db import migrate
 from bot.store import Store
+from tests.bot.harness import Harness
 
 POSTGRES_SKIP = (
     "TEST_DATABASE_URL is not set: set it to a Postgres URL (e.g. postgresql://postgres@127.0.0.1/test)"
@@ -85,3 +87,30 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def start_bot(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    """Start bot instances (``await start_bot(database_url=..., **settings)``); all stop at teardown.
+
+    Without ``database_url`` each instance gets a SQLite file under this test's ``tmp_path``.
+    """
+    started: list[Harness] = []
+
+    async def start(**kwargs: Any) -> Harness:
+        kwargs.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path / f'bot{len(started)}.sqlite3'}")
+        harness = await Harness.start(**kwargs)
+        started.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in reversed(started):
+            await harness.stop()
+
+
+@pytest.fixture
+async def bot(start_bot: Callable[..., Awaitable[Harness]]) -> Harness:
+    """One bot on SQLite, with the sandbox and the fake Slack, driven as Slack does."""
+    return await start_bot()

@@ -1,0 +1,160 @@
+"""Build the Bolt app: the signing secret, the Web API client, each feature's listeners, one error
+handler.
+
+``app.py`` only wires. Each feature has ``register(app, deps)``; :data:`FEATURES` lists them. The
+listeners themselves live in ``bot/listeners/`` (imported lazily, so this module stands alone).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.slack_client import make_slack_client
+from bot.store import Store
+from commands.errors import CommandError
+
+log = logging.getLogger("flagops")
+
+GENERIC_ERROR = (
+    ":warning: Sorry, something went wrong on flagops' side (reference `{ref}`). "
+    "Nothing was changed unless a thread reply says so; try again, or ask an admin to look up the reference."
+)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What every feature's listeners may use: built once per process, shared."""
+
+    settings: Settings
+    store: Store
+    ld: LaunchDarklyClient
+    slack: AsyncWebClient
+
+
+Feature = Callable[[AsyncApp, Deps], None]
+
+
+def register_listeners(app: AsyncApp, deps: Deps) -> None:
+    """The ``bot.listeners`` package's ``register(app, deps)``, when the package provides one.
+
+    Imported here rather than at the top so that the app builds (with no listeners) while the
+    listeners are being written, and so that a missing package is not an import error.
+
+    Raises:
+        ModuleNotFoundError: an import inside ``bot.listeners`` failed (a real bug, not absence).
+    """
+    try:
+        listeners = importlib.import_module("bot.listeners")
+    except ModuleNotFoundError as exc:
+        if exc.name == "bot.listeners":
+            log.warning("bot.listeners is missing: the app answers no commands")
+            return
+        raise
+    register: Feature | None = getattr(listeners, "register", None)
+    if register is None:
+        log.warning("bot.listeners has no register(app, deps): the app answers no commands")
+        return
+    register(app, deps)
+
+
+FEATURES: list[Feature] = [register_listeners]
+"""Each feature's ``register(app, deps)``, called in order by :func:`build_app`."""
+
+
+def build_app(
+    settings: Settings,
+    *,
+    ld_client: LaunchDarklyClient,
+    store: Store,
+    slack_client: AsyncWebClient | None = None,
+    features: list[Feature] | None = None,
+) -> AsyncApp:
+    """Build the Bolt app and register every feature on it.
+
+    Args:
+        settings: the bot's settings (signing secret, token, Slack API URL).
+        ld_client: the LaunchDarkly client (one per process).
+        store: the change store (migrated).
+        slack_client: the Web API client; built from ``settings`` when None.
+        features: the features to register (default :data:`FEATURES`).
+
+    Returns:
+        The app. ``process_before_response=False``: Slack's HTTP request is answered as soon as a
+        listener calls ``ack()``, and the listener goes on after.
+    """
+    client = slack_client or make_slack_client(settings)
+    app = AsyncApp(
+        name="flagops",
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # The client carries the token; passing both makes Bolt warn that it skips the token.
+        client=client,
+        process_before_response=False,
+        logger=logging.getLogger("flagops.bolt"),
+    )
+    app.error(handle_error)
+    deps = Deps(settings=settings, store=store, ld=ld_client, slack=client)
+    for feature in FEATURES if features is None else features:
+        feature(app, deps)
+    return app
+
+
+async def handle_error(
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
+) -> None:
+    """The one place unexpected errors end up (Bolt calls it for any listener or middleware error).
+
+    A :class:`CommandError` is the user's mistake: its message is shown to them. Anything else is
+    a bug: logged with its traceback and a reference, and the user gets a generic apology with
+    that reference. Never the exception text (it could hold a URL, a payload or a token).
+
+    Args:
+        error: what was raised.
+        body: the Slack payload being handled.
+        respond: the payload's ``response_url`` responder, when it has one.
+        client: the Web API client (for an ephemeral message when there is no ``response_url``).
+    """
+    if isinstance(error, CommandError):
+        text = f":warning: {error}"
+    else:
+        ref = uuid.uuid4().hex[:8]
+        log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)
+        text = GENERIC_ERROR.format(ref=ref)
+    try:
+        if respond is not None and body.get("response_url"):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        user, channel = _user_and_channel(body)
+        if user and channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell the user about error %s: %s", text[:40], exc.response.get("error"))
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("could not reach Slack to tell the user about an error: %s", type(exc).__name__)
+
+
+def _user_and_channel(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    return user, channel
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """What was being handled, without the payload (which carries the legacy ``token`` field)."""
+    kind = body.get("type") or ("slash_command" if "command" in body else "event")
+    actions: list[dict[str, Any]] = body.get("actions") or [{}]
+    action = actions[0].get("action_id")
+    user, channel = _user_and_channel(body)
+    return f"{kind} command={body.get('command')} action={action} user={user} channel={channel}"

@@ -1,0 +1,232 @@
+"""Serving the bot: an ASGI app (``POST /slack/events``, ``GET /healthz``) under uvicorn, or Socket
+Mode when ``SLACK_APP_TOKEN`` is set.
+
+:class:`Runtime` is everything one bot process holds (store, LaunchDarkly client, Slack client,
+Bolt app), opened once: migrations run first. :func:`create_web_app` serves a runtime, opening it in
+the ASGI lifespan when not given one. :func:`serve_in_loop` runs an ASGI app on a loopback port
+inside the current event loop (the offline console and the tests use it, so the bot's background
+work shares their loop and can be waited for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.app import Feature, build_app
+from bot.config import Settings
+from bot.db import migrate
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.slack_client import make_slack_client
+from bot.store import Store
+
+log = logging.getLogger("flagops.server")
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+
+@dataclass
+class Runtime:
+    """What one bot process holds, opened once and shared by every request."""
+
+    settings: Settings
+    store: Store
+    ld: LaunchDarklyClient
+    slack: AsyncWebClient
+    bolt: AsyncApp
+    handler: AsyncSlackRequestHandler
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        features: list[Feature] | None = None,
+        slack_client: AsyncWebClient | None = None,
+        ld_client: LaunchDarklyClient | None = None,
+    ) -> Runtime:
+        """Migrate the database, then build the clients and the Bolt app.
+
+        Args:
+            settings: the bot's settings.
+            features: the features to register (default ``bot.app.FEATURES``).
+            slack_client: a Web API client to use instead of one built from ``settings``.
+            ld_client: a LaunchDarkly client to use instead of one built from ``settings``.
+
+        Returns:
+            The runtime; ``await runtime.close()`` when done.
+        """
+        await migrate(settings.database_url)
+        store = Store.from_url(settings.database_url)
+        ld = ld_client or LaunchDarklyClient(settings.ld_base_url, settings.ld_api_token)
+        slack = slack_client or make_slack_client(settings)
+        bolt = build_app(settings, ld_client=ld, store=store, slack_client=slack, features=features)
+        return cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt))
+
+    async def close(self) -> None:
+        """Close the LaunchDarkly connection pool and the database pool."""
+        await self.ld.aclose()
+        await self.store.close()
+
+
+def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    """The ASGI app Slack talks to.
+
+    Args:
+        settings: the bot's settings.
+        runtime: an opened runtime to serve (its owner closes it); when None, the app's lifespan
+            opens one at start (running migrations) and closes it at shutdown.
+
+    Returns:
+        A starlette app with ``POST /slack/events`` (Bolt verifies the signature and answers 401
+        when it is wrong or stale) and ``GET /healthz``.
+    """
+    holder: dict[str, Runtime] = {"runtime": runtime} if runtime is not None else {}
+
+    async def events(request: Request) -> Response:
+        current = holder.get("runtime")
+        if current is None:
+            return PlainTextResponse("starting", status_code=503)
+        return await current.handler.handle(request)
+
+    async def healthz(_request: Request) -> Response:
+        ready = "runtime" in holder
+        return JSONResponse({"ok": ready}, status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if runtime is not None:
+            yield
+            return
+        opened = await Runtime.open(settings)
+        holder["runtime"] = opened
+        log.info("flagops is ready: Slack events at %s", EVENTS_PATH)
+        try:
+            yield
+        finally:
+            holder.pop("runtime", None)
+            await opened.close()
+
+    return Starlette(
+        routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz, methods=["GET"])],
+        lifespan=lifespan,
+    )
+
+
+def run_server(settings: Settings) -> int:
+    """Serve until stopped: Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP on ``PORT``.
+
+    Args:
+        settings: the bot's settings.
+
+    Returns:
+        The exit status (0 after a clean stop).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.slack_app_token is not None:
+        asyncio.run(run_socket_mode(settings))
+        return 0
+    uvicorn.run(
+        create_web_app(settings),
+        host="0.0.0.0",  # a web process listens on every interface of its container
+        port=settings.port,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+async def run_socket_mode(settings: Settings) -> None:
+    """Serve Slack over Socket Mode (no public URL needed) until cancelled, logging the connection.
+
+    Args:
+        settings: the bot's settings (``SLACK_APP_TOKEN`` must be set).
+    """
+    assert settings.slack_app_token is not None
+    runtime = await Runtime.open(settings)
+    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+
+    # Reconnects are Socket Mode's most reported problem: say each state change in the log.
+    async def on_close(message: Any) -> None:
+        log.warning("Socket Mode connection closed (%s); slack_sdk reconnects", getattr(message, "data", ""))
+
+    async def on_error(message: Any) -> None:
+        log.error("Socket Mode connection error: %s", getattr(message, "data", message))
+
+    handler.client.on_close_listeners.append(on_close)
+    handler.client.on_error_listeners.append(on_error)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Socket Mode connected; flagops is ready")
+        await asyncio.Event().wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await runtime.close()
+        log.info("Socket Mode connection closed; flagops stopped")
+
+
+class _InLoopServer(uvicorn.Server):
+    """uvicorn inside someone else's event loop: the loop's owner handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = False) -> AsyncIterator[str]:
+    """Serve an ASGI app on loopback in the current event loop.
+
+    Args:
+        app: the ASGI app.
+        port: the port (a free one by default).
+        lifespan: run the app's lifespan (off by default: the caller opens and closes what the
+            app needs, as the console and the tests do with a :class:`Runtime`).
+
+    Yields:
+        The base URL, without a trailing slash.
+
+    Raises:
+        RuntimeError: the server did not start within 10 seconds.
+    """
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
+    )
+    server = _InLoopServer(config)
+    task = asyncio.create_task(server.serve(), name=f"uvicorn:{port}")
+    try:
+        for _ in range(1000):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            raise RuntimeError(f"the server on port {port} did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,184 @@
+"""Drive the whole bot as Slack does, errbot-style::
+
+    bot = await Harness.start(database_url=...)
+    await bot.command("/flag on new-checkout test", user="U_ALICE", channel="C_RELEASES")
+    await bot.idle()
+    await bot.click("Apply", user="U_ALICE")
+    await bot.idle()
+    bot.card().text, bot.thread(), bot.ld_patches()
+    await bot.stop()
+
+Everything is real and on loopback: the LaunchDarkly sandbox over HTTP, the fake Slack Web API
+(``SLACK_API_URL``), and the bot's ASGI app under uvicorn with its store (SQLite in a temporary
+directory, or Postgres). Requests are form-encoded and signed with slack_sdk's ``SignatureVerifier``.
+All three servers run in the test's event loop, so :meth:`Harness.idle` can wait for the bot's
+background work (Bolt runs listeners after the ack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bot.app import Feature
+from bot.console import CONSOLE_CHANNEL, OfflineStack, offline_stack
+from bot.fake_slack import FakeSlack, Message
+from bot.launchdarkly.sandbox import SandboxState
+from bot.slack_payloads import SignedRequest, SlackDriver
+from bot.store import Store
+
+ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
+RELEASES = CONSOLE_CHANNEL
+STALE_SECONDS = 6 * 60  # Slack's (and Bolt's) replay window is 5 minutes
+
+
+@dataclass
+class Harness:
+    """One running bot instance with its sandbox and fake Slack (see the module docstring)."""
+
+    stack: OfflineStack
+    _exit: contextlib.AsyncExitStack
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        database_url: str | None = None,
+        sandbox: SandboxState | None = None,
+        slack: FakeSlack | None = None,
+        features: list[Feature] | None = None,
+        **settings: Any,
+    ) -> Harness:
+        """Start the sandbox, the fake Slack and the bot.
+
+        Args:
+            database_url: the bot's database (default: SQLite in a temporary directory).
+            sandbox: a sandbox state to share (two instances racing share one LaunchDarkly).
+            slack: a fake Slack to share (two instances share one workspace).
+            features: bot features to register (default: all).
+            **settings: settings overrides, e.g. ``flagops_confirm_ttl=1``.
+
+        Returns:
+            The running harness; ``await harness.stop()`` when done.
+        """
+        exit_stack = contextlib.AsyncExitStack()
+        settings.setdefault("flagops_scheduler", "off")
+        stack = await exit_stack.enter_async_context(
+            offline_stack(
+                database_url=database_url, sandbox=sandbox, slack=slack, features=features, **settings
+            )
+        )
+        return cls(stack, exit_stack)
+
+    async def stop(self) -> None:
+        """Stop the servers and close the bot's clients and database pool."""
+        await self._exit.aclose()
+
+    # --- the parts ----------------------------------------------------------------------------
+
+    @property
+    def slack(self) -> FakeSlack:
+        """The fake Slack Web API (its calls, messages, threads, ephemerals, responses)."""
+        return self.stack.slack
+
+    @property
+    def sandbox(self) -> SandboxState:
+        """The sandbox's state: flags, switches, faults, its request log."""
+        return self.stack.sandbox
+
+    @property
+    def store(self) -> Store:
+        """The bot's store (the very one it uses: same event loop)."""
+        return self.stack.runtime.store
+
+    @property
+    def driver(self) -> SlackDriver:
+        """The driver sending signed requests."""
+        return self.stack.driver
+
+    # --- acting as Slack ----------------------------------------------------------------------
+
+    async def command(self, text: str, *, user: str = ALICE, channel: str = RELEASES) -> httpx.Response:
+        """Send a signed slash command (``text`` with or without ``/flag``); returns the ack."""
+        return await self.driver.command(text, user=user, channel=channel)
+
+    async def click(
+        self,
+        which: str | int,
+        *,
+        user: str = ALICE,
+        message: Message | None = None,
+        channel: str | None = None,
+    ) -> httpx.Response:
+        """Click a button (by text or 1-based position) of ``message`` (default: the last card)."""
+        return await self.driver.click(which, user=user, message=message, channel=channel)
+
+    def click_request(
+        self, which: str | int, *, user: str = ALICE, message: Message | None = None
+    ) -> SignedRequest:
+        """A signed click, not sent: send it (several times) with :meth:`send`."""
+        return self.driver.click_request(which, user=user, message=message)
+
+    def command_request(self, text: str, *, user: str = ALICE, channel: str = RELEASES) -> SignedRequest:
+        """A signed slash command, not sent."""
+        return self.driver.command_request(text, user=user, channel=channel)
+
+    async def send(self, request: SignedRequest) -> httpx.Response:
+        """Send a prepared request (again: a replay is byte-for-byte the same request)."""
+        return await self.driver.send(request)
+
+    async def replay_last(self) -> httpx.Response:
+        """Send the last request again, identical (same body, timestamp and signature)."""
+        return await self.driver.send(self.driver.sent[-1])
+
+    async def command_badly_signed(
+        self, text: str, *, user: str = ALICE, channel: str = RELEASES
+    ) -> httpx.Response:
+        """A slash command signed with the wrong secret."""
+        request = self.driver.command_request(
+            text, user=user, channel=channel, secret="not-the-signing-secret"
+        )
+        return await self.driver.send(request)
+
+    async def command_stale(self, text: str, *, user: str = ALICE, channel: str = RELEASES) -> httpx.Response:
+        """A correctly signed slash command whose timestamp is older than Slack's 5-minute window."""
+        stale = int(time.time()) - STALE_SECONDS
+        request = self.driver.command_request(text, user=user, channel=channel, timestamp=stale)
+        return await self.driver.send(request)
+
+    async def idle(self, timeout: float = 15.0) -> None:
+        """Wait until the bot has finished its background work (see ``SlackDriver.idle``)."""
+        await self.driver.idle(timeout=timeout)
+
+    # --- reading what happened ----------------------------------------------------------------
+
+    def card(self, channel: str = RELEASES) -> Message:
+        """The latest top-level message of ``channel`` (normally the card)."""
+        messages = self.slack.messages(channel)
+        assert messages, f"nothing was posted in {channel}"
+        return messages[-1]
+
+    def thread(self, card: Message | None = None) -> list[Message]:
+        """The replies under ``card`` (default: the latest card)."""
+        parent = card or self.card()
+        return self.slack.thread(parent.channel, parent.ts)
+
+    def ephemeral_texts(self, user: str = ALICE) -> list[str]:
+        """Texts of the ephemeral messages ``user`` got (``chat.postEphemeral`` and ``respond()``)."""
+        return [e.text for e in self.slack.ephemerals(user)]
+
+    def ld_requests(self) -> list[dict[str, Any]]:
+        """Every request the sandbox received (method, path, query, body, status...)."""
+        return list(self.sandbox.requests)
+
+    def ld_patches(self, *, dry_runs: bool = False) -> list[dict[str, Any]]:
+        """The PATCH requests LaunchDarkly received (without dry runs unless asked)."""
+        return [
+            r
+            for r in self.sandbox.requests
+            if r["method"] == "PATCH" and (dry_runs or str(r["query"].get("dryRun", "")).lower() != "true")
+        ]
