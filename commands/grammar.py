@@ -147,10 +147,10 @@ class Cursor:
         if not (self.accept_punct("->") or self.accept("to")):
             raise self.error(f"expected `->` and a variation, got {describe_token(self.peek())}")
 
-    def name(self, what: str) -> str:
-        """Read a key or free text: an unquoted word or a quoted string."""
+    def name(self, what: str, *, allow_empty: bool = False) -> str:
+        """Read a key or free text: an unquoted word or a quoted string (``""`` if allowed)."""
         tok = self.next(what)
-        if tok.kind not in ("word", "string") or tok.text == "":
+        if tok.kind not in ("word", "string") or (tok.text == "" and not allow_empty):
             raise self.error(f"expected {what}, got {describe_token(tok)}")
         return tok.text
 

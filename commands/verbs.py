@@ -96,8 +96,8 @@ _KEYS_END = ("to", "from")
 
 
 def _text(cur: Cursor, what: str) -> str:
-    """Free text: one word, or several in quotes."""
-    return cur.name(f"{what} (in quotes if it has spaces)")
+    """Free text: one word, or several in quotes (``""`` is empty text)."""
+    return cur.name(f"{what} (in quotes if it has spaces)", allow_empty=True)
 
 
 # --- targets ------------------------------------------------------------------------------------
@@ -523,12 +523,12 @@ def _property(cur: Cursor, *, allow_none: bool) -> tuple[str, tuple[str, ...], d
 
 def add_property(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, vals, found = _property(cur, allow_none=False)
-    return [AddCustomProperty(key=key, values=vals, **found)]
+    return [build(AddCustomProperty, cur, key=key, values=vals, **found)]
 
 
 def replace_property(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, vals, found = _property(cur, allow_none=True)
-    return [ReplaceCustomProperty(key=key, values=vals, **found)]
+    return [build(ReplaceCustomProperty, cur, key=key, values=vals, **found)]
 
 
 def remove_property(cur: Cursor, flag: str) -> list[AnyIntent]:
@@ -582,7 +582,7 @@ def hide(cur: Cursor, flag: str) -> list[AnyIntent]:
 def rename(cur: Cursor, flag: str) -> list[AnyIntent]:
     name = _text(cur, "the new name")
     cur.done()
-    return [Rename(name=name)]
+    return [build(Rename, cur, name=name)]
 
 
 def describe(cur: Cursor, flag: str) -> list[AnyIntent]:
