@@ -194,7 +194,8 @@ def build(model: type[M], cur: Cursor, **fields: Any) -> M:
 
 def suggest(word: str, choices: list[str]) -> str:
     """``, did you mean "x"?`` when a choice is close to ``word``, else empty."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    same = [c for c in choices if c.casefold() == word.casefold()]
+    close = same or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f', did you mean "{close[0]}"?' if close else ""
 
 

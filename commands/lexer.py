@@ -146,6 +146,9 @@ def _scan_word(source: str, i: int) -> int:
     while j < n and source[j] not in _WORD_END and not source[j].isspace():
         if source.startswith("->", j) or source.startswith("-&gt;", j):
             break
+        if (entity := _ENTITY.match(source, j)) is not None:
+            j = entity.end()  # its ';' does not end the word
+            continue
         if source[j] == "<" and j > i and _MARKUP.match(source, j):
             break
         j += 1
