@@ -38,6 +38,8 @@ from bot.store import Store
 log = logging.getLogger("flagops.server")
 
 EVENTS_PATH = "/slack/events"
+SERVER_TASK_PREFIX = "flagops-server:"
+"""Names of the tasks :func:`serve_in_loop` runs servers in (idle checks leave them out)."""
 HEALTH_PATH = "/healthz"
 
 
@@ -218,7 +220,7 @@ async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = F
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
     )
     server = _InLoopServer(config)
-    task = asyncio.create_task(server.serve(), name=f"uvicorn:{port}")
+    task = asyncio.create_task(server.serve(), name=f"{SERVER_TASK_PREFIX}{port}")
     try:
         for _ in range(1000):
             if server.started or task.done():

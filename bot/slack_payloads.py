@@ -21,7 +21,7 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 from bot.fake_slack import FakeSlack, Message
-from bot.server import EVENTS_PATH
+from bot.server import EVENTS_PATH, SERVER_TASK_PREFIX
 
 TEAM_ID = "T_DEMO"
 API_APP_ID = "A_FLAGOPS"
@@ -204,8 +204,8 @@ class SlackDriver:
     """Drives a served bot as Slack does; ``await idle()`` waits for its background work.
 
     The bot must be served in this event loop (see :func:`bot.server.serve_in_loop`) for
-    :meth:`idle` to see its work: it waits until no task other than those that existed when the
-    driver started (the servers themselves) is running, and the fake Slack has no request in flight.
+    :meth:`idle` to see its work: it waits until no task is running other than the servers' own
+    and those that existed when the driver started, and the fake Slack has no request in flight.
 
     Args:
         bot_url: the bot's base URL.
@@ -348,5 +348,9 @@ class SlackDriver:
         return [
             t
             for t in asyncio.all_tasks()
-            if t is not current and t not in self.baseline and not t.done() and not (ignore and ignore(t))
+            if t is not current
+            and t not in self.baseline
+            and not t.done()
+            and not t.get_name().startswith(SERVER_TASK_PREFIX)
+            and not (ignore and ignore(t))
         ]

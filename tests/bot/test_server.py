@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from bot.app import Deps
 from bot.config import load_settings
 from bot.console import HELP, Console, mrkdwn_to_text, render_blocks
 from bot.server import create_web_app, serve_in_loop
+from bot.slack_payloads import find_button
 from bot.store import Store
 from commands.errors import CommandError
+from commands.instructions import SemanticPatch, TurnFlagOn
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]
@@ -44,7 +47,8 @@ def echo(app: AsyncApp, deps: Deps) -> None:
         await deps.slack.chat_postMessage(channel=body["channel_id"], text=f"echo: {body['text']}")
 
 
-async def test_healthz(bot: Harness) -> None:
+async def test_healthz(start_bot: StartBot) -> None:
+    bot = await start_bot(features=[])
     async with httpx.AsyncClient() as http:
         answer = await http.get(bot.stack.bot_url + "/healthz")
     assert answer.status_code == 200 and answer.json() == {"ok": True}
@@ -168,3 +172,68 @@ def test_console_scripted_help() -> None:
     assert run.returncode == 0, run.stderr
     assert HELP.splitlines()[0] in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def one_shot_apply(app: AsyncApp, deps: Deps) -> None:
+    """A stand-in for the change lifecycle: the store's compare-and-set guards a single PATCH."""
+
+    @app.command(deps.settings.flagops_command)
+    async def propose(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        change = await deps.store.create_change(
+            requester_id=body["user_id"],
+            requester_name=body["user_name"],
+            channel_id=body["channel_id"],
+            project="demo",
+            flag_key="new-checkout",
+            environment="test",
+            command_text=body["text"],
+            request_json=SemanticPatch(environmentKey="test", instructions=[TurnFlagOn()]).model_dump_json(),
+            preview_version=1,
+            expires_at=datetime.now(UTC) + timedelta(minutes=15),
+        )
+        button = {"type": "button", "action_id": "race_apply", "value": change.id}
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "Turn *new-checkout* on in test?"}},
+            {"type": "actions", "elements": [{**button, "text": {"type": "plain_text", "text": "Apply"}}]},
+        ]
+        posted = await deps.slack.chat_postMessage(channel=body["channel_id"], text="card", blocks=blocks)
+        await deps.store.set_card(change.id, posted["ts"])
+
+    @app.action("race_apply")
+    async def apply(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        won = await deps.store.transition(action["value"], ["proposed"], "applying", body["user"]["id"])
+        if won is None:
+            return
+        patch = SemanticPatch.model_validate_json(won.request_json)
+        await deps.ld.patch_flag_semantic(won.project, won.flag_key, patch)
+        await deps.store.transition(won.id, ["applying"], "applied", body["user"]["id"], ld_status=200)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_two_instances_racing_clicks_patch_once(
+    start_bot: StartBot, database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Two bot instances (own servers, clients and pools) share LaunchDarkly, Slack and a database."""
+    url = (
+        str(request.getfixturevalue("postgres_url"))
+        if database == "postgres"
+        else f"sqlite+aiosqlite:///{tmp_path / 'shared.sqlite3'}"
+    )
+    first = await start_bot(database_url=url, features=[one_shot_apply])
+    second = await start_bot(
+        database_url=url, features=[one_shot_apply], sandbox=first.sandbox, slack=first.slack
+    )
+    await first.command("/flag race")
+    await first.idle()
+    card = first.card()
+    clicks = [first.click_request("Apply", message=card) for _ in range(10)]
+    answers = await asyncio.gather(*(bot.send(c) for c in clicks for bot in (first, second)))
+    await first.idle()
+    await second.idle()
+    assert {a.status_code for a in answers} == {200}
+    assert len(first.ld_patches()) == 1
+    change_id = find_button(card, "Apply")["value"]
+    trail = await second.store.audit_for(change_id)
+    assert [e.to_state for e in trail] == ["proposed", "applying", "applied"]
