@@ -190,6 +190,14 @@ class _InLoopServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn calls sys.exit() when the lifespan or the bind fails; inside a shared loop that
+        # SystemExit would stop the whole loop, so it becomes an ordinary error of this task.
+        try:
+            await super().startup(sockets)
+        except SystemExit as exc:
+            raise RuntimeError(f"the server could not start (uvicorn exit status {exc.code})") from None
+
 
 def free_port() -> int:
     """A TCP port free on loopback right now."""
@@ -227,8 +235,11 @@ async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = F
                 break
             await asyncio.sleep(0.01)
         if not server.started:
+            if task.done() and task.exception() is not None:
+                raise RuntimeError(f"the server on port {port} did not start") from task.exception()
             raise RuntimeError(f"the server on port {port} did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await task
+        with contextlib.suppress(RuntimeError):  # a failed start was reported above
+            await task

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from sqlalchemy import text
 from bot.app import Deps
 from bot.config import load_settings
 from bot.console import HELP, Console, mrkdwn_to_text, render_blocks
-from bot.server import create_web_app, serve_in_loop
+from bot.server import create_web_app, free_port, serve_in_loop
 from bot.slack_payloads import find_button
 from bot.store import Store
 from commands.errors import CommandError
@@ -237,3 +239,48 @@ async def test_two_instances_racing_clicks_patch_once(
     change_id = find_button(card, "Apply")["value"]
     trail = await second.store.audit_for(change_id)
     assert [e.to_state for e in trail] == ["proposed", "applying", "applied"]
+
+
+async def test_a_failing_lifespan_is_an_error_not_an_exit(tmp_path: Path) -> None:
+    settings = load_settings("console", database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    with pytest.raises(RuntimeError, match="did not start"):
+        async with serve_in_loop(create_web_app(settings), lifespan=True):
+            pass
+
+
+def test_python_m_bot_serves_http_until_stopped(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(root),
+        "SLACK_BOT_TOKEN": "xoxb-smoke",
+        "SLACK_SIGNING_SECRET": "smoke-secret",
+        "LD_API_TOKEN": "api-smoke",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'smoke.sqlite3'}",
+        "PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "python -m bot did not answer /healthz"
+            time.sleep(0.1)
+        assert httpx.post(f"http://127.0.0.1:{port}/slack/events", content=b"x=1").status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught, as a supervisor expects.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert "xoxb-smoke" not in output and "smoke-secret" not in output
+    assert (tmp_path / "smoke.sqlite3").exists()
