@@ -156,8 +156,12 @@ def flag_facts(flag: dict[str, Any]) -> list[Fact]:
         return [_fact("State", "deleted")]
     csa = flag.get("clientSideAvailability") or {}
     state = "archived" if flag.get("archived") else "deprecated" if flag.get("deprecated") else "live"
-    maintainer = flag.get("maintainerId") or (
-        f"team {flag['maintainerTeamKey']}" if flag.get("maintainerTeamKey") else "—"
+    member = flag.get("_maintainer") or {}
+    team = flag.get("_maintainerTeam") or {}
+    maintainer = (
+        member.get("email")
+        or flag.get("maintainerId")
+        or (f"team {team.get('name') or flag['maintainerTeamKey']}" if flag.get("maintainerTeamKey") else "—")
     )
     facts = [
         _fact("Name", str(flag.get("name", ""))),

@@ -1,0 +1,664 @@
+"""The change lifecycle: propose → confirm → apply → report, one stored state machine.
+
+::
+
+    proposed ──Apply──▶ applying ──200──────────────▶ applied
+       │  ▲                 ├──400 conflict──▶ proposed (Apply anyway: ignoreConflicts)
+       │  │                 ├──429 (budget spent)──▶ proposed (nothing changed; Apply again)
+       │  │                 ├──405──────────▶ needs_approval ──Request approval──▶ approval_requested
+       │  │                 ├──flag moved since the preview──▶ superseded (a new card asks again)
+       │  │                 ├──400/401/403/404/422──▶ failed
+       │  │                 └──timeout/5xx/crash──▶ outcome_unknown ──re-read: in the flag──▶ applied
+       │  └──────────────────────────── Send again ◀──────┘ (re-read: not in the flag)
+       ├──Cancel──▶ cancelled
+       └──TTL────▶ expired
+
+Every move is a compare-and-set in ``bot.store`` (one conditional UPDATE), so a double click, a
+replayed request or a second bot instance applies a change at most once: the loser of the race
+is told "already being applied" and changes nothing. Every move is written to the audit table.
+
+Nothing here knows Slack's or LaunchDarkly's wire formats: ``bot.messenger`` sends what
+``bot.blocks`` builds, ``bot.launchdarkly`` talks HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot import blocks
+from bot.blocks import CardView
+from bot.config import Settings
+from bot.explain import explain_error
+from bot.flags import FlagReader, change_is_in
+from bot.launchdarkly import errors as ld_errors
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.messenger import Messenger, ReplyTo
+from bot.store import Change, Store
+from commands import canonical as canonical_text
+from commands import describe, parse
+from commands import resolve as resolve_command
+from commands.errors import CommandError, EngineRefusal, FlagopsError
+from commands.instructions import SemanticPatch
+from commands.intents import ChangeCommand, RawCommand
+from commands.resolve import referenced_flags
+from commands.summary import FactChange, diff_facts
+
+log = logging.getLogger(__name__)
+
+PROPOSED = "proposed"
+APPLYING = "applying"
+APPLIED = "applied"
+FAILED = "failed"
+NEEDS_APPROVAL = "needs_approval"
+APPROVAL_REQUESTED = "approval_requested"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+OUTCOME_UNKNOWN = "outcome_unknown"
+SUPERSEDED = "superseded"
+
+DANGEROUS_KINDS = frozenset({"deleteFlag", "archiveFlag"})
+FLAG_CACHE_SECONDS = 5.0
+
+
+class Proposal(BaseModel):
+    """What a card proposed, stored with the change (``request_json``) so any instance can act."""
+
+    command_text: str
+    canonical: str
+    patch: dict[str, Any]
+    sentences: list[str]
+    changes: list[tuple[str, str | None, str | None]]
+    flag_name: str
+    approval_required: bool = False
+    dangerous: bool = False
+    flag_url: str | None = None
+
+    def semantic_patch(self) -> SemanticPatch:
+        return SemanticPatch.model_validate(self.patch)
+
+    def fact_changes(self) -> list[FactChange]:
+        return [FactChange(*c) for c in self.changes]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A change ready to preview: the resolved patch and how to show it."""
+
+    project: str
+    flag_key: str
+    environment: str | None
+    patch: SemanticPatch
+    canonical: str
+    comment: str | None
+    approval: bool
+
+
+@dataclass(frozen=True)
+class Who:
+    """The Slack user acting, and where to answer them alone."""
+
+    user_id: str
+    user_name: str
+    reply: ReplyTo
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChangeService:
+    """Runs slash commands and card clicks through the lifecycle above."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        ld: LaunchDarklyClient,
+        messenger: Messenger,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ld = ld
+        self.messenger = messenger
+        self.clock = clock
+        self.flags = FlagReader(ld, settings)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def propose(
+        self, who: Who, command: ChangeCommand, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Resolve a change command against its flag, preview it and post its card.
+
+        Raises:
+            CommandError / ResolveError: the command does not fit the flag.
+            LaunchDarklyError: reading the flag failed.
+            CannotPost: the bot may not post in the channel (nothing is stored).
+        """
+        if command.schedule is not None:
+            raise CommandError(
+                f"Scheduled changes (`{command.schedule.kind} {command.schedule.text}`) are not available "
+                "yet. Nothing was changed: run the command without the schedule to change the flag now."
+            )
+        project = command.project or self.settings.ld_project
+        before = await self.flags.flag(project, command.flag)
+        await self.flags.check_environment(project, command.environment, before)
+        related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
+        patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
+        draft = Draft(
+            project,
+            command.flag,
+            command.environment,
+            patch,
+            canonical_text(command),
+            command.comment,
+            command.approval,
+        )
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
+
+    async def propose_raw(self, who: Who, command: RawCommand, text: str) -> None:
+        """Preview raw semantic-patch instructions (the experts' escape hatch) and post their card.
+
+        Raises:
+            CommandError: a shape the Slack loop does not send, or no flag named.
+        """
+        if command.shape != "semantic" or not command.flag:
+            raise CommandError(
+                f"`{command.shape}` bodies are not sent from Slack: use semantic instructions "
+                "(`/flag json <flag> <env> [...]`), or `python -m commands explain` to see the request."
+            )
+        project = command.project or self.settings.ld_project
+        before = await self.flags.flag(project, command.flag)
+        patch = SemanticPatch.model_validate(command.body)
+        env = patch.environmentKey or command.environment
+        await self.flags.check_environment(project, env, before)
+        draft = Draft(project, command.flag, env, patch, text.strip(), patch.comment, False)
+        await self._post_proposal(who, draft, before, text)
+
+    async def _post_proposal(
+        self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
+    ) -> None:
+        env = draft.environment
+        patch = draft.patch.model_copy(update={"comment": None})
+        after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
+        approval = draft.approval or (
+            env is not None
+            and patch.environment_scoped
+            and await self.flags.requires_approval(draft.project, env, before)
+        )
+        proposal = Proposal(
+            command_text=text,
+            canonical=draft.canonical,
+            patch=patch.body(),
+            sentences=describe(patch, before),
+            changes=[(c.label, c.before, c.after) for c in diff_facts(before, after, env)],
+            flag_name=str(before.get("name") or draft.flag_key),
+            approval_required=approval,
+            dangerous=any(i.kind in DANGEROUS_KINDS for i in patch.instructions),
+            flag_url=self.flags.flag_url(before, env),
+        )
+        change_id = str(uuid.uuid4())
+        buttons = (blocks.REQUEST_APPROVAL if approval else blocks.APPLY, blocks.CANCEL)
+        view = self._view(
+            change_id,
+            who.user_id,
+            draft.project,
+            draft.flag_key,
+            env,
+            proposal,
+            draft.comment,
+            buttons=buttons,
+        )
+        card_text, card_blocks = blocks.render_card(view)
+        channel = who.reply.channel_id
+        # Post first: where the bot may not post, CannotPost leaves nothing stored.
+        ts = await self.messenger.post(channel, card_text, card_blocks, thread_ts=thread_ts)
+        await self.store.create_change(
+            change_id=change_id,
+            requester_id=who.user_id,
+            requester_name=who.user_name,
+            channel_id=channel,
+            card_ts=ts,
+            thread_ts=thread_ts,
+            project=draft.project,
+            flag_key=draft.flag_key,
+            environment=env,
+            command_text=text,
+            request_json=proposal.model_dump_json(),
+            preview_version=int(before.get("_version") or 0),
+            env_version=_env_version(before, env),
+            flag_before_json=json.dumps(before),
+            comment=draft.comment or "",
+            expires_at=self.clock() + self.settings.flagops_confirm_ttl,
+        )
+
+    async def click(self, action_id: str, change_id: str, who: Who) -> None:
+        """Handle a card button (after the ack)."""
+        change = await self.store.get_change(change_id)
+        if change is None:
+            await self.tell(who, ":grey_question: I don't know this change any more.")
+            return
+        handlers = {
+            blocks.APPLY: self._apply_clicked,
+            blocks.APPLY_ANYWAY: self._apply_clicked,
+            blocks.SEND_AGAIN: self._send_again_clicked,
+            blocks.CANCEL: self._cancel_clicked,
+            blocks.REQUEST_APPROVAL: self._request_approval_clicked,
+        }
+        handler = handlers.get(action_id)
+        if handler is None:
+            await self.tell(who, ":grey_question: That button is not for me.")
+            return
+        await handler(change, who)
+
+    async def _only_requester(self, change: Change, who: Who, what: str) -> bool:
+        if who.user_id == change.requester_id:
+            return True
+        await self.tell(who, f":no_entry: Only <@{change.requester_id}> can {what} this change.")
+        return False
+
+    async def _closed(self, change: Change, who: Who) -> bool:
+        """Tell a late clicker what became of the change; True when there is nothing to press."""
+        if change.state in (PROPOSED, NEEDS_APPROVAL) and _aware(change.expires_at) <= self.clock():
+            await self._expire(change)
+            change = await self.store.get_change(change.id) or change
+        messages = {
+            APPLYING: "is already being applied.",
+            APPLIED: "was already applied.",
+            CANCELLED: "was cancelled.",
+            EXPIRED: "expired. Run the command again to start over.",
+            FAILED: "failed; see the thread. Run the command again to retry.",
+            SUPERSEDED: "was replaced by a newer preview; use that card.",
+            APPROVAL_REQUESTED: "is waiting for approval.",
+        }
+        if change.state in messages:
+            await self.tell(who, f"This change {messages[change.state]}")
+            return True
+        return False
+
+    async def _apply_clicked(self, change: Change, who: Who) -> None:
+        if await self._closed(change, who) or not await self._only_requester(change, who, "apply"):
+            return
+        if change.state not in (PROPOSED,):
+            await self.tell(
+                who, f"This change is {change.state.replace('_', ' ')}; there is nothing to apply."
+            )
+            return
+        won = await self.store.transition(
+            change.id, [PROPOSED], APPLYING, who.user_id, detail="Apply pressed"
+        )
+        if won is None:
+            await self.tell(who, "This change is already being applied.")
+            return
+        await self._apply(won, who)
+
+    async def _send_again_clicked(self, change: Change, who: Who) -> None:
+        if not await self._only_requester(change, who, "send again"):
+            return
+        won = await self.store.transition(
+            change.id, [OUTCOME_UNKNOWN], APPLYING, who.user_id, detail="Send again"
+        )
+        if won is None:
+            await self.tell(who, "This change is not waiting to be sent again.")
+            return
+        await self._apply(won, who)
+
+    async def _cancel_clicked(self, change: Change, who: Who) -> None:
+        if await self._closed(change, who) or not await self._only_requester(change, who, "cancel"):
+            return
+        won = await self.store.transition(
+            change.id,
+            [PROPOSED, NEEDS_APPROVAL, OUTCOME_UNKNOWN],
+            CANCELLED,
+            who.user_id,
+            detail="Cancel pressed",
+        )
+        if won is None:
+            await self.tell(who, "Too late to cancel: this change is already being applied.")
+            return
+        await self._update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
+
+    async def _request_approval_clicked(self, change: Change, who: Who) -> None:
+        if await self._closed(change, who) or not await self._only_requester(
+            change, who, "request approval for"
+        ):
+            return
+        won = await self.store.transition(
+            change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval pressed"
+        )
+        if won is None:
+            await self.tell(who, "This change is already on its way.")
+            return
+        proposal = Proposal.model_validate_json(won.request_json)
+        patch = proposal.semantic_patch()
+        assert won.environment is not None  # approval requests exist only for environments
+        try:
+            request = await self.ld.create_approval_request(
+                won.project,
+                won.flag_key,
+                won.environment,
+                description=clip_description("; ".join(proposal.sentences)),
+                instructions=patch.instructions,
+                comment=self._comment(won, who),
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self._finish(
+                won, FAILED, who, error.status, f":x: Could not request approval: {explain_error(error)}"
+            )
+            return
+        url = self._approval_url(won, request.id)
+        await self.store.transition(
+            won.id,
+            [APPLYING],
+            APPROVAL_REQUESTED,
+            who.user_id,
+            ld_status=201,
+            detail=f"approval request {request.id}",
+            approval_request_id=request.id,
+        )
+        await self._update_card(
+            won, f":lock: Approval requested by <@{who.user_id}>: <{url}|approval request in LaunchDarkly>."
+        )
+        await self._reply(
+            won,
+            f":lock: Approval requested for *{won.flag_key}* in *{won.environment}*. "
+            f"A reviewer approves it in <{url}|LaunchDarkly>; once approved it can be applied.",
+        )
+
+    # --- apply ------------------------------------------------------------------------------
+
+    async def _apply(self, change: Change, who: Who) -> None:
+        """Send a change that this instance holds in ``applying`` and report how it ended."""
+        await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
+        proposal = Proposal.model_validate_json(change.request_json)
+        try:
+            current = await self.flags.flag(change.project, change.flag_key, fresh=True)
+        except ld_errors.LaunchDarklyError as error:
+            await self._back_to_proposed(
+                change, who, f":warning: Could not re-read the flag, nothing changed: {explain_error(error)}"
+            )
+            return
+        if int(current.get("_version") or 0) != change.preview_version:
+            await self._supersede(change, who, current)
+            return
+        patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
+        for attempt in (1, 2):
+            try:
+                result = await self.ld.patch_flag_semantic(
+                    change.project, change.flag_key, patch, ignore_conflicts=change.ignore_conflicts
+                )
+            except ld_errors.OptimisticLockError as error:
+                if attempt == 2:
+                    await self._finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
+                    return
+                continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
+            except ld_errors.LaunchDarklyError as error:
+                await self._apply_failed(change, who, error)
+                return
+            await self._applied(change, who, proposal, current, result.document())
+            return
+
+    async def _applied(
+        self, change: Change, who: Who, proposal: Proposal, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        self.flags.remember(change.project, change.flag_key, after)
+        versions = f"version {before.get('_version')} → {after.get('_version')}"
+        final = await self.store.transition(
+            change.id, [APPLYING, OUTCOME_UNKNOWN], APPLIED, who.user_id, ld_status=200, detail=versions
+        )
+        await self._update_card(
+            final or change, f":white_check_mark: Applied by <@{who.user_id}> · {versions}."
+        )
+        lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
+        link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
+        await self._reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
+
+    async def _apply_failed(self, change: Change, who: Who, error: ld_errors.LaunchDarklyError) -> None:
+        status = error.status
+        if isinstance(error, ld_errors.ConflictError):
+            await self.store.transition(
+                change.id,
+                [APPLYING],
+                PROPOSED,
+                who.user_id,
+                ld_status=status,
+                detail="conflict with a pending change",
+                ignore_conflicts=True,
+            )
+            refreshed = await self.store.get_change(change.id) or change
+            await self._update_card(
+                refreshed,
+                ":warning: This conflicts with a pending approval request or scheduled change. "
+                "*Apply anyway* applies it regardless (that pending change may then fail).",
+                buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL),
+            )
+            await self._reply(change, f":warning: {explain_error(error)}")
+        elif isinstance(error, ld_errors.ApprovalRequired):
+            moved = await self.store.transition(
+                change.id, [APPLYING], NEEDS_APPROVAL, who.user_id, ld_status=status, detail=error.message
+            )
+            await self._update_card(
+                moved or change,
+                f":lock: *{change.environment}* requires approval. Request it and a reviewer approves it.",
+                buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL),
+            )
+            await self._reply(
+                change,
+                f":lock: {change.environment} requires approval: LaunchDarkly said “{error.message}”.",
+                buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)],
+            )
+        elif isinstance(error, ld_errors.RateLimited):
+            await self._back_to_proposed(
+                change,
+                who,
+                f":hourglass: {explain_error(error)} Nothing changed: press Apply again in a minute.",
+            )
+        elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError | ld_errors.Unreachable):
+            await self._outcome_unknown(change, who, error)
+        else:
+            await self._finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
+
+    async def _outcome_unknown(self, change: Change, who: Who, error: FlagopsError | None) -> None:
+        """A write that may or may not have happened: find out by reading the flag, never resend."""
+        moved = await self.store.transition(
+            change.id,
+            [APPLYING],
+            OUTCOME_UNKNOWN,
+            who.user_id,
+            ld_status=getattr(error, "status", None),
+            detail=str(error) if error else "interrupted",
+        )
+        change = moved or change
+        proposal = Proposal.model_validate_json(change.request_json)
+        cause = explain_error(error) if error else "The bot stopped while applying it."
+        try:
+            current = await self.flags.flag(change.project, change.flag_key, fresh=True)
+        except ld_errors.LaunchDarklyError as read_error:
+            await self._update_card(
+                change,
+                f":warning: Outcome unknown: {cause} I could not re-read the flag either "
+                f"({explain_error(read_error)}). Check the flag before pressing *Send again*.",
+                buttons=(blocks.SEND_AGAIN, blocks.CANCEL),
+            )
+            return
+        before = json.loads(change.flag_before_json or "{}")
+        if before and change_is_in(before, current, proposal.semantic_patch(), change.environment):
+            await self._applied(change, who, proposal, before, current)
+            return
+        await self._update_card(
+            change,
+            f":warning: Outcome unknown: {cause} I re-read the flag: the change is *not* in it. "
+            "*Send again* sends it once more.",
+            buttons=(blocks.SEND_AGAIN, blocks.CANCEL),
+        )
+        await self._reply(
+            change,
+            f":warning: Outcome unknown: {cause} The flag does not show the change; "
+            "nothing is resent unless you press *Send again*.",
+        )
+
+    async def _supersede(self, change: Change, who: Who, current: dict[str, Any]) -> None:
+        moved = await self.store.transition(
+            change.id,
+            [APPLYING],
+            SUPERSEDED,
+            who.user_id,
+            detail=f"flag version {change.preview_version} → {current.get('_version')} since the preview",
+        )
+        await self._update_card(
+            moved or change,
+            ":arrows_counterclockwise: The flag changed since this preview "
+            f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
+            "a new preview follows in the thread.",
+        )
+        command = parse(change.command_text)
+        if not isinstance(command, ChangeCommand):
+            return
+        self.flags.remember(change.project, change.flag_key, current)
+        try:
+            await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
+        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
+            await self._reply(
+                change, f":warning: The command no longer fits the flag: {explain_error(error)}"
+            )
+
+    async def _back_to_proposed(self, change: Change, who: Who, message: str) -> None:
+        moved = await self.store.transition(change.id, [APPLYING], PROPOSED, who.user_id, detail=message)
+        await self._update_card(moved or change, message, buttons=(blocks.APPLY, blocks.CANCEL))
+
+    async def _finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
+        moved = await self.store.transition(
+            change.id, [APPLYING], state, who.user_id, ld_status=status, detail=message
+        )
+        await self._update_card(moved or change, message)
+        await self._reply(change, message)
+
+    # --- time -------------------------------------------------------------------------------
+
+    async def sweep(self, *, stuck_after: timedelta = timedelta(minutes=2)) -> None:
+        """Expire unconfirmed cards on time; settle changes left in ``applying`` by a crash."""
+        now = self.clock()
+        for change in await self.store.due_expiries(now):
+            await self._expire(change)
+        for change in await self.store.stuck_applying(now - stuck_after):
+            who = Who(
+                change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id)
+            )
+            await self._outcome_unknown(change, who, None)
+
+    async def _expire(self, change: Change) -> None:
+        moved = await self.store.transition(
+            change.id, [PROPOSED, NEEDS_APPROVAL], EXPIRED, "flagops", detail="confirmation window over"
+        )
+        if moved is not None:
+            minutes = int(self.settings.flagops_confirm_ttl.total_seconds() // 60)
+            await self._update_card(
+                moved,
+                f":hourglass: Expired: nobody applied it within {minutes} minutes. "
+                "Run the command again to start over.",
+            )
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _approval_url(self, change: Change, request_id: str) -> str:
+        return (
+            f"{self.settings.ld_base_url}/projects/{change.project}/flags/{change.flag_key}"
+            f"/approvals/{request_id}?env={change.environment}"
+        )
+
+    def _comment(self, change: Change, who: Who) -> str:
+        text = f"flagops change {change.id} via Slack by @{who.user_name}"
+        return f"{text}: {change.comment}" if change.comment else text
+
+    def _view(
+        self,
+        change_id: str,
+        requester_id: str,
+        project: str,
+        flag_key: str,
+        env: str | None,
+        proposal: Proposal,
+        comment: str | None,
+        *,
+        status: str | None = None,
+        buttons: Sequence[str] = (),
+    ) -> CardView:
+        patch = proposal.semantic_patch()
+        return CardView(
+            change_id=change_id,
+            requester_id=requester_id,
+            project=project,
+            flag_key=flag_key,
+            flag_name=proposal.flag_name,
+            environment=env,
+            sentences=proposal.sentences,
+            changes=proposal.fact_changes(),
+            canonical=f"{self.settings.flagops_command} {proposal.canonical}",
+            instructions_json=json.dumps([i.body() for i in patch.instructions]),
+            comment=comment,
+            status=status,
+            buttons=buttons,
+            dangerous=proposal.dangerous,
+            approval_required=proposal.approval_required,
+            flag_url=proposal.flag_url,
+        )
+
+    async def _update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
+        if not change.card_ts:
+            return
+        proposal = Proposal.model_validate_json(change.request_json)
+        view = self._view(
+            change.id,
+            change.requester_id,
+            change.project,
+            change.flag_key,
+            change.environment,
+            proposal,
+            change.comment,
+            status=status,
+            buttons=buttons,
+        )
+        text, body = blocks.render_card(view)
+        await self.messenger.update(change.channel_id, change.card_ts, text, body)
+
+    async def _reply(
+        self, change: Change, text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        message, body = blocks.render_notice(text, lines, buttons=buttons)
+        await self.messenger.post(
+            change.channel_id, message, body, thread_ts=change.thread_ts or change.card_ts
+        )
+
+    async def tell(self, who: Who, text: str, lines: Sequence[str] = ()) -> None:
+        message, body = blocks.render_notice(text, lines)
+        await self.messenger.ephemeral(who.reply, message, body)
+
+    async def tell_text(self, who: Who, text: str) -> None:
+        message, body = blocks.render_text(text)
+        await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _env_version(flag: dict[str, Any], env: str | None) -> int | None:
+    if not env:
+        return None
+    version = ((flag.get("environments") or {}).get(env) or {}).get("version")
+    return int(version) if version is not None else None
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; every time the store writes is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def clip_description(text: str) -> str:
+    return text if len(text) <= 500 else text[:499] + "…"

@@ -1,0 +1,154 @@
+"""Reading flags and environments from LaunchDarkly for previews, and judging flag documents.
+
+A short cache keeps a burst of commands on one flag from costing a GET each ("read the flag,
+cached briefly"); Apply and outcome checks always read fresh.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Any
+
+from bot.config import Settings
+from bot.launchdarkly import errors as ld_errors
+from bot.launchdarkly.client import LaunchDarklyClient
+from commands.engine import apply as engine_apply
+from commands.errors import CommandError, EngineRefusal
+from commands.instructions import SemanticPatch
+from commands.intents import ChangeCommand, MaintainerMember
+from commands.summary import all_facts
+
+FLAG_CACHE_SECONDS = 5.0
+ENVIRONMENT_CACHE_SECONDS = 60.0
+
+
+class FlagReader:
+    """Flags, environments and members as the previews need them."""
+
+    def __init__(self, ld: LaunchDarklyClient, settings: Settings) -> None:
+        self.ld = ld
+        self.settings = settings
+        self._flag_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._env_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def remember(self, project: str, key: str, flag: dict[str, Any]) -> None:
+        """Cache a flag document just received (e.g. the answer to an applied PATCH)."""
+        self._flag_cache[(project, key)] = (time.monotonic(), flag)
+
+    async def flag(self, project: str, key: str, *, fresh: bool = False) -> dict[str, Any]:
+        cached = self._flag_cache.get((project, key))
+        if cached and not fresh and time.monotonic() - cached[0] < FLAG_CACHE_SECONDS:
+            return cached[1]
+        try:
+            flag = (await self.ld.get_flag(project, key)).document()
+        except ld_errors.NotFound as error:
+            raise CommandError(await self._not_found_message(project, key, error)) from error
+        self._flag_cache[(project, key)] = (time.monotonic(), flag)
+        return flag
+
+    async def _not_found_message(self, project: str, key: str, error: ld_errors.NotFound) -> str:
+        try:
+            page = await self.ld.list_flags(project, query=key[:20])
+            keys = [f.key for f in page.items]
+            if not keys:
+                keys = [f.key for f in (await self.ld.list_flags(project)).items]
+        except ld_errors.NotFound:
+            return f"There is no project `{project}` in LaunchDarkly (or the token cannot see it)."
+        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6) or keys[:5]
+        hint = f" Did you mean {', '.join(f'`{k}`' for k in close)}?" if close else ""
+        return f"There is no flag `{key}` in project `{project}`.{hint}"
+
+    async def environment(self, project: str, env_key: str) -> dict[str, Any]:
+        cached = self._env_cache.get(project)
+        if cached is None or time.monotonic() - cached[0] > ENVIRONMENT_CACHE_SECONDS:
+            envs = await self.ld.all_environments(project)
+            cached = (time.monotonic(), {e.key: e.model_dump(mode="json", by_alias=True) for e in envs})
+            self._env_cache[project] = cached
+        return dict(cached[1].get(env_key) or {})
+
+    async def check_environment(self, project: str, env: str | None, flag: dict[str, Any]) -> None:
+        if env and env not in (flag.get("environments") or {}):
+            await self._unknown_environment(project, env)
+
+    async def _unknown_environment(self, project: str, env: str) -> None:
+        envs = [e.key for e in await self.ld.all_environments(project)]
+        close = difflib.get_close_matches(env, envs, n=2, cutoff=0.5)
+        hint = f" Did you mean {', '.join(f'`{e}`' for e in close)}?" if close else ""
+        raise CommandError(
+            f"There is no environment `{env}` in project `{project}`.{hint} ({', '.join(envs)})"
+        )
+
+    async def requires_approval(self, project: str, env_key: str, flag: dict[str, Any]) -> bool:
+        env = await self.environment(project, env_key)
+        settings = env.get("approvalSettings") or {}
+        if settings.get("required"):
+            return True
+        tags = set(settings.get("requiredApprovalTags") or [])
+        return bool(tags & set(flag.get("tags") or []))
+
+    # --- clicks -----------------------------------------------------------------------------
+
+    async def members(self, command: ChangeCommand) -> dict[str, str]:
+        """Member ids for the emails a command names (``maintainer alice@example.com``)."""
+        members: dict[str, str] = {}
+        for change in command.changes:
+            email = getattr(change, "member", None)
+            if isinstance(change, MaintainerMember) and isinstance(email, str) and "@" in email:
+                member = await self.ld.find_member_by_email(email)
+                if member is None:
+                    raise CommandError(f"There is no LaunchDarkly member with the email {email}.")
+                members[email] = member.id
+        return members
+
+    async def preview(
+        self, project: str, flag_key: str, patch: SemanticPatch, before: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The flag as it would be: LaunchDarkly's dry run, or our engine where LD refuses one."""
+        try:
+            result = await self.ld.patch_flag_semantic(project, flag_key, patch, dry_run=True)
+            return result.document()
+        except (ld_errors.ApprovalRequired, ld_errors.ConflictError):
+            # An approval-gated environment may refuse even a dry run; a pending change may
+            # conflict. The engine applies the same instructions as LaunchDarkly would.
+            return engine_apply(before, patch, other_flags=await self.related_flags(project, patch, before))
+
+    async def related_flags(
+        self, project: str, patch: SemanticPatch, flag: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """The flags a patch's prerequisites name (the engine needs their variations), and the flag."""
+        keys: set[str] = set()
+        for instruction in patch.instructions:
+            key = getattr(instruction, "key", None)
+            if instruction.kind in ("addPrerequisite", "updatePrerequisite") and isinstance(key, str):
+                keys.add(key)
+            for prerequisite in getattr(instruction, "prerequisites", None) or []:
+                keys.add(prerequisite.key)
+        related = {key: await self.flag(project, key) for key in sorted(keys - {flag.get("key")})}
+        related[str(flag.get("key"))] = flag
+        return related
+
+    def flag_url(self, flag: dict[str, Any], env: str | None) -> str | None:
+        envs = flag.get("environments") or {}
+        site = (envs.get(env) or {}).get("_site") if env else None
+        if site is None and envs:
+            site = next(iter(envs.values())).get("_site")
+        href = (site or {}).get("href")
+        return f"{self.settings.ld_base_url}{href}" if href else None
+
+
+def change_is_in(
+    before: dict[str, Any], current: dict[str, Any], patch: SemanticPatch, env: str | None
+) -> bool:
+    """Whether ``current`` shows every fact the change would have moved (after an unknown outcome)."""
+    try:
+        expected = engine_apply(before, patch)
+    except EngineRefusal:
+        return False
+    if expected.get("_deleted"):
+        return False
+    want = {f.key: f.text for f in all_facts(expected, env)}
+    had = {f.key: f.text for f in all_facts(before, env)}
+    have = {f.key: f.text for f in all_facts(current, env)}
+    moved = [key for key in set(want) | set(had) if want.get(key) != had.get(key)]
+    return bool(moved) and all(have.get(key) == want.get(key) for key in moved)

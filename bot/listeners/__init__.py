@@ -1,0 +1,29 @@
+"""Bolt listeners: verify (Bolt's middleware), ack at once, hand over to the lifecycle.
+
+Each listener is a few lines. Nothing talks to LaunchDarkly or the database before ``ack()``:
+with ``process_before_response=False`` Bolt answers Slack's HTTP request as soon as ``ack`` is
+called, and the listener's remaining work runs after.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import Deps
+from bot.changes import ChangeService
+from bot.listeners import changes
+from bot.messenger import Messenger
+from bot.router import CommandRouter
+
+
+def change_service(deps: Deps) -> ChangeService:
+    """The change lifecycle over this process's store, LaunchDarkly client and Slack client."""
+    return ChangeService(
+        settings=deps.settings, store=deps.store, ld=deps.ld, messenger=Messenger(deps.slack)
+    )
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register every listener of the bot on ``app``."""
+    service = change_service(deps)
+    changes.register(app, CommandRouter(service), service, deps.settings.flagops_command)

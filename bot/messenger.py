@@ -1,0 +1,93 @@
+"""The one place that sends messages to Slack.
+
+Builders in ``bot.blocks`` return ``(text, blocks)``; the change lifecycle decides what to say;
+this module says it: cards and thread replies with ``chat.postMessage``, card updates with
+``chat.update``, answers for one person through the payload's ``response_url`` (which works even
+where the bot is not a member) or ``chat.postEphemeral``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from commands.errors import FlagopsError
+
+log = logging.getLogger(__name__)
+
+# chat.postMessage errors that mean "the bot may not post in this channel" rather than a bug.
+CANNOT_POST = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "not_allowed_token_type"}
+)
+
+
+class CannotPost(FlagopsError):
+    """Slack refused to let the bot post in a channel (``reason`` is Slack's error code)."""
+
+    def __init__(self, channel_id: str, reason: str) -> None:
+        super().__init__(
+            f"I can't post in <#{channel_id}> ({reason}). Invite me first: type `/invite @flagops` "
+            "in the channel, then run the command again. Nothing was changed."
+        )
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """Where an answer for one person goes."""
+
+    channel_id: str
+    user_id: str
+    response_url: str | None = None
+    thread_ts: str | None = None
+
+
+class Messenger:
+    """Sends cards, replies and ephemeral answers through one ``AsyncWebClient``."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
+    ) -> str:
+        """Post a message; return its ``ts``.
+
+        Raises:
+            CannotPost: the bot may not post in ``channel``.
+        """
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False
+            )
+        except SlackApiError as error:
+            reason = str(error.response.get("error", ""))
+            if reason in CANNOT_POST:
+                raise CannotPost(channel, reason) from error
+            raise
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Replace a message the bot posted (a card after a click)."""
+        await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def ephemeral(self, to: ReplyTo, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """Answer one person only: through ``response_url`` when there is one, else postEphemeral."""
+        if to.response_url:
+            webhook = AsyncWebhookClient(to.response_url)
+            webhook_response = await webhook.send(
+                text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+            )
+            if webhook_response.status_code == 200:
+                return
+            log.warning(
+                "response_url answered %s; falling back to chat.postEphemeral", webhook_response.status_code
+            )
+        await self.client.chat_postEphemeral(
+            channel=to.channel_id, user=to.user_id, text=text, blocks=blocks, thread_ts=to.thread_ts
+        )
