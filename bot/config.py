@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     flagops_confirm_ttl: timedelta = timedelta(minutes=15)
     flagops_scheduler: Literal["on", "off"] = "on"
     flagops_secret_key: SecretStr | None = None
+    ld_timeout: float = Field(10.0, gt=0, description="seconds to wait for LaunchDarkly per request")
+    ld_max_rate_limit_wait: float = Field(30.0, ge=0, description="seconds to wait out 429s, in all")
 
     @field_validator("slack_bot_token", "slack_signing_secret", "ld_api_token", mode="after")
     @classmethod

@@ -76,7 +76,12 @@ class Runtime:
         """
         await migrate(settings.database_url)
         store = Store.from_url(settings.database_url)
-        ld = ld_client or LaunchDarklyClient(settings.ld_base_url, settings.ld_api_token)
+        ld = ld_client or LaunchDarklyClient(
+            settings.ld_base_url,
+            settings.ld_api_token,
+            timeout=settings.ld_timeout,
+            max_rate_limit_wait=settings.ld_max_rate_limit_wait,
+        )
         slack = slack_client or make_slack_client(settings)
         bolt = build_app(settings, ld_client=ld, store=store, slack_client=slack, features=features)
         return cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt))
