@@ -143,14 +143,14 @@ class TargetGroup(_Frozen):
     """Keys of one context kind served one variation (``replace targets``)."""
 
     context_kind: Text = "user"
-    keys: tuple[Text, ...]
+    keys: Annotated[tuple[Text, ...], Field(min_length=1)]
     variation: VariationRef
 
 
 class UserTargetGroup(_Frozen):
     """User keys served one variation (legacy ``replace user-targets``)."""
 
-    keys: tuple[Text, ...]
+    keys: Annotated[tuple[Text, ...], Field(min_length=1)]
     variation: VariationRef
 
 

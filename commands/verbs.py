@@ -120,8 +120,10 @@ def _key_groups(cur: Cursor, *, kinds: bool) -> list[tuple[str, list[str]]]:
         key = tok.text
         if kinds and tok.kind == "word" and ":" in key:
             kind, _, key = key.partition(":")
-            if not kind or not key:
+            if not kind:
                 raise cur.error(f'"{tok.text}": write <kind>:<key>, like device:ios-qa-1')
+            if not key:  # `device: "key with spaces"`: the kind alone starts the group
+                continue
         for group_kind, keys in groups:
             if group_kind == kind:
                 keys.append(key)

@@ -37,8 +37,12 @@ def test_on_and_off() -> None:
 
 def test_show_list_help() -> None:
     assert parse("show new-checkout") == it.ShowCommand(flag="new-checkout")
-    assert parse("show new-checkout production") == it.ShowCommand(flag="new-checkout", environment="production")
-    assert parse("show new-checkout in production") == it.ShowCommand(flag="new-checkout", environment="production")
+    assert parse("show new-checkout production") == it.ShowCommand(
+        flag="new-checkout", environment="production"
+    )
+    assert parse("show new-checkout in production") == it.ShowCommand(
+        flag="new-checkout", environment="production"
+    )
     assert parse("list") == it.ListCommand()
     assert parse("list checkout --tag web") == it.ListCommand(query="checkout", tag="web")
     assert parse("list new checkout -p other") == it.ListCommand(query="new checkout", project="other")
@@ -56,7 +60,9 @@ def test_environment_is_required_for_environment_changes_and_named_in_the_usage(
 
 
 def test_options_anywhere() -> None:
-    cmd = change('-m "Launch day" on new-checkout --approval production --reviewers <@U0BOB|bob>, @carol -p demo')
+    cmd = change(
+        '-m "Launch day" on new-checkout --approval production --reviewers <@U0BOB|bob>, @carol -p demo'
+    )
     assert cmd.comment == "Launch day"
     assert cmd.approval is True
     assert cmd.reviewers == ("<@U0BOB>", "@carol")
@@ -106,7 +112,10 @@ def test_several_changes_share_flag_and_environment() -> None:
 def test_later_changes_may_repeat_flag_and_environment_but_not_change_them() -> None:
     cmd = change("on new-checkout test; off-variation new-checkout test false")
     assert cmd.kinds == ("turnFlagOn", "updateOffVariation")
-    assert "one environment" in error("on new-checkout test; off-variation new-checkout production false").message
+    assert (
+        "one environment"
+        in error("on new-checkout test; off-variation new-checkout production false").message
+    )
 
 
 def test_a_flag_level_change_then_an_environment_change() -> None:
@@ -137,8 +146,13 @@ def test_in_as_a_clause_operator() -> None:
 
 @pytest.mark.parametrize(
     ("suffix", "text"),
-    [("in 2 hours", "2 hours"), ("in 90m", "90m"), ("in 1h30m", "1h30m"), ("in a day", "a day"),
-     ("in 3 days and 2 hours", "3 days and 2 hours")],
+    [
+        ("in 2 hours", "2 hours"),
+        ("in 90m", "90m"),
+        ("in 1h30m", "1h30m"),
+        ("in a day", "a day"),
+        ("in 3 days and 2 hours", "3 days and 2 hours"),
+    ],
 )
 def test_in_as_a_duration(suffix: str, text: str) -> None:
     cmd = change(f"off new-checkout production {suffix}")
@@ -190,8 +204,12 @@ def test_parse_duration() -> None:
 
 def test_smart_quotes_and_escaped_arrows() -> None:
     cmd = change("rename rule pricing-page test “Beta testers” to ‘Early access’")
-    assert cmd.changes == (it.RenameRule(rule=it.RuleRef(description="Beta testers"), description="Early access"),)
-    assert change("target new-checkout test alice -&gt; true") == change("target new-checkout test alice -> true")
+    assert cmd.changes == (
+        it.RenameRule(rule=it.RuleRef(description="Beta testers"), description="Early access"),
+    )
+    assert change("target new-checkout test alice -&gt; true") == change(
+        "target new-checkout test alice -> true"
+    )
     assert change("target new-checkout test alice→true") == change("target new-checkout test alice -> true")
 
 
@@ -212,7 +230,12 @@ def test_escaped_comparison_operators() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["<@U123> on", "on <#C1|general> test", "on new-checkout <!here>", "target new-checkout test <@U1> -> true"],
+    [
+        "<@U123> on",
+        "on <#C1|general> test",
+        "on new-checkout <!here>",
+        "target new-checkout test <@U1> -> true",
+    ],
 )
 def test_mentions_where_keys_belong_are_command_errors(text: str) -> None:
     error(text)
@@ -276,7 +299,9 @@ def test_clauses_with_every_operator_alias_and_not() -> None:
     rule = cmd.changes[0]
     assert isinstance(rule, it.AddRule)
     assert rule.clauses == (
-        it.ClauseSpec(attribute="email", op="endsWith", values=("@example.com",), negate=True, context_kind="user"),
+        it.ClauseSpec(
+            attribute="email", op="endsWith", values=("@example.com",), negate=True, context_kind="user"
+        ),
         it.ClauseSpec(attribute="tier", op="greaterThanOrEqual", values=(2,), context_kind="organization"),
         it.ClauseSpec(attribute="version", op="semVerLessThan", values=("2.0.0",)),
         it.ClauseSpec(attribute="plan", op="in", values=("free",), negate=True),
@@ -311,14 +336,22 @@ def test_typed_and_quoted_values() -> None:
 def test_target_keys_by_kind() -> None:
     cmd = change('target new-checkout test alice user:bob,carol device:d1 d2 "urn:x" -> Enabled')
     assert cmd.changes == (
-        it.AddTargets(context_kind="user", keys=("alice", "bob", "carol"), variation=it.VariationRef(text="Enabled")),
-        it.AddTargets(context_kind="device", keys=("d1", "d2", "urn:x"), variation=it.VariationRef(text="Enabled")),
+        it.AddTargets(
+            context_kind="user", keys=("alice", "bob", "carol"), variation=it.VariationRef(text="Enabled")
+        ),
+        it.AddTargets(
+            context_kind="device", keys=("d1", "d2", "urn:x"), variation=it.VariationRef(text="Enabled")
+        ),
     )
 
 
 def test_delete_is_strict() -> None:
     assert change("delete holiday-banner confirm holiday-banner").changes == (it.Delete(),)
-    for text in ["delete holiday-banner", "delete holiday-banner confirm", "delete holiday-banner confirm new-checkout"]:
+    for text in [
+        "delete holiday-banner",
+        "delete holiday-banner confirm",
+        "delete holiday-banner confirm new-checkout",
+    ]:
         assert "cannot be undone" in error(text).message
 
 
@@ -375,7 +408,10 @@ def test_raw_semantic_instructions() -> None:
         body={"environmentKey": "test", "comment": "raw", "instructions": [{"kind": "turnFlagOn"}]},
     )
     assert "environmentKey is required" in error('raw new-checkout [{"kind": "turnFlagOn"}]').message
-    assert "variationId: is required" in error('raw new-checkout test [{"kind": "addTargets", "values": ["a"]}]').message
+    assert (
+        "variationId: is required"
+        in error('raw new-checkout test [{"kind": "addTargets", "values": ["a"]}]').message
+    )
     assert "invalid JSON" in error("raw new-checkout test [{kind: 1}]").message
 
 
