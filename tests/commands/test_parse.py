@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from commands import parse
 from commands import intents as it
+from commands import parse
 from commands.errors import CommandError
 from commands.parse import parse_duration
 
