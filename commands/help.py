@@ -34,7 +34,7 @@ _TOPICS: dict[str, str] = {
         "or by position (`#1` is the first, as `show` lists them). Quoted text only matches string\n"
         'values and names: on a boolean flag `true` is the boolean, `"true"` matches nothing.'
     ),
-    "rules": (
+    "references": (
         "*Naming a rule*: by position (`rule 2`, counting from 1) or by description "
         '(`rule "Beta testers"`).\n*Naming a clause*: by position in its rule (`clause 2`) or by '
         "attribute (`clause country`)."
@@ -106,7 +106,7 @@ def help_text(topic: str | None = None) -> str:
 
     Args:
         topic: a verb or alias (``add rule``, ``add-rule``), a group (``targets``), an instruction kind
-            (``addRule``), or one of options, schedule, in, variations, rules, clauses, several.
+            (``addRule``), or one of options, schedule, in, variations, references, clauses, several.
             None: the overview.
 
     Returns:

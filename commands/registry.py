@@ -565,7 +565,13 @@ VERBS: tuple[Verb, ...] = (
         "remove variation <flag> <variation>",
         "Remove a variation.",
         ("removeVariation",),
-        (_ex("remove variation banner-color red", "removeVariation", "No more red"),),
+        (
+            _ex(
+                "remove variation banner-color red",
+                "removeVariation",
+                "No more red (refused while red is an off variation, as in the demo)",
+            ),
+        ),
     ),
     Verb(
         "update variation",
