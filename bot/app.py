@@ -20,8 +20,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.changes import ChangeService
 from bot.config import Settings
 from bot.launchdarkly.client import LaunchDarklyClient
+from bot.messenger import Messenger
 from bot.slack_client import make_slack_client
 from bot.store import Store
 from commands.errors import CommandError
@@ -42,6 +44,7 @@ class Deps:
     store: Store
     ld: LaunchDarklyClient
     slack: AsyncWebClient
+    changes: ChangeService
 
 
 Feature = Callable[[AsyncApp, Deps], None]
@@ -81,6 +84,7 @@ def build_app(
     store: Store,
     slack_client: AsyncWebClient | None = None,
     features: list[Feature] | None = None,
+    changes: ChangeService | None = None,
 ) -> AsyncApp:
     """Build the Bolt app and register every feature on it.
 
@@ -90,6 +94,7 @@ def build_app(
         store: the change store (migrated).
         slack_client: the Web API client; built from ``settings`` when None.
         features: the features to register (default :data:`FEATURES`).
+        changes: the change lifecycle (built from the others when None).
 
     Returns:
         The app. ``process_before_response=False``: Slack's HTTP request is answered as soon as a
@@ -105,7 +110,10 @@ def build_app(
         logger=logging.getLogger("flagops.bolt"),
     )
     app.error(handle_error)
-    deps = Deps(settings=settings, store=store, ld=ld_client, slack=client)
+    changes = changes or ChangeService(
+        settings=settings, store=store, ld=ld_client, messenger=Messenger(client)
+    )
+    deps = Deps(settings=settings, store=store, ld=ld_client, slack=client, changes=changes)
     for feature in FEATURES if features is None else features:
         feature(app, deps)
     return app

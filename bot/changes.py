@@ -175,7 +175,7 @@ class ChangeService:
         if command.shape != "semantic" or not command.flag:
             raise CommandError(
                 f"`{command.shape}` bodies are not sent from Slack: use semantic instructions "
-                "(`/flag json <flag> <env> [...]`), or `python -m commands explain` to see the request."
+                "(`/flag raw <flag> <env> [...]`), or `python -m commands explain` to see the request."
             )
         project = command.project or self.settings.ld_project
         before = await self.flags.flag(project, command.flag)
@@ -311,7 +311,7 @@ class ChangeService:
         if won is None:
             await self.tell(who, "This change is not waiting to be sent again.")
             return
-        await self._apply(won, who)
+        await self._apply(won, who, resend=True)
 
     async def _cancel_clicked(self, change: Change, who: Who) -> None:
         if await self._closed(change, who) or not await self._only_requester(change, who, "cancel"):
@@ -377,8 +377,12 @@ class ChangeService:
 
     # --- apply ------------------------------------------------------------------------------
 
-    async def _apply(self, change: Change, who: Who) -> None:
-        """Send a change that this instance holds in ``applying`` and report how it ended."""
+    async def _apply(self, change: Change, who: Who, *, resend: bool = False) -> None:
+        """Send a change that this instance holds in ``applying`` and report how it ended.
+
+        ``resend``: this is a Send again after an unknown outcome; if the flag moved since and
+        now shows the change, the earlier attempt landed after all and nothing is sent.
+        """
         await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
         proposal = Proposal.model_validate_json(change.request_json)
         try:
@@ -389,6 +393,14 @@ class ChangeService:
             )
             return
         if int(current.get("_version") or 0) != change.preview_version:
+            before = json.loads(change.flag_before_json or "{}")
+            if (
+                resend
+                and before
+                and change_is_in(before, current, proposal.semantic_patch(), change.environment)
+            ):
+                await self._applied(change, who, proposal, before, current, note="the earlier attempt landed")
+                return
             await self._supersede(change, who, current)
             return
         patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
@@ -409,10 +421,19 @@ class ChangeService:
             return
 
     async def _applied(
-        self, change: Change, who: Who, proposal: Proposal, before: dict[str, Any], after: dict[str, Any]
+        self,
+        change: Change,
+        who: Who,
+        proposal: Proposal,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        *,
+        note: str | None = None,
     ) -> None:
         self.flags.remember(change.project, change.flag_key, after)
         versions = f"version {before.get('_version')} → {after.get('_version')}"
+        if note:
+            versions += f"; {note}"
         final = await self.store.transition(
             change.id, [APPLYING, OUTCOME_UNKNOWN], APPLIED, who.user_id, ld_status=200, detail=versions
         )

@@ -29,15 +29,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import Feature, build_app
+from bot.changes import ChangeService
 from bot.config import Settings
 from bot.db import migrate
 from bot.launchdarkly.client import LaunchDarklyClient
+from bot.messenger import Messenger
 from bot.slack_client import make_slack_client
 from bot.store import Store
 
 log = logging.getLogger("flagops.server")
 
 EVENTS_PATH = "/slack/events"
+SWEEP_SECONDS = 15.0
 SERVER_TASK_PREFIX = "flagops-server:"
 """Names of the tasks :func:`serve_in_loop` runs servers in (idle checks leave them out)."""
 HEALTH_PATH = "/healthz"
@@ -53,6 +56,8 @@ class Runtime:
     slack: AsyncWebClient
     bolt: AsyncApp
     handler: AsyncSlackRequestHandler
+    changes: ChangeService
+    sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -83,11 +88,34 @@ class Runtime:
             max_rate_limit_wait=settings.ld_max_rate_limit_wait,
         )
         slack = slack_client or make_slack_client(settings)
-        bolt = build_app(settings, ld_client=ld, store=store, slack_client=slack, features=features)
-        return cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt))
+        changes = ChangeService(settings=settings, store=store, ld=ld, messenger=Messenger(slack))
+        bolt = build_app(
+            settings, ld_client=ld, store=store, slack_client=slack, features=features, changes=changes
+        )
+        runtime = cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt), changes)
+        if settings.flagops_scheduler == "on":
+            runtime.sweeper = asyncio.create_task(runtime.sweep_forever(), name="flagops-sweeper")
+        return runtime
+
+    async def sweep_forever(self, every: float = SWEEP_SECONDS) -> None:
+        """Expire unconfirmed cards and settle changes stuck in ``applying``, every ``every`` seconds.
+
+        A failing sweep is logged and retried at the next tick: one bad row must not stop expiry
+        for every other card.
+        """
+        while True:
+            try:
+                await self.changes.sweep()
+            except Exception:
+                log.exception("the sweep of due changes failed; retrying in %s s", every)
+            await asyncio.sleep(every)
 
     async def close(self) -> None:
-        """Close the LaunchDarkly connection pool and the database pool."""
+        """Stop the sweeper; close the LaunchDarkly connection pool and the database pool."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
         await self.ld.aclose()
         await self.store.close()
 

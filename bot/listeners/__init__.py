@@ -10,20 +10,10 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Deps
-from bot.changes import ChangeService
 from bot.listeners import changes
-from bot.messenger import Messenger
 from bot.router import CommandRouter
-
-
-def change_service(deps: Deps) -> ChangeService:
-    """The change lifecycle over this process's store, LaunchDarkly client and Slack client."""
-    return ChangeService(
-        settings=deps.settings, store=deps.store, ld=deps.ld, messenger=Messenger(deps.slack)
-    )
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register every listener of the bot on ``app``."""
-    service = change_service(deps)
-    changes.register(app, CommandRouter(service), service, deps.settings.flagops_command)
+    changes.register(app, CommandRouter(deps.changes), deps.changes, deps.settings.flagops_command)
