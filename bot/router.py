@@ -1,7 +1,11 @@
 """Slash-command text → the right answer: help, show and list answer the requester alone;
-changes go to the lifecycle (``bot.changes``)."""
+changes go to the lifecycle (``bot.changes``); the other verbs (``approvals``, ``remind``,
+``config``, ``undo``...) go to the handler their feature registered with
+:meth:`CommandRouter.handle`."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from bot import blocks
 from bot.changes import ChangeService, Who
@@ -11,9 +15,20 @@ from bot.launchdarkly import errors as ld_errors
 from bot.messenger import CannotPost, Messenger
 from commands.errors import CommandError, EngineRefusal
 from commands.help import help_text
-from commands.intents import ChangeCommand, Command, HelpCommand, ListCommand, RawCommand, ShowCommand
+from commands.intents import (
+    ChangeCommand,
+    Command,
+    HelpCommand,
+    ListCommand,
+    RawCommand,
+    ReservedCommand,
+    ShowCommand,
+)
 from commands.parse import parse
 from commands.summary import environment_facts, flag_facts
+
+#: A feature's handler for one reserved verb: ``(who, command, text)``, after the ack.
+VerbHandler = Callable[[Who, ReservedCommand, str], Awaitable[None]]
 
 
 class CommandRouter:
@@ -25,6 +40,11 @@ class CommandRouter:
         self.messenger: Messenger = changes.messenger
         self.settings = changes.settings
         self.ld = changes.ld
+        self.handlers: dict[str, VerbHandler] = {}
+
+    def handle(self, verb: str, handler: VerbHandler) -> None:
+        """Send the reserved ``verb`` (as ``ReservedCommand.verb`` names it) to ``handler``."""
+        self.handlers[verb] = handler
 
     async def _tell(self, who: Who, text: str, lines: list[str] | None = None) -> None:
         await self.changes.tell(who, text, lines or [])
@@ -56,9 +76,10 @@ class CommandRouter:
             await self.changes.propose(who, command, text)
         elif isinstance(command, RawCommand):
             await self.changes.propose_raw(who, command, text)
+        elif command.verb in self.handlers:
+            await self.handlers[command.verb](who, command, text)
         else:
-            verb = getattr(command, "verb", None) or getattr(command, "shape", "this command")
-            await self._tell(who, f":construction: `{verb}` is reserved and not available yet.")
+            await self._tell(who, f":construction: `{command.verb}` is not available yet.")
 
     async def _show(self, who: Who, command: ShowCommand) -> None:
         project = command.project or self.settings.ld_project

@@ -7,13 +7,22 @@ called, and the listener's remaining work runs after.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Deps
 from bot.listeners import changes
 from bot.router import CommandRouter
 
+#: Each feature's ``register(app, deps, router)``: its listeners, and its verbs on the router.
+FeatureListeners = Callable[[AsyncApp, Deps, CommandRouter], None]
+FEATURE_LISTENERS: list[FeatureListeners] = []
+
 
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register every listener of the bot on ``app``."""
-    changes.register(app, CommandRouter(deps.changes), deps.changes, deps.settings.flagops_command)
+    router = CommandRouter(deps.changes)
+    changes.register(app, router, deps.changes, deps.settings.flagops_command)
+    for feature in FEATURE_LISTENERS:
+        feature(app, deps, router)

@@ -1,0 +1,26 @@
+"""Tables for channel settings (issue: guardrails, channel settings, undo).
+
+Reserved in the revision chain ahead of the work, so that features built in parallel each fill
+their own revision without forking Alembic's history. Until filled, it changes nothing.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Nothing yet."""
+
+
+def downgrade() -> None:
+    """Nothing yet."""
