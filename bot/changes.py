@@ -191,6 +191,8 @@ class ChangeService:
         env = draft.environment
         patch = draft.patch.model_copy(update={"comment": None})
         after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
+        if any(i.kind == "deleteFlag" for i in patch.instructions):
+            after = {**after, "_deleted": True}  # a dry run answers the flag as it was: say what goes
         approval = draft.approval or (
             env is not None
             and patch.environment_scoped

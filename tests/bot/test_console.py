@@ -1,0 +1,38 @@
+"""The offline console runs every help example against the sandbox's demo project."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from commands import examples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_help_example_runs_in_the_console() -> None:
+    texts = [e.text for e in examples()]
+    script = "".join(f"/flag {t}\n" for t in texts) + "quit\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout
+    for bad in ("Traceback", "went wrong", "Exception"):
+        assert bad not in output + result.stderr, output[-3000:]
+    # Every example got an answer: a card in the channel or a message for the requester alone.
+    answers = re.split(r"^> ", output, flags=re.M)[1:]
+    assert len(answers) >= len(texts)
+    for text, answer in zip(texts, answers, strict=False):
+        assert answer.strip().startswith("/flag " + text[:20]), (text, answer[:200])
+        assert len(answer.strip().splitlines()) > 1, f"no answer to {text!r}"
+    cards = output.count("#releases @flagops:")
+    assert cards >= 60, f"only {cards} cards for {len(texts)} examples"
