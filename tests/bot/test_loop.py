@@ -378,3 +378,21 @@ async def test_send_again_after_someone_else_changed_the_flag_asks_again(start_b
     updated = bot.slack.message(RELEASES, card.ts)
     assert updated is not None and "changed since this preview" in str(updated.blocks)
     assert len(bot.thread(card)) >= 1
+
+
+async def test_a_reader_token_is_explained_and_changes_nothing(start_bot: StartBot) -> None:
+    bot = await start_bot(sandbox=SandboxState.demo(token="sandbox-alice"), ld_api_token="sandbox-carol")
+    await run(bot, "/flag off new-checkout test")
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "lacks the right" in answer and "403" in answer
+    assert "sandbox-carol" not in answer
+    assert env(bot, "new-checkout", "test")["on"] is True
+    assert not bot.slack.messages(RELEASES)
+
+
+async def test_an_unknown_token_is_explained_without_echoing_it(start_bot: StartBot) -> None:
+    bot = await start_bot(sandbox=SandboxState.demo(token="sandbox-alice"), ld_api_token="api-revoked-123")
+    await run(bot, "/flag show new-checkout test")
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "401" in answer and "LD_API_TOKEN" in answer
+    assert all("api-revoked-123" not in str(call.params) for call in bot.slack.calls)
