@@ -163,7 +163,9 @@ def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
         if tok.kind != "word" or not tok.text.startswith("-") or tok.text == "-" or tok.text[1:2].isdigit():
             rest.append(tok)
             continue
-        name, _, inline = tok.text.partition("=")
+        name, has_inline, inline = tok.text.partition("=")
+        if len(inline) >= 2 and inline[0] == inline[-1] and inline[0] in "\"'":
+            inline = inline[1:-1]  # --tag="web"
         option = _OPTION_NAMES.get(name)
         if option is None:
             if name.startswith("--") or len(name) == 2:
@@ -174,30 +176,32 @@ def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
             raise CommandError(f"option {name} given twice")
         options.given.add(option)
         if option == "approval":
-            if inline:
+            if has_inline:
                 raise CommandError("--approval takes no value")
             options.approval = True
             continue
         if option == "reviewers":
-            i = _reviewers(tokens, i, inline, options)
+            i = _reviewers(tokens, i, inline if has_inline else None, options)
             continue
-        if inline:
+        if has_inline:
             value = inline
         else:
             if i >= len(tokens) or tokens[i].kind not in ("word", "string"):
                 raise CommandError(f"option {name} needs a value")
             value = tokens[i].text
             i += 1
+        if not value.strip() and option != "comment":
+            raise CommandError(f"option {name} needs a value, not empty text")
         setattr(options, option, value)
     return rest, options
 
 
-def _reviewers(tokens: list[Token], i: int, inline: str, options: _Options) -> int:
+def _reviewers(tokens: list[Token], i: int, inline: str | None, options: _Options) -> int:
     """``--reviewers <@U1>, @bob,carol@example.com``: mentions, @names, emails, member ids."""
+    # After the option or a comma, a plain word is a reviewer too.
+    expect_more = inline is None
     if inline:
-        options.reviewers += [r for r in inline.split(",") if r]
-        return i
-    expect_more = True  # after the option or a comma, a plain word is a reviewer too
+        options.reviewers.append(inline)
     while i < len(tokens):
         tok = tokens[i]
         if tok.is_punct(","):
@@ -439,7 +443,7 @@ def _raw(verb: registry.Verb, cur: Cursor, options: _Options) -> RawCommand:
         body = _validated(cur, SemanticPatch, data)
         return RawCommand(
             flag=flag,
-            environment=body.get("environmentKey"),
+            environment=body.get("environmentKey") or None,
             project=options.project,
             shape="semantic",
             body=body,

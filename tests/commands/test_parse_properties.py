@@ -90,6 +90,12 @@ _PIECES = [
     "\u00a0",
     "\n",
     "é",
+    '""',
+    "''",
+    "--env=",
+    "--reviewers=",
+    "-p=''",
+    'raw new-checkout {"environmentKey": "", "instructions": [{"kind": "addTags", "values": ["a"]}]}',
 ]
 _pieces_text = st.lists(st.sampled_from(_PIECES) | st.text(max_size=6), max_size=14).map(" ".join)
 
