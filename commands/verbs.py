@@ -1,6 +1,6 @@
 """The change verbs' grammars: what follows ``<verb> <flag> [<env>]``, as intents.
 
-``parse`` has read the verb, the flag and the environment; each function here reads the rest of
+``parse`` has read the verb, the flag and the environment; each (private) function here reads the rest of
 one segment and returns its intents (one per instruction). The syntax of each verb is in
 ``commands/registry.py``; this module and ``commands/render.py`` (its inverse) follow it.
 """
@@ -135,7 +135,7 @@ def _key_groups(cur: Cursor, *, kinds: bool) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def target(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _target(cur: Cursor, flag: str) -> list[AnyIntent]:
     groups = _key_groups(cur, kinds=True)
     cur.expect_arrow()
     ref = g.variation(cur)
@@ -143,20 +143,20 @@ def target(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [build(AddTargets, cur, context_kind=k, keys=tuple(keys), variation=ref) for k, keys in groups]
 
 
-def untarget(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _untarget(cur: Cursor, flag: str) -> list[AnyIntent]:
     groups = _key_groups(cur, kinds=True)
     ref = g.variation(cur) if cur.accept("from") else None
     cur.done()
     return [build(RemoveTargets, cur, context_kind=k, keys=tuple(keys), variation=ref) for k, keys in groups]
 
 
-def clear_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _clear_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
     ref = g.variation(cur)
     cur.done()
     return [ClearTargets(variation=ref)]
 
 
-def replace_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _replace_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
     targets: list[TargetGroup] = []
     if not cur.accept("none"):
         while not cur.at_end():
@@ -175,7 +175,7 @@ def _user_keys(cur: Cursor) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def target_users(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _target_users(cur: Cursor, flag: str) -> list[AnyIntent]:
     keys = _user_keys(cur)
     cur.expect_arrow()
     ref = g.variation(cur)
@@ -183,20 +183,20 @@ def target_users(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [build(AddUserTargets, cur, keys=keys, variation=ref)]
 
 
-def untarget_users(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _untarget_users(cur: Cursor, flag: str) -> list[AnyIntent]:
     keys = _user_keys(cur)
     ref = g.variation(cur) if cur.accept("from") else None
     cur.done()
     return [build(RemoveUserTargets, cur, keys=keys, variation=ref)]
 
 
-def clear_user_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _clear_user_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
     ref = g.variation(cur)
     cur.done()
     return [ClearUserTargets(variation=ref)]
 
 
-def replace_user_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _replace_user_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
     targets: list[UserTargetGroup] = []
     if not cur.accept("none"):
         while not cur.at_end():
@@ -210,7 +210,7 @@ def replace_user_targets(cur: Cursor, flag: str) -> list[AnyIntent]:
 # --- serving ------------------------------------------------------------------------------------
 
 
-def serve(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _serve(cur: Cursor, flag: str) -> list[AnyIntent]:
     rule = g.rule_ref(cur) if cur.accept("rule") else None
     what = g.serving(cur)
     cur.done()
@@ -219,13 +219,13 @@ def serve(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [SetRuleServe(rule=rule, serve=what)]
 
 
-def off_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _off_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     ref = g.variation(cur)
     cur.done()
     return [SetOffVariation(variation=ref)]
 
 
-def track_events(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _track_events(cur: Cursor, flag: str) -> list[AnyIntent]:
     intent: AnyIntent
     if cur.accept("rule"):
         rule = g.rule_ref(cur)
@@ -282,7 +282,7 @@ class _RuleParts:
         self.track_events = g.on_off(self.cur)
 
 
-def add_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
     parts = _RuleParts(cur, allow_before=True)
     parts.read()
     return [
@@ -298,14 +298,14 @@ def add_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
     ]
 
 
-def remove_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
     cur.accept("rule")
     rule = g.rule_ref(cur)
     cur.done()
     return [RemoveRule(rule=rule)]
 
 
-def reorder_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _reorder_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
     rules = [g.rule_ref(cur)]
     while cur.accept_punct(","):
         rules.append(g.rule_ref(cur))
@@ -315,7 +315,7 @@ def reorder_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [ReorderRules(rules=tuple(rules))]
 
 
-def replace_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _replace_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
     drafts: list[RuleDraft] = []
     if not cur.accept("none"):
         cur.expect("rule", "(each rule starts with `rule`)")
@@ -338,7 +338,7 @@ def replace_rules(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [ReplaceRules(rules=tuple(drafts))]
 
 
-def rename_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _rename_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
     cur.accept("rule")
     rule = g.rule_ref(cur)
     cur.expect("to", "and the new description")
@@ -352,7 +352,7 @@ def _rule(cur: Cursor) -> RuleRef:
     return g.rule_ref(cur)
 
 
-def add_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
     rule = _rule(cur)
     cur.accept("if")
     specs = g.clauses(cur)
@@ -360,7 +360,7 @@ def add_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [AddClauses(rule=rule, clauses=specs)]
 
 
-def remove_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
     rule = _rule(cur)
     if not cur.accept("clause", "clauses"):
         raise cur.error("expected `clause` and which clause(s)")
@@ -380,15 +380,15 @@ def _values_change(cur: Cursor, model: type[AddClauseValues] | type[RemoveClause
     return [model(rule=rule, clause=ref, values=vals)]
 
 
-def add_values(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_values(cur: Cursor, flag: str) -> list[AnyIntent]:
     return _values_change(cur, AddClauseValues)
 
 
-def remove_values(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_values(cur: Cursor, flag: str) -> list[AnyIntent]:
     return _values_change(cur, RemoveClauseValues)
 
 
-def update_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _update_clause(cur: Cursor, flag: str) -> list[AnyIntent]:
     rule = _rule(cur)
     cur.expect("clause", "and which clause")
     ref = g.clause_ref(cur)
@@ -407,25 +407,25 @@ def _prerequisite(cur: Cursor) -> tuple[str, VariationRef]:
     return key, g.variation(cur)
 
 
-def add_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, ref = _prerequisite(cur)
     cur.done()
     return [AddPrerequisite(key=key, variation=ref)]
 
 
-def update_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _update_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, ref = _prerequisite(cur)
     cur.done()
     return [UpdatePrerequisite(key=key, variation=ref)]
 
 
-def remove_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_prereq(cur: Cursor, flag: str) -> list[AnyIntent]:
     key = cur.name("the prerequisite flag's key")
     cur.done()
     return [RemovePrerequisite(key=key)]
 
 
-def replace_prereqs(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _replace_prereqs(cur: Cursor, flag: str) -> list[AnyIntent]:
     items: list[Prerequisite] = []
     if not cur.accept("none"):
         while True:
@@ -442,7 +442,7 @@ def replace_prereqs(cur: Cursor, flag: str) -> list[AnyIntent]:
 # --- variations ---------------------------------------------------------------------------------
 
 
-def add_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     value = g.value_literal(cur)
     found: dict[str, str] = {}
     g.sections(
@@ -457,13 +457,13 @@ def add_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [AddVariation(value=value, **found)]
 
 
-def remove_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     ref = g.variation(cur)
     cur.done()
     return [RemoveVariation(variation=ref)]
 
 
-def update_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _update_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     ref = g.variation(cur)
     value: list[ValueLiteral] = []
     found: dict[str, str] = {}
@@ -480,7 +480,7 @@ def update_variation(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [build(UpdateVariation, cur, variation=ref, value=value[0] if value else None, **found)]
 
 
-def default_variations(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _default_variations(cur: Cursor, flag: str) -> list[AnyIntent]:
     found: dict[str, VariationRef] = {}
     g.sections(
         cur,
@@ -507,11 +507,11 @@ def _words(cur: Cursor, what: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def add_tags(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_tags(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [AddTags(tags=_words(cur, "a tag"))]
 
 
-def remove_tags(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_tags(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [RemoveTags(tags=_words(cur, "a tag"))]
 
 
@@ -523,24 +523,24 @@ def _property(cur: Cursor, *, allow_none: bool) -> tuple[str, tuple[str, ...], d
     return key, vals, found
 
 
-def add_property(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _add_property(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, vals, found = _property(cur, allow_none=False)
     return [build(AddCustomProperty, cur, key=key, values=vals, **found)]
 
 
-def replace_property(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _replace_property(cur: Cursor, flag: str) -> list[AnyIntent]:
     key, vals, found = _property(cur, allow_none=True)
     return [build(ReplaceCustomProperty, cur, key=key, values=vals, **found)]
 
 
-def remove_property(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_property(cur: Cursor, flag: str) -> list[AnyIntent]:
     key = cur.name("the custom property's key")
     vals = cur.names("a value")
     cur.done()
     return [RemoveCustomPropertyValues(key=key, values=vals)]
 
 
-def maintainer(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _maintainer(cur: Cursor, flag: str) -> list[AnyIntent]:
     tok = cur.peek()
     if tok is not None and tok.kind == "mention":
         raise cur.error("name the maintainer by LaunchDarkly email or member id, not by Slack mention")
@@ -557,7 +557,7 @@ def maintainer(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [intent]
 
 
-def remove_maintainer(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _remove_maintainer(cur: Cursor, flag: str) -> list[AnyIntent]:
     cur.done()
     return [RemoveMaintainer()]
 
@@ -573,21 +573,21 @@ def _sdks(cur: Cursor) -> list[str]:
     return found
 
 
-def expose(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _expose(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [ExposeClientSide(sdk=sdk) for sdk in _sdks(cur)]
 
 
-def hide(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _hide(cur: Cursor, flag: str) -> list[AnyIntent]:
     return [HideClientSide(sdk=sdk) for sdk in _sdks(cur)]
 
 
-def rename(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _rename(cur: Cursor, flag: str) -> list[AnyIntent]:
     name = _text(cur, "the new name")
     cur.done()
     return [build(Rename, cur, name=name)]
 
 
-def describe(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _describe(cur: Cursor, flag: str) -> list[AnyIntent]:
     text = _text(cur, "the new description")
     cur.done()
     return [SetDescription(description=text)]
@@ -601,7 +601,7 @@ def _bare(intent: AnyIntent) -> VerbParser:
     return parse_bare
 
 
-def delete(cur: Cursor, flag: str) -> list[AnyIntent]:
+def _delete(cur: Cursor, flag: str) -> list[AnyIntent]:
     # Deleting cannot be undone: LaunchDarkly's UI makes you type the key; so do we.
     if not cur.accept("confirm") or cur.at_end() or cur.name("the flag key again") != flag:
         raise cur.error(f"deleting cannot be undone: type the key again, `delete {flag} confirm {flag}`")
@@ -613,51 +613,51 @@ def delete(cur: Cursor, flag: str) -> list[AnyIntent]:
 CHANGE_VERBS: dict[str, VerbParser] = {
     "on": _bare(TurnOn()),
     "off": _bare(TurnOff()),
-    "target": target,
-    "untarget": untarget,
-    "clear targets": clear_targets,
-    "replace targets": replace_targets,
-    "target-users": target_users,
-    "untarget-users": untarget_users,
-    "clear user-targets": clear_user_targets,
-    "replace user-targets": replace_user_targets,
-    "serve": serve,
-    "off-variation": off_variation,
-    "track-events": track_events,
-    "add rule": add_rule,
-    "remove rule": remove_rule,
-    "reorder rules": reorder_rules,
-    "replace rules": replace_rules,
-    "rename rule": rename_rule,
-    "add clause": add_clause,
-    "remove clause": remove_clause,
-    "add values": add_values,
-    "remove values": remove_values,
-    "update clause": update_clause,
-    "add prereq": add_prereq,
-    "remove prereq": remove_prereq,
-    "update prereq": update_prereq,
-    "replace prereqs": replace_prereqs,
-    "add variation": add_variation,
-    "remove variation": remove_variation,
-    "update variation": update_variation,
-    "default-variations": default_variations,
-    "add tags": add_tags,
-    "remove tags": remove_tags,
-    "add property": add_property,
-    "replace property": replace_property,
-    "remove property": remove_property,
-    "maintainer": maintainer,
-    "remove maintainer": remove_maintainer,
-    "expose": expose,
-    "hide": hide,
-    "rename": rename,
-    "describe": describe,
+    "target": _target,
+    "untarget": _untarget,
+    "clear targets": _clear_targets,
+    "replace targets": _replace_targets,
+    "target-users": _target_users,
+    "untarget-users": _untarget_users,
+    "clear user-targets": _clear_user_targets,
+    "replace user-targets": _replace_user_targets,
+    "serve": _serve,
+    "off-variation": _off_variation,
+    "track-events": _track_events,
+    "add rule": _add_rule,
+    "remove rule": _remove_rule,
+    "reorder rules": _reorder_rules,
+    "replace rules": _replace_rules,
+    "rename rule": _rename_rule,
+    "add clause": _add_clause,
+    "remove clause": _remove_clause,
+    "add values": _add_values,
+    "remove values": _remove_values,
+    "update clause": _update_clause,
+    "add prereq": _add_prereq,
+    "remove prereq": _remove_prereq,
+    "update prereq": _update_prereq,
+    "replace prereqs": _replace_prereqs,
+    "add variation": _add_variation,
+    "remove variation": _remove_variation,
+    "update variation": _update_variation,
+    "default-variations": _default_variations,
+    "add tags": _add_tags,
+    "remove tags": _remove_tags,
+    "add property": _add_property,
+    "replace property": _replace_property,
+    "remove property": _remove_property,
+    "maintainer": _maintainer,
+    "remove maintainer": _remove_maintainer,
+    "expose": _expose,
+    "hide": _hide,
+    "rename": _rename,
+    "describe": _describe,
     "make permanent": _bare(MakePermanent()),
     "make temporary": _bare(MakeTemporary()),
     "archive": _bare(Archive()),
     "restore": _bare(Restore()),
     "deprecate": _bare(Deprecate()),
     "undeprecate": _bare(Undeprecate()),
-    "delete": delete,
+    "delete": _delete,
 }
