@@ -23,17 +23,18 @@ Nothing here knows Slack's or LaunchDarkly's wire formats: ``bot.messenger`` sen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from bot import blocks
+from bot import blocks, scheduled_changes
 from bot.blocks import CardView
 from bot.config import Settings
 from bot.explain import explain_error
@@ -41,6 +42,7 @@ from bot.flags import FlagReader, change_is_in
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.messenger import Messenger, ReplyTo
+from bot.schedule_time import When
 from bot.store import Change, Store
 from commands import canonical as canonical_text
 from commands import describe, parse
@@ -80,6 +82,9 @@ class Proposal(BaseModel):
     approval_required: bool = False
     dangerous: bool = False
     flag_url: str | None = None
+    # Issue 6: a scheduled change (``at``/``in``): Apply creates a LaunchDarkly scheduled change.
+    execute_at_ms: int | None = None
+    when_text: str | None = None
 
     def semantic_patch(self) -> SemanticPatch:
         return SemanticPatch.model_validate(self.patch)
@@ -99,6 +104,8 @@ class Draft:
     canonical: str
     comment: str | None
     approval: bool
+    related: dict[str, dict[str, Any]] = field(default_factory=dict)  # prerequisite flags, by key
+    when: When | None = None  # issue 6: when a scheduled change should apply
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,15 @@ class Who:
     user_id: str
     user_name: str
     reply: ReplyTo
+    trigger_id: str | None = None  # opens a modal; valid ~3 s after the request (approvals, accounts)
+
+
+class ApprovalFlow(Protocol):
+    """The approvals feature (``bot.approvals``): who acts, and Request approval's whole flow."""
+
+    async def token_for(self, user_id: str) -> str | None: ...
+
+    async def request_approval(self, change: Change, who: Who) -> None: ...
 
 
 def utcnow() -> datetime:
@@ -132,6 +148,8 @@ class ChangeService:
         self.messenger = messenger
         self.clock = clock
         self.flags = FlagReader(ld, settings)
+        # Set by the approvals feature when it registers; None keeps the core's own behaviour.
+        self.approvals: ApprovalFlow | None = None
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -145,11 +163,8 @@ class ChangeService:
             LaunchDarklyError: reading the flag failed.
             CannotPost: the bot may not post in the channel (nothing is stored).
         """
-        if command.schedule is not None:
-            raise CommandError(
-                f"Scheduled changes (`{command.schedule.kind} {command.schedule.text}`) are not available "
-                "yet. Nothing was changed: run the command without the schedule to change the flag now."
-            )
+        # Issue 6: `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
+        when = await scheduled_changes.when_for(self, who, command) if command.schedule else None
         project = command.project or self.settings.ld_project
         before = await self.flags.flag(project, command.flag)
         await self.flags.check_environment(project, command.environment, before)
@@ -163,7 +178,10 @@ class ChangeService:
             canonical_text(command),
             command.comment,
             command.approval,
+            related,
         )
+        if when is not None:  # issue 6
+            draft = dataclasses.replace(draft, when=when)
         await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
 
     async def propose_raw(self, who: Who, command: RawCommand, text: str) -> None:
@@ -202,12 +220,16 @@ class ChangeService:
             command_text=text,
             canonical=draft.canonical,
             patch=patch.body(),
-            sentences=describe(patch, before),
-            changes=[(c.label, c.before, c.after) for c in diff_facts(before, after, env)],
+            sentences=describe(patch, before, flags=draft.related),
+            changes=[
+                (c.label, c.before, c.after) for c in diff_facts(before, after, env, flags=draft.related)
+            ],
             flag_name=str(before.get("name") or draft.flag_key),
             approval_required=approval,
             dangerous=any(i.kind in DANGEROUS_KINDS for i in patch.instructions),
             flag_url=self.flags.flag_url(before, env),
+            execute_at_ms=draft.when.epoch_ms if draft.when else None,
+            when_text=draft.when.describe() if draft.when else None,
         )
         change_id = str(uuid.uuid4())
         buttons = (blocks.REQUEST_APPROVAL if approval else blocks.APPLY, blocks.CANCEL)
@@ -225,7 +247,7 @@ class ChangeService:
         channel = who.reply.channel_id
         # Post first: where the bot may not post, CannotPost leaves nothing stored.
         ts = await self.messenger.post(channel, card_text, card_blocks, thread_ts=thread_ts)
-        await self.store.create_change(
+        created = await self.store.create_change(
             change_id=change_id,
             requester_id=who.user_id,
             requester_name=who.user_name,
@@ -243,6 +265,9 @@ class ChangeService:
             comment=draft.comment or "",
             expires_at=self.clock() + self.settings.flagops_confirm_ttl,
         )
+        if draft.approval and approval and self.approvals is not None:
+            # `--approval`: ask for approval at once, as if the requester pressed Request approval.
+            await self.approvals.request_approval(created, who)
 
     async def click(self, action_id: str, change_id: str, who: Who) -> None:
         """Handle a card button (after the ack)."""
@@ -335,6 +360,9 @@ class ChangeService:
             change, who, "request approval for"
         ):
             return
+        if self.approvals is not None:  # approvals feature: linked tokens, reviewers, approval card
+            await self.approvals.request_approval(change, who)
+            return
         won = await self.store.transition(
             change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval pressed"
         )
@@ -352,6 +380,7 @@ class ChangeService:
                 description=clip_description("; ".join(proposal.sentences)),
                 instructions=patch.instructions,
                 comment=self._comment(won, who),
+                execution_date=proposal.execute_at_ms,  # issue 6: approved, it applies then
             )
         except ld_errors.LaunchDarklyError as error:
             await self._finish(
@@ -387,6 +416,9 @@ class ChangeService:
         """
         await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
         proposal = Proposal.model_validate_json(change.request_json)
+        if proposal.execute_at_ms is not None:  # issue 6: a LaunchDarkly scheduled change, not a patch now
+            await scheduled_changes.apply_scheduled(self, change, who, proposal)
+            return
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
         except ld_errors.LaunchDarklyError as error:
@@ -409,7 +441,11 @@ class ChangeService:
         for attempt in (1, 2):
             try:
                 result = await self.ld.patch_flag_semantic(
-                    change.project, change.flag_key, patch, ignore_conflicts=change.ignore_conflicts
+                    change.project,
+                    change.flag_key,
+                    patch,
+                    ignore_conflicts=change.ignore_conflicts,
+                    token=await self.approvals.token_for(who.user_id) if self.approvals else None,
                 )
             except ld_errors.OptimisticLockError as error:
                 if attempt == 2:
@@ -568,9 +604,14 @@ class ChangeService:
 
     # --- time -------------------------------------------------------------------------------
 
-    async def sweep(self, *, stuck_after: timedelta = timedelta(minutes=2)) -> None:
-        """Expire unconfirmed cards on time; settle changes left in ``applying`` by a crash."""
-        now = self.clock()
+    async def sweep(
+        self, *, stuck_after: timedelta = timedelta(minutes=2), now: datetime | None = None
+    ) -> None:
+        """Expire unconfirmed cards on time; settle changes left in ``applying`` by a crash.
+
+        ``now``: the scheduler's time (default: this service's clock).
+        """
+        now = now or self.clock()
         for change in await self.store.due_expiries(now):
             await self._expire(change)
         for change in await self.store.stuck_applying(now - stuck_after):
@@ -634,6 +675,7 @@ class ChangeService:
             dangerous=proposal.dangerous,
             approval_required=proposal.approval_required,
             flag_url=proposal.flag_url,
+            schedule=proposal.when_text,
         )
 
     async def _update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:

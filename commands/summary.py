@@ -8,6 +8,7 @@ so one function covers all 53 instruction kinds and any JSON patch.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,8 +124,13 @@ def _fact(key: str, text: str, label: str | None = None) -> Fact:
     return Fact(key, label or key, text)
 
 
-def environment_facts(flag: dict[str, Any], env_key: str) -> list[Fact]:
-    """The facts of one environment's targeting, labelled for a card."""
+def environment_facts(
+    flag: dict[str, Any], env_key: str, flags: Mapping[str, dict[str, Any]] | None = None
+) -> list[Fact]:
+    """The facts of one environment's targeting, labelled for a card.
+
+    ``flags``: other flags by key, to name what a prerequisite must serve.
+    """
     env = (flag.get("environments") or {}).get(env_key)
     if env is None:
         return []
@@ -134,7 +140,13 @@ def environment_facts(flag: dict[str, Any], env_key: str) -> list[Fact]:
         _fact("Default rule", serve_text(flag, env.get("fallthrough"))),
     ]
     for prereq in env.get("prerequisites") or []:
-        facts.append(_fact(f"Prerequisite {prereq.get('key')}", f"variation #{prereq.get('variation')}"))
+        other = (flags or {}).get(str(prereq.get("key")))
+        serves = (
+            variation_label(other, prereq.get("variation"))
+            if other
+            else f"variation #{prereq.get('variation')}"
+        )
+        facts.append(_fact(f"Prerequisite {prereq.get('key')}", f"must serve {serves}"))
     rules = env.get("rules") or []
     for position, rule in enumerate(rules, start=1):
         # Keyed by the rule's id, so adding a rule above does not show every later rule as changed.
@@ -200,20 +212,30 @@ def flag_facts(flag: dict[str, Any]) -> list[Fact]:
     return facts
 
 
-def all_facts(flag: dict[str, Any], env_key: str | None) -> list[Fact]:
+def all_facts(
+    flag: dict[str, Any], env_key: str | None, flags: Mapping[str, dict[str, Any]] | None = None
+) -> list[Fact]:
     """Flag-level facts, then the environment's (when one is named)."""
     facts = flag_facts(flag)
     if env_key:
-        facts.extend(environment_facts(flag, env_key))
+        facts.extend(environment_facts(flag, env_key, flags))
     return facts
 
 
-def diff_facts(before: dict[str, Any], after: dict[str, Any], env_key: str | None) -> list[FactChange]:
-    """The facts that differ between two versions of a flag, in the order a card shows them."""
+def diff_facts(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    env_key: str | None,
+    flags: Mapping[str, dict[str, Any]] | None = None,
+) -> list[FactChange]:
+    """The facts that differ between two versions of a flag, in the order a card shows them.
+
+    ``flags``: other flags by key, to name what prerequisites must serve.
+    """
     if after.get("_deleted"):
         return [FactChange("State", "live", "deleted")]
-    old = {f.key: f for f in all_facts(before, env_key)}
-    new = {f.key: f for f in all_facts(after, env_key)}
+    old = {f.key: f for f in all_facts(before, env_key, flags)}
+    new = {f.key: f for f in all_facts(after, env_key, flags)}
     keys = list(old) + [key for key in new if key not in old]
     changes = []
     for key in keys:
