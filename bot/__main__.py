@@ -5,7 +5,7 @@
     python -m bot                 serve Slack over HTTP on $PORT (Socket Mode if SLACK_APP_TOKEN is set)
     python -m bot console         the offline console: the same app against the sandbox and a fake Slack
     python -m bot sandbox ...     the in-memory LaunchDarkly sandbox as a server (see its --help)
-    python -m bot clock           the scheduler process (not built yet)
+    python -m bot clock           the scheduler alone (reminders, digests, expiry), no web server
 
 A configuration problem is printed as one message and the process exits with status 2; it is
 never a traceback. Heavy modules are imported per subcommand so that ``--help`` and errors are fast.
@@ -23,7 +23,7 @@ USAGE = """usage: python -m bot [serve | console | sandbox ... | clock]
   serve      (default) answer Slack: HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set
   console    try flagops offline: type /flag commands, click buttons, against a local sandbox
   sandbox    run the in-memory LaunchDarkly sandbox as a server (python -m bot sandbox --help)
-  clock      run the scheduler (expiry and stuck-change checks): not built yet
+  clock      run the scheduler alone (reminders, digests, card expiry); one runs at a time
 """
 
 EXIT_USAGE = 2
@@ -57,12 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             status: int = sandbox.run(args)
             return status
         if command == "clock":
-            print(
-                "python -m bot clock: the scheduler process is not built yet; "
-                "run `python -m bot` (the web process) alone for now.",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+            settings = load_settings("serve")
+            from bot.scheduler import run_clock
+
+            return run_clock(settings)
         if command in {"-h", "--help", "help"}:
             print(USAGE)
             return 0

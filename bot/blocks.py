@@ -56,6 +56,7 @@ class CardView:
     approval_required: bool = False
     flag_url: str | None = None
     footer: Sequence[str] = field(default_factory=tuple)
+    schedule: str | None = None  # issue 6: when a scheduled change applies, in words
 
 
 def clip(text: str, limit: int) -> str:
@@ -139,6 +140,9 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
     text = clip(f"<@{view.requester_id}> wants to {what[0].lower() + what[1:]} ({view.flag_key})", 3000)
     blocks: Blocks = [_section(card_title(view))]
     blocks.append(_section("\n".join(f"• {escape(s)}" for s in view.sentences) or "_no instructions_"))
+    if view.schedule:
+        when = f":calendar: *Scheduled for {escape(view.schedule)}*"
+        blocks.append(_section(f"{when}: Apply schedules it in LaunchDarkly, which applies it then."))
     blocks.append(_section("*Before → after*\n" + fact_changes_text(view.changes)))
     if view.comment:
         blocks.append(_context(f":memo: {escape(view.comment)}"))

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     flagops_secret_key: SecretStr | None = None
     ld_timeout: float = Field(10.0, gt=0, description="seconds to wait for LaunchDarkly per request")
     ld_max_rate_limit_wait: float = Field(30.0, ge=0, description="seconds to wait out 429s, in all")
+    # Scheduler and reminders (issue 6).
+    flagops_scheduler_interval: float = Field(15.0, gt=0, description="seconds between runs of due jobs")
+    flagops_approval_remind_after: timedelta = timedelta(hours=4)
+    flagops_approval_remind_every: timedelta = timedelta(days=1)
+    flagops_digest_channels: str = Field("", description="CHANNEL[=Time/Zone],... that get the digest")
+    flagops_digest_cron: str = Field("0 9 * * mon", description="crontab of the digest, channel's zone")
+    flagops_stale_days: int = Field(7, ge=1, description="days launched or inactive before a flag is stale")
+    flagops_snooze: timedelta = timedelta(days=30)
 
     @field_validator("slack_bot_token", "slack_signing_secret", "ld_api_token", mode="after")
     @classmethod
@@ -116,7 +124,13 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         return normalise_database_url(value)
 
-    @field_validator("flagops_confirm_ttl", mode="before")
+    @field_validator(
+        "flagops_confirm_ttl",
+        "flagops_approval_remind_after",
+        "flagops_approval_remind_every",
+        "flagops_snooze",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)

@@ -109,6 +109,34 @@ audit = Table(
     Column("detail", Text, nullable=True),
 )
 
+# --- scheduler (issue 6): everything due, and the lease that keeps one scheduler running ---------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("target_json", Text, nullable=False),
+    Column("channel_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("detail", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_jobs_state_due_at", "state", "due_at"),
+    Index("ix_jobs_kind_user", "kind", "user_id"),
+)
+
+scheduler_lease = Table(
+    "scheduler_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the asyncio engine for a database URL (normalised to an asyncio driver).

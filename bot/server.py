@@ -32,8 +32,10 @@ from bot.app import Feature, build_app
 from bot.changes import ChangeService
 from bot.config import Settings
 from bot.db import migrate
+from bot.jobs import JobStore
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.messenger import Messenger
+from bot.scheduler import FlagopsScheduler
 from bot.slack_client import make_slack_client
 from bot.store import Store
 
@@ -57,7 +59,8 @@ class Runtime:
     bolt: AsyncApp
     handler: AsyncSlackRequestHandler
     changes: ChangeService
-    sweeper: asyncio.Task[None] | None = None
+    scheduler: FlagopsScheduler | None = None
+    """Due jobs, reminders, card expiry (issue 6); ticking only when ``FLAGOPS_SCHEDULER=on``."""
 
     @classmethod
     async def open(
@@ -93,29 +96,16 @@ class Runtime:
             settings, ld_client=ld, store=store, slack_client=slack, features=features, changes=changes
         )
         runtime = cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt), changes)
+        # Built always (tests drive run_due(now) by hand); ticks only where FLAGOPS_SCHEDULER=on.
+        runtime.scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
         if settings.flagops_scheduler == "on":
-            runtime.sweeper = asyncio.create_task(runtime.sweep_forever(), name="flagops-sweeper")
+            runtime.scheduler.start()
         return runtime
 
-    async def sweep_forever(self, every: float = SWEEP_SECONDS) -> None:
-        """Expire unconfirmed cards and settle changes stuck in ``applying``, every ``every`` seconds.
-
-        A failing sweep is logged and retried at the next tick: one bad row must not stop expiry
-        for every other card.
-        """
-        while True:
-            try:
-                await self.changes.sweep()
-            except Exception:
-                log.exception("the sweep of due changes failed; retrying in %s s", every)
-            await asyncio.sleep(every)
-
     async def close(self) -> None:
-        """Stop the sweeper; close the LaunchDarkly connection pool and the database pool."""
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper
+        """Stop the scheduler; close the LaunchDarkly connection pool and the database pool."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         await self.ld.aclose()
         await self.store.close()
 

@@ -1,0 +1,131 @@
+"""When a command says ``at <time>`` or ``in <duration>``: a moment in UTC, read in the user's time zone.
+
+``at`` is read with dateparser, preferring the future (``at Monday 09:00`` is next Monday), in the
+time zone Slack's ``users.info`` gives for the user; ``in`` is a duration from now (``in 2 hours``,
+``in 1 minute``). A moment that is not after now is refused: nothing is scheduled in the past.
+The current time is passed in, so tests move the clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+import dateparser
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from commands.errors import CommandError
+from commands.parse import parse_duration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TZ = "UTC"
+
+
+@dataclass(frozen=True)
+class When:
+    """A moment a command asked for, and how to say it to the person who asked."""
+
+    at: datetime
+    """The moment, timezone-aware, in UTC."""
+    tz: str
+    """The IANA zone it was read in (the user's)."""
+
+    @property
+    def epoch_ms(self) -> int:
+        """The moment in epoch milliseconds (LaunchDarkly's ``executionDate``)."""
+        return int(self.at.timestamp() * 1000)
+
+    def describe(self) -> str:
+        """``Mon 30 Nov 2026 09:00 Europe/Berlin (08:00 UTC)``; the date in UTC when it differs."""
+        return describe_moment(self.at, self.tz)
+
+
+def describe_moment(moment: datetime, tz: str) -> str:
+    """A moment in ``tz`` and in UTC, for people: ``Mon 30 Nov 2026 09:00 Europe/Berlin (08:00 UTC)``."""
+    local = moment.astimezone(zone(tz))
+    utc = moment.astimezone(UTC)
+    text = local.strftime("%a %d %b %Y %H:%M") + f" {tz}"
+    if tz in ("UTC", "Etc/UTC"):
+        return text
+    same_day = utc.date() == local.date()
+    return text + f" ({utc.strftime('%H:%M' if same_day else '%a %d %b %H:%M')} UTC)"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The zone named ``name``, or UTC when the name is unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TZ)
+
+
+def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
+    """Read ``at <time>`` or ``in <duration>`` as a moment after ``now``.
+
+    Args:
+        kind: ``at`` or ``in``.
+        text: the time or duration as typed (``Monday 09:00``, ``2026-12-01 09:00``, ``2 hours``).
+        now: the current time (timezone-aware).
+        tz: the IANA zone to read a time of day in (the user's).
+
+    Returns:
+        The moment.
+
+    Raises:
+        CommandError: the text is not a time or duration, or the moment is not in the future.
+    """
+    if kind == "in":
+        seconds = parse_duration(text)
+        if seconds <= 0:
+            raise CommandError(f"`in {text}` is not in the future: give a positive duration.")
+        return When(now.astimezone(UTC) + timedelta(seconds=seconds), tz)
+    if kind != "at":
+        raise CommandError(f"`{kind}` is not a schedule: use `at <time>` or `in <duration>`.")
+    local_now = now.astimezone(zone(tz)).replace(tzinfo=None)
+    parsed = dateparser.parse(
+        text,
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "TIMEZONE": tz,
+            "RETURN_AS_TIMEZONE_AWARE": True,
+            "RELATIVE_BASE": local_now,
+        },
+    )
+    if parsed is None:
+        raise CommandError(
+            f"I can't read `{text}` as a time. Try `at 2026-12-01 09:00`, `at Monday 09:00`, "
+            "`at 5pm tomorrow`, or `in 2 hours`."
+        )
+    moment = parsed.astimezone(UTC)
+    if moment <= now:
+        raise CommandError(
+            f"`at {text}` is {describe_moment(moment, tz)}, which is in the past. "
+            "Nothing was scheduled: give a time in the future."
+        )
+    return When(moment, tz)
+
+
+async def user_timezone(client: AsyncWebClient, user_id: str) -> str:
+    """The user's IANA time zone from Slack's ``users.info`` (UTC when Slack does not say).
+
+    Slack may refuse (a missing ``users:read`` scope, an unknown user): times are then read in UTC,
+    and every answer says which zone it used, so nobody is misled.
+    """
+    try:
+        response = await client.users_info(user=user_id)
+    except SlackApiError as error:
+        log.warning(
+            "users.info for %s failed (%s); reading times in UTC", user_id, error.response.get("error")
+        )
+        return DEFAULT_TZ
+    except (aiohttp.ClientError, OSError) as error:
+        log.warning("users.info for %s unreachable (%s); reading times in UTC", user_id, type(error).__name__)
+        return DEFAULT_TZ
+    user = response.get("user") or {}
+    tz = user.get("tz")
+    return str(tz) if isinstance(tz, str) and tz else DEFAULT_TZ

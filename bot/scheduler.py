@@ -1,0 +1,399 @@
+"""The scheduler: APScheduler 3 (``AsyncIOScheduler``) driving the jobs table, exactly one at a time.
+
+::
+
+    every FLAGOPS_SCHEDULER_INTERVAL s ─▶ run_due(now)
+        1. hold the leader lock, or do nothing (another scheduler runs)
+        2. ChangeService.sweep(now): expire unconfirmed cards, settle changes stuck in applying
+        3. enqueue the first reminder of each change waiting for approval (idempotent)
+        4. claim the due jobs (pending → running, compare-and-set) and run each (→ sent / failed)
+    per digest channel, cron FLAGOPS_DIGEST_CRON in the channel's zone ─▶ enqueue_digest(channel)
+
+Everything due is a row (``bot.jobs``), so a restart loses nothing and a row claimed by one
+scheduler is never run by another. APScheduler only ticks: ``coalesce=True`` (a burst of missed
+ticks runs once), ``misfire_grace_time=None`` (a late tick still runs), explicit job ids with
+``replace_existing``. The current time comes from a clock callable: tests call ``run_due(now)``
+with the time they want instead of sleeping.
+
+Exactly one scheduler: on Postgres a session-level ``pg_try_advisory_lock`` held on a dedicated
+connection (released by Postgres itself when the process dies); on SQLite a lease row renewed each
+tick (another process takes over once the lease expires: ``LEASE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import delete, insert, or_, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.changes import ChangeService
+from bot.config import Settings
+from bot.db import scheduler_lease
+from bot.explain import explain_error
+from bot.jobs import DIGEST, FAILED, RUNNING, SENT, Job, JobStore
+from bot.reminders import ReminderService
+from bot.schedule_time import zone
+from commands.errors import FlagopsError
+
+log = logging.getLogger("flagops.scheduler")
+
+LEASE_NAME = "scheduler"
+LEASE_SECONDS = 60.0
+ADVISORY_LOCK_KEY = 0x666C61676F7073  # "flagops": one key for every flagops scheduler on a database
+INTERRUPTED_AFTER = timedelta(minutes=10)
+RUN_DUE_JOB_ID = "flagops-run-due"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class LeaderLock(Protocol):
+    """Held by at most one scheduler sharing a database."""
+
+    async def acquire(self, now: datetime) -> bool:
+        """Take or keep the lock; True while this scheduler holds it."""
+        ...
+
+    async def release(self) -> None:
+        """Let another scheduler take over at once."""
+        ...
+
+
+class SqliteLease:
+    """A lease row with an expiry: the holder renews it each tick; anyone may take an expired one."""
+
+    def __init__(self, engine: AsyncEngine, holder: str, *, ttl: float = LEASE_SECONDS) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.ttl = timedelta(seconds=ttl)
+
+    async def acquire(self, now: datetime) -> bool:
+        expires = now + self.ttl
+        renew = (
+            update(scheduler_lease)
+            .where(
+                scheduler_lease.c.name == LEASE_NAME,
+                or_(scheduler_lease.c.holder == self.holder, scheduler_lease.c.expires_at <= now),
+            )
+            .values(holder=self.holder, expires_at=expires)
+        )
+        async with self.engine.begin() as connection:
+            if (await connection.execute(renew)).rowcount:
+                return True
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    insert(scheduler_lease).values(name=LEASE_NAME, holder=self.holder, expires_at=expires)
+                )
+        except IntegrityError:
+            return False  # another scheduler holds a lease that has not expired
+        return True
+
+    async def release(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                delete(scheduler_lease).where(
+                    scheduler_lease.c.name == LEASE_NAME, scheduler_lease.c.holder == self.holder
+                )
+            )
+
+
+class PostgresAdvisoryLock:
+    """``pg_try_advisory_lock`` on a connection of its own, kept open while this scheduler leads.
+
+    Postgres releases a session lock when its connection ends, so a crashed scheduler's lock goes
+    with it and the next tick of another one takes over.
+    """
+
+    def __init__(self, engine: AsyncEngine, key: int = ADVISORY_LOCK_KEY) -> None:
+        self.engine = engine
+        self.key = key
+        self._connection: AsyncConnection | None = None
+
+    async def acquire(self, now: datetime) -> bool:
+        if self._connection is not None:
+            try:
+                await self._connection.execute(text("SELECT 1"))
+                await self._connection.commit()
+                return True
+            except DBAPIError:
+                log.warning("the scheduler lock's connection was lost; trying to take the lock again")
+                await self._drop()
+        connection = await self.engine.connect()
+        held = (
+            await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
+        ).scalar()
+        # Commit so the connection does not sit idle in a transaction; the lock is session-level.
+        await connection.commit()
+        if held:
+            self._connection = connection
+            return True
+        await connection.close()
+        return False
+
+    async def release(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            await self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            await self._connection.commit()
+        finally:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
+def leader_lock(engine: AsyncEngine, holder: str) -> LeaderLock:
+    """The lock fitting the database: an advisory lock on Postgres, a lease row elsewhere."""
+    if engine.dialect.name == "postgresql":
+        return PostgresAdvisoryLock(engine)
+    return SqliteLease(engine, holder)
+
+
+@dataclass(frozen=True)
+class DigestChannel:
+    """A channel that gets the stale-flags digest, and the zone its cron is read in."""
+
+    channel_id: str
+    tz: str
+
+
+def digest_channels(spec: str) -> list[DigestChannel]:
+    """``C0123=Europe/Berlin,C0456`` → the channels (UTC where no zone is given).
+
+    Raises:
+        ValueError: an unknown zone (so a typo fails at start, not on Monday morning).
+    """
+    channels: list[DigestChannel] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        channel, _, tz = item.partition("=")
+        tz = tz.strip() or "UTC"
+        if zone(tz).key != tz:
+            raise ValueError(f"FLAGOPS_DIGEST_CHANNELS: unknown time zone {tz!r} for {channel}")
+        channels.append(DigestChannel(channel.strip(), tz))
+    return channels
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one ``run_due`` did."""
+
+    leader: bool
+    ran: tuple[tuple[str, str, str], ...] = ()
+    """(job id, kind, final state) of each job run."""
+
+
+class FlagopsScheduler:
+    """The one scheduler of a deployment (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        changes: ChangeService,
+        jobs: JobStore,
+        lock: LeaderLock | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.changes = changes
+        self.jobs = jobs
+        self.reminders = ReminderService(changes, jobs)
+        self.holder = f"flagops-{uuid.uuid4().hex[:12]}"
+        self.lock = lock or leader_lock(jobs.engine, self.holder)
+        self.clock = clock
+        self.channels = digest_channels(settings.flagops_digest_channels)
+        self.aps: AsyncIOScheduler | None = None
+
+    # --- running what is due ----------------------------------------------------------------
+
+    async def run_due(self, now: datetime | None = None) -> RunReport:
+        """Run everything due at ``now`` (the clock's time by default), if this scheduler leads.
+
+        Returns:
+            Whether it leads, and the jobs it ran.
+        """
+        now = now or self.clock()
+        if not await self.lock.acquire(now):
+            return RunReport(leader=False)
+        await self.changes.sweep(now=now)
+        await self.reminders.enqueue_approval_reminders()
+        for job in await self.jobs.interrupted(now - INTERRUPTED_AFTER):
+            # Never run twice: a job left running may have posted before the process stopped.
+            await self.jobs.transition(job.id, [RUNNING], FAILED, detail="interrupted by a restart")
+        ran: list[tuple[str, str, str]] = []
+        for job in await self.jobs.claim_due(now):
+            ran.append((job.id, job.kind, await self._run(job, now)))
+        return RunReport(leader=True, ran=tuple(ran))
+
+    async def _run(self, job: Job, now: datetime) -> str:
+        handler = self.reminders.handlers.get(job.kind)
+        if handler is None:
+            await self.jobs.transition(job.id, [RUNNING], FAILED, detail=f"unknown kind {job.kind}")
+            return FAILED
+        finished = False
+        try:
+            detail = await handler(job, now)
+            await self.jobs.transition(job.id, [RUNNING], SENT, detail=detail)
+            finished = True
+            return SENT
+        except (FlagopsError, SlackApiError) as error:
+            reason = (
+                explain_error(error) if isinstance(error, FlagopsError) else str(error.response.get("error"))
+            )
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, reason)
+            await self.jobs.transition(job.id, [RUNNING], FAILED, detail=reason)
+            finished = True
+            return FAILED
+        finally:
+            if not finished:
+                # An unexpected error (a bug): mark the job so it is not retried, then let it
+                # propagate to APScheduler, which logs it with its traceback.
+                await self.jobs.transition(job.id, [RUNNING], FAILED, detail="crashed; see the logs")
+
+    async def enqueue_digest(self, channel: DigestChannel, now: datetime | None = None) -> Job | None:
+        """Queue a channel's digest for now, once per channel and local day (the cron calls it).
+
+        Returns:
+            The job, or None when that day's digest was already queued (by this or another run).
+        """
+        now = now or self.clock()
+        day = now.astimezone(zone(channel.tz)).date().isoformat()
+        return await self.jobs.add(
+            DIGEST,
+            now,
+            {"channel": channel.channel_id, "project": self.settings.ld_project, "tz": channel.tz},
+            channel_id=channel.channel_id,
+            dedupe_key=f"digest:{channel.channel_id}:{day}",
+        )
+
+    def digest_trigger(self, channel: DigestChannel) -> CronTrigger:
+        """The digest's cron (``FLAGOPS_DIGEST_CRON``) in the channel's zone."""
+        return CronTrigger.from_crontab(self.settings.flagops_digest_cron, timezone=zone(channel.tz))
+
+    async def tick(self) -> None:
+        """The interval job: run what is due now."""
+        await self.run_due(self.clock())
+
+    async def _digest_tick(self, channel_id: str) -> None:
+        for channel in self.channels:
+            if channel.channel_id == channel_id and await self.lock.acquire(self.clock()):
+                await self.enqueue_digest(channel)
+        await self.run_due(self.clock())
+
+    # --- life -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start ticking in the running event loop (``python -m bot`` and ``python -m bot clock``)."""
+        aps = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+        aps.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.settings.flagops_scheduler_interval, timezone=UTC),
+            id=RUN_DUE_JOB_ID,
+            replace_existing=True,
+        )
+        for channel in self.channels:
+            aps.add_job(
+                self._digest_tick,
+                self.digest_trigger(channel),
+                args=[channel.channel_id],
+                id=f"flagops-digest:{channel.channel_id}",
+                replace_existing=True,
+            )
+        aps.start()
+        self.aps = aps
+        log.info(
+            "scheduler started (%s): due jobs every %ss, digests for %s",
+            self.holder,
+            self.settings.flagops_scheduler_interval,
+            ", ".join(c.channel_id for c in self.channels) or "no channel",
+        )
+
+    async def stop(self) -> None:
+        """Stop ticking and release the lock, so another scheduler takes over at its next tick."""
+        if self.aps is not None:
+            self.aps.shutdown(wait=False)
+            self.aps = None
+        await self.lock.release()
+
+
+async def clock_forever(settings: Settings) -> None:
+    """Run the scheduler alone until cancelled: migrate, open the clients, tick.
+
+    A second clock (or a web process with ``FLAGOPS_SCHEDULER=on``) on the same database stays
+    idle behind the leader lock and takes over when this one stops.
+    """
+    # Imported here: these build the whole bot, which the scheduler module itself does not need.
+    from bot.db import migrate
+    from bot.launchdarkly.client import LaunchDarklyClient
+    from bot.messenger import Messenger
+    from bot.slack_client import make_slack_client
+    from bot.store import Store
+
+    await migrate(settings.database_url)
+    store = Store.from_url(settings.database_url)
+    ld = LaunchDarklyClient(
+        settings.ld_base_url,
+        settings.ld_api_token,
+        timeout=settings.ld_timeout,
+        max_rate_limit_wait=settings.ld_max_rate_limit_wait,
+    )
+    changes = ChangeService(
+        settings=settings, store=store, ld=ld, messenger=Messenger(make_slack_client(settings))
+    )
+    scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
+    scheduler.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await scheduler.stop()
+        await ld.aclose()
+        await store.close()
+
+
+def run_clock(settings: Settings) -> int:
+    """``python -m bot clock``: the scheduler as a process of its own; 0 after Ctrl-C or SIGTERM.
+
+    Args:
+        settings: the bot's settings.
+
+    Returns:
+        The exit status.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(clock_forever(settings))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    log.info("scheduler stopped")
+    return 0
