@@ -25,6 +25,7 @@ APPLY_ANYWAY = "change_apply_anyway"
 CANCEL = "change_cancel"
 REQUEST_APPROVAL = "change_request_approval"
 SEND_AGAIN = "change_send_again"
+UNDO = "undo_change"  # issue 7: not change_*, the guardrails listener handles it
 
 BUTTON_TEXT = {
     APPLY: "Apply",
@@ -32,6 +33,7 @@ BUTTON_TEXT = {
     CANCEL: "Cancel",
     REQUEST_APPROVAL: "Request approval",
     SEND_AGAIN: "Send again",
+    UNDO: "Undo",
 }
 
 
@@ -56,6 +58,7 @@ class CardView:
     approval_required: bool = False
     flag_url: str | None = None
     footer: Sequence[str] = field(default_factory=tuple)
+    notes: Sequence[str] = ()  # issue 7: mrkdwn lines under before → after (policy, undo)
     schedule: str | None = None  # issue 6: when a scheduled change applies, in words
 
 
@@ -144,6 +147,8 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
         when = f":calendar: *Scheduled for {escape(view.schedule)}*"
         blocks.append(_section(f"{when}: Apply schedules it in LaunchDarkly, which applies it then."))
     blocks.append(_section("*Before → after*\n" + fact_changes_text(view.changes)))
+    if view.notes:
+        blocks.append(_section("\n".join(view.notes)))
     if view.comment:
         blocks.append(_context(f":memo: {escape(view.comment)}"))
     if view.approval_required:

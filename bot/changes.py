@@ -82,6 +82,7 @@ class Proposal(BaseModel):
     approval_required: bool = False
     dangerous: bool = False
     flag_url: str | None = None
+    notes: list[str] = []  # issue 7: card lines about the policy and undo
     # Issue 6: a scheduled change (``at``/``in``): Apply creates a LaunchDarkly scheduled change.
     execute_at_ms: int | None = None
     when_text: str | None = None
@@ -106,6 +107,7 @@ class Draft:
     approval: bool
     related: dict[str, dict[str, Any]] = field(default_factory=dict)  # prerequisite flags, by key
     when: When | None = None  # issue 6: when a scheduled change should apply
+    notes: tuple[str, ...] = ()  # issue 7: card lines under before → after (undo)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,26 @@ class ApprovalFlow(Protocol):
     async def token_for(self, user_id: str) -> str | None: ...
 
     async def request_approval(self, change: Change, who: Who) -> None: ...
+
+
+class ChangeGuard(Protocol):
+    """Issue 7 (``bot.policy``): who may propose a change and who may press Apply."""
+
+    async def check_propose(self, who: Who, draft: Draft, flag: dict[str, Any]) -> list[str]:
+        """Lines the card shows about the rules; raises ``CommandError`` naming a refusing rule."""
+        ...
+
+    async def check_apply(self, who: Who, change: Change) -> str | None:
+        """None when ``who`` may press Apply now, else the refusal to show them."""
+        ...
+
+
+class ChannelDefaults(Protocol):
+    """Issue 7 (``bot.channel_config``): a channel's project and environment (``/flag config``)."""
+
+    async def project(self, channel_id: str) -> str: ...
+
+    async def environment(self, channel_id: str) -> str | None: ...
 
 
 def utcnow() -> datetime:
@@ -148,6 +170,10 @@ class ChangeService:
         self.messenger = messenger
         self.clock = clock
         self.flags = FlagReader(ld, settings)
+        # Issue 7: the policy (bot.policy) and channel settings (bot.channel_config), set by the
+        # guardrails feature; None keeps the core's rules (requester-only Apply, LD_PROJECT).
+        self.guard: ChangeGuard | None = None
+        self.channel_defaults: ChannelDefaults | None = None
         # Set by the approvals feature when it registers; None keeps the core's own behaviour.
         self.approvals: ApprovalFlow | None = None
 
@@ -165,7 +191,7 @@ class ChangeService:
         """
         # Issue 6: `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
         when = await scheduled_changes.when_for(self, who, command) if command.schedule else None
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.project_for(who)
         before = await self.flags.flag(project, command.flag)
         await self.flags.check_environment(project, command.environment, before)
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
@@ -195,7 +221,7 @@ class ChangeService:
                 f"`{command.shape}` bodies are not sent from Slack: use semantic instructions "
                 "(`/flag raw <flag> <env> [...]`), or `python -m commands explain` to see the request."
             )
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.project_for(who)
         before = await self.flags.flag(project, command.flag)
         patch = SemanticPatch.model_validate(command.body)
         env = patch.environmentKey or command.environment
@@ -203,9 +229,43 @@ class ChangeService:
         draft = Draft(project, command.flag, env, patch, text.strip(), patch.comment, False)
         await self._post_proposal(who, draft, before, text)
 
+    async def propose_draft(
+        self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Preview and post a change computed elsewhere (undo, issue 7) through the same loop.
+
+        Args:
+            who: the requester.
+            draft: the change (its ``notes`` go on the card).
+            before: the flag as it is now (the preview's starting point).
+            text: what the card records as the command.
+            thread_ts: post the card in this thread.
+
+        Raises:
+            CommandError: the policy refuses it. LaunchDarklyError: the preview failed.
+            CannotPost: the bot may not post in the channel (nothing is stored).
+        """
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
+
+    async def project_for(self, who: Who) -> str:
+        """The project of the channel ``who`` is in: ``/flag config project``, else ``LD_PROJECT``."""
+        if self.channel_defaults is not None:
+            return await self.channel_defaults.project(who.reply.channel_id)
+        return self.settings.ld_project
+
+    async def environment_for(self, who: Who) -> str | None:
+        """The channel's default environment (``/flag config env``), or None."""
+        if self.channel_defaults is not None:
+            return await self.channel_defaults.environment(who.reply.channel_id)
+        return None
+
     async def _post_proposal(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
     ) -> None:
+        # Issue 7: the policy is checked before anything is previewed or posted.
+        notes = list(draft.notes)
+        if self.guard is not None:
+            notes += await self.guard.check_propose(who, draft, before)
         env = draft.environment
         patch = draft.patch.model_copy(update={"comment": None})
         after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
@@ -228,6 +288,7 @@ class ChangeService:
             approval_required=approval,
             dangerous=any(i.kind in DANGEROUS_KINDS for i in patch.instructions),
             flag_url=self.flags.flag_url(before, env),
+            notes=notes,
             execute_at_ms=draft.when.epoch_ms if draft.when else None,
             when_text=draft.when.describe() if draft.when else None,
         )
@@ -294,6 +355,16 @@ class ChangeService:
         await self.tell(who, f":no_entry: Only <@{change.requester_id}> can {what} this change.")
         return False
 
+    async def _may_apply(self, change: Change, who: Who) -> bool:
+        # Issue 7: with a policy, it decides (a second person applies deleteFlag, archiveFlag...).
+        if self.guard is None:
+            return await self._only_requester(change, who, "apply")
+        refusal = await self.guard.check_apply(who, change)
+        if refusal is not None:
+            await self.tell(who, refusal)
+            return False
+        return True
+
     async def _closed(self, change: Change, who: Who) -> bool:
         """Tell a late clicker what became of the change; True when there is nothing to press."""
         if change.state in (PROPOSED, NEEDS_APPROVAL) and _aware(change.expires_at) <= self.clock():
@@ -314,7 +385,7 @@ class ChangeService:
         return False
 
     async def _apply_clicked(self, change: Change, who: Who) -> None:
-        if await self._closed(change, who) or not await self._only_requester(change, who, "apply"):
+        if await self._closed(change, who) or not await self._may_apply(change, who):
             return
         if change.state not in (PROPOSED,):
             await self.tell(
@@ -473,10 +544,14 @@ class ChangeService:
         if note:
             versions += f"; {note}"
         final = await self.store.transition(
-            change.id, [APPLYING, OUTCOME_UNKNOWN], APPLIED, who.user_id, ld_status=200, detail=versions
+            change.id, [APPLYING, OUTCOME_UNKNOWN], APPLIED, who.user_id, ld_status=200, detail=versions,
+            outcome_json=json.dumps({"flag_after": after}),  # issue 7: undo compares with it
         )
         await self._update_card(
-            final or change, f":white_check_mark: Applied by <@{who.user_id}> · {versions}."
+            final or change,
+            f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
+            # Issue 7: Undo proposes the inverse change (a deleted flag has none).
+            buttons=() if after.get("_deleted") else (blocks.UNDO,),
         )
         lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
@@ -675,6 +750,7 @@ class ChangeService:
             dangerous=proposal.dangerous,
             approval_required=proposal.approval_required,
             flag_url=proposal.flag_url,
+            notes=proposal.notes,
             schedule=proposal.when_text,
         )
 

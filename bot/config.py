@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     port: int = Field(3000, ge=1, le=65535)
     flagops_command: str = "/flag"
+    # Guardrails and channel defaults (issue 7: bot/policy.py, bot/channel_config.py).
+    flagops_policy: str | None = Field(None, description="path of the policy TOML file; unset: allow all")
+    flagops_default_environment: str | None = Field(None, description="environment when a command omits it")
+    flagops_timezone: str = Field("UTC", description="channels' time zone unless /flag config tz sets one")
     flagops_confirm_ttl: timedelta = timedelta(minutes=15)
     flagops_scheduler: Literal["on", "off"] = "on"
     flagops_secret_key: SecretStr | None = None

@@ -96,6 +96,21 @@ changes = Table(
     Index("ix_changes_channel_card", "channel_id", "card_ts"),
 )
 
+# Per-channel settings (issue 7, migration 0003; see bot/channel_config.py): None = the default.
+channel_settings = Table(
+    "channel_settings",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("project", String(255), nullable=True),
+    Column("environment", String(255), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("approvals_channel", String(255), nullable=True),
+    Column("reviewers_json", Text, nullable=True),
+    Column("digest", String(64), nullable=True),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 audit = Table(
     "audit",
     metadata,

@@ -332,6 +332,8 @@ class FakeSlack:
         self._users: dict[str, User] = {u.id: u for u in users}
         self._users.setdefault(bot_user_id, User(bot_user_id, "flagops", is_bot=True))
         self._channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        """User group id → member ids (``usergroups.users.list``)."""
         self._state = _State()
         self._response_urls: dict[str, ResponseUrl] = {}
         self._limits: list[_RateLimit] = []
@@ -371,6 +373,11 @@ class FakeSlack:
         with self._lock:
             self._channels[channel_id] = channel
         return channel
+
+    def set_usergroup(self, group_id: str, members: list[str]) -> None:
+        """Declare (or change) a user group and its members, for ``usergroups.users.list``."""
+        with self._lock:
+            self.usergroups[group_id] = list(members)
 
     def make_private(self, channel_id: str, *, error: str = "not_in_channel") -> None:
         """Make ``channel_id`` a private channel the bot is not in: posting there fails with ``error``."""
@@ -730,6 +737,13 @@ def _conversations_info(fake: FakeSlack, params: dict[str, Any]) -> dict[str, An
     }
 
 
+def _usergroups_users_list(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    members = fake.usergroups.get(str(params.get("usergroup", "")))
+    if members is None:
+        raise SlackError("no_such_subteam")
+    return {"users": list(members)}
+
+
 _METHODS = {
     "chat.postMessage": _chat_post_message,
     "chat.update": _chat_update,
@@ -741,6 +755,7 @@ _METHODS = {
     "users.info": _users_info,
     "auth.test": _auth_test,
     "conversations.info": _conversations_info,
+    "usergroups.users.list": _usergroups_users_list,
 }
 
 

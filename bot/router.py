@@ -41,6 +41,7 @@ class CommandRouter:
         self.settings = changes.settings
         self.ld = changes.ld
         self.handlers: dict[str, VerbHandler] = {}
+        self.help_lines: list[str] = []  # issue 7: e.g. whether a policy restricts changes
 
     def handle(self, verb: str, handler: VerbHandler) -> None:
         """Send the reserved ``verb`` (as ``ReservedCommand.verb`` names it) to ``handler``."""
@@ -67,7 +68,8 @@ class CommandRouter:
 
     async def _dispatch(self, who: Who, command: Command, text: str) -> None:
         if isinstance(command, HelpCommand):
-            await self.changes.tell_text(who, help_text(command.topic))
+            extra = "".join("\n\n" + line for line in self.help_lines) if not command.topic else ""
+            await self.changes.tell_text(who, help_text(command.topic) + extra)
         elif isinstance(command, ShowCommand):
             await self._show(who, command)
         elif isinstance(command, ListCommand):
@@ -82,9 +84,9 @@ class CommandRouter:
             await self._tell(who, f":construction: `{command.verb}` is not available yet.")
 
     async def _show(self, who: Who, command: ShowCommand) -> None:
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.changes.project_for(who)
         flag = await self.flags.flag(project, command.flag, fresh=True)
-        env = command.environment
+        env = command.environment or await self.changes.environment_for(who)
         if env and env not in (flag.get("environments") or {}):
             await self.flags.check_environment(project, env, flag)
         name = blocks.escape(flag.get("name") or command.flag)
@@ -99,7 +101,7 @@ class CommandRouter:
         await self.messenger.ephemeral(who.reply, text, body)
 
     async def _list(self, who: Who, command: ListCommand) -> None:
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.changes.project_for(who)
         page = await self.ld.list_flags(project, query=command.query, tag=command.tag, limit=40)
         items = list(page.items)
         if not items:

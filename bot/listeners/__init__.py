@@ -26,3 +26,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     changes.register(app, router, deps.changes, deps.settings.flagops_command)
     for feature in FEATURE_LISTENERS:
         feature(app, deps, router)
+
+from bot.listeners import guardrails as _guardrails  # noqa: E402  (issue 7)
+
+FEATURE_LISTENERS.append(_guardrails.register)

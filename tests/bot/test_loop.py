@@ -68,7 +68,7 @@ async def test_off_is_previewed_applied_and_reported_in_the_thread(bot: Harness)
     assert patch["body"]["instructions"] == [{"kind": "turnFlagOff"}]
     assert patch["body"]["environmentKey"] == "test"
     assert "flagops change " in patch["body"]["comment"] and "via Slack by @" in patch["body"]["comment"]
-    assert buttons(bot) == [], "the card loses its buttons"
+    assert buttons(bot) == ["Undo"], "Apply and Cancel go; Undo (issue 7) stays"
     assert "Applied by" in card_text(bot)
     (reply,) = bot.thread()
     assert "version 1 → 2" in reply.text

@@ -26,6 +26,7 @@ def test_bot_scopes_are_exactly_what_wave_one_needs() -> None:
         "chat:write.public",
         "users:read",
         "users:read.email",
+        "usergroups:read",
     ]
     assert "user" not in manifest()["oauth_config"]["scopes"]
 
