@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     flagops_secret_key: SecretStr | None = None
     ld_timeout: float = Field(10.0, gt=0, description="seconds to wait for LaunchDarkly per request")
     ld_max_rate_limit_wait: float = Field(30.0, ge=0, description="seconds to wait out 429s, in all")
+    # Approvals and linked accounts (bot/approvals.py, bot/accounts.py).
+    flagops_require_linked_accounts: bool = False
+    flagops_approvals_channel: str | None = Field(None, description="channel id for every approval card")
+    flagops_approval_reviewers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON: environment (or "*") → member emails / team keys to notify',
+    )
     # Scheduler and reminders (issue 6).
     flagops_scheduler_interval: float = Field(15.0, gt=0, description="seconds between runs of due jobs")
     flagops_approval_remind_after: timedelta = timedelta(hours=4)

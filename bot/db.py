@@ -152,6 +152,39 @@ scheduler_lease = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
+# Linked LaunchDarkly accounts and approval cards (migration 0004; see bot/accounts.py, bot/approvals.py).
+linked_accounts = Table(
+    "linked_accounts",
+    metadata,
+    Column("slack_user_id", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False, index=True),
+    Column("member_email", String(255), nullable=True),
+    Column("token_ciphertext", Text, nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+)
+
+approval_cards = Table(
+    "approval_cards",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True, index=True),
+    Column("change_id", String(36), nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("project", String(255), nullable=False),
+    Column("flag_key", String(255), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("requester_id", String(64), nullable=True),
+    Column("channel_id", String(64), nullable=False),
+    Column("thread_ts", String(32), nullable=True),
+    Column("cards_json", Text, nullable=False),
+    Column("content_json", Text, nullable=False),
+    Column("request_json", Text, nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the asyncio engine for a database URL (normalised to an asyncio driver).

@@ -354,3 +354,89 @@ class SlackDriver:
             and not t.get_name().startswith(SERVER_TASK_PREFIX)
             and not (ignore and ignore(t))
         ]
+
+
+# --- modals, message shortcuts and options requests (approvals, accounts, message actions) --------
+
+
+def view_submission_payload(
+    *, user: SlackUser, view: dict[str, Any], values: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """The payload of a modal's submission.
+
+    Args:
+        user: who submitted.
+        view: the view as ``views.open`` stored it (its ``id``, ``callback_id``, ``private_metadata``).
+        values: ``state.values``: block id → action id → ``{"type": ..., "value" | "selected_option": ...}``.
+
+    Returns:
+        The payload (send it with :func:`interaction_body`).
+    """
+    submitted = {**view, "state": {"values": values}}
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": new_trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+
+
+def message_shortcut_payload(
+    *, user: SlackUser, callback_id: str, channel_id: str, message: Message, response_url: str
+) -> dict[str, Any]:
+    """The payload of a message shortcut (a message action) run on ``message``."""
+    slack_message: dict[str, Any] = {
+        "type": "message",
+        "user": message.user,
+        "ts": message.ts,
+        "text": message.text,
+    }
+    if message.blocks:
+        slack_message["blocks"] = message.blocks
+    if message.thread_ts:
+        slack_message["thread_ts"] = message.thread_ts
+    return {
+        "type": "message_action",
+        "callback_id": callback_id,
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": new_trigger_id(),
+        "action_ts": f"{time.time():.6f}",
+        "message_ts": message.ts,
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "message": slack_message,
+        "response_url": response_url,
+        "is_enterprise_install": False,
+    }
+
+
+def block_suggestion_payload(
+    *, user: SlackUser, view: dict[str, Any], block_id: str, action_id: str, value: str
+) -> dict[str, Any]:
+    """The payload of an ``external_select`` options request typed in a modal."""
+    return {
+        "type": "block_suggestion",
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": "legacy-verification-token",
+        "container": {"type": "view", "view_id": view.get("id")},
+        "view": view,
+        "block_id": block_id,
+        "action_id": action_id,
+        "value": value,
+        "action_ts": f"{time.time():.6f}",
+    }
+
+
+def signed_interaction(secret: str, payload: dict[str, Any]) -> SignedRequest:
+    """An interactivity payload, form-encoded and signed."""
+    body = interaction_body(payload)
+    return SignedRequest(body, sign(secret, body))

@@ -30,3 +30,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 from bot.listeners import guardrails as _guardrails  # noqa: E402  (issue 7)
 
 FEATURE_LISTENERS.append(_guardrails.register)
+
+from bot.listeners import approvals as _approvals  # noqa: E402  (after FEATURE_LISTENERS exists)
+
+FEATURE_LISTENERS.append(_approvals.register)

@@ -24,6 +24,7 @@ def who_from_command(body: dict[str, Any]) -> Who:
             user_id=str(body.get("user_id", "")),
             response_url=body.get("response_url"),
         ),
+        trigger_id=body.get("trigger_id"),
     )
 
 
@@ -41,6 +42,7 @@ def who_from_action(body: dict[str, Any]) -> Who:
             response_url=body.get("response_url"),
             thread_ts=message.get("thread_ts"),
         ),
+        trigger_id=body.get("trigger_id"),
     )
 
 

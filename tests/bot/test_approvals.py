@@ -1,0 +1,327 @@
+"""Approvals in the channel, end to end: signed Slack requests in, the fake Slack and the sandbox
+over HTTP. Each scenario asserts what LaunchDarkly holds (and who it says did it: the sandbox's
+audit) and what Slack was sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.launchdarkly.sandbox import SandboxState
+from bot.launchdarkly.sandbox.state import Account
+from bot.slack_payloads import signed_interaction, view_submission_payload
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+
+StartBot = Callable[..., Awaitable[Harness]]
+
+SERVICE_TOKEN = "api-flagops-console"  # the console settings' LD_API_TOKEN: the bot's service token
+SERVICE_MEMBER = "5f00000000000000000f1a90"
+SECRET_KEY = "a long passphrase for the linked-token cipher"
+APPROVALS = "C_APPROVALS"
+
+
+def sandbox() -> SandboxState:
+    """The demo account, where the bot's service token is a member of its own (not alice)."""
+    state = SandboxState.demo(token="sandbox-alice")
+    service = {
+        "_id": SERVICE_MEMBER,
+        "email": "flagops-bot@example.com",
+        "firstName": "flagops",
+        "role": "writer",
+    }
+    state.accounts.append(Account(member=service, token=SERVICE_TOKEN, writer=True))
+    state.remember_initial()
+    return state
+
+
+async def start(start_bot: StartBot, **settings: Any) -> Harness:
+    settings.setdefault("flagops_secret_key", SECRET_KEY)
+    return await start_bot(sandbox=sandbox(), **settings)
+
+
+def member_id(bot: Harness, email: str) -> str:
+    return next(a.member_id for a in bot.sandbox.accounts if a.member["email"] == email)
+
+
+def env(bot: Harness, key: str, environment: str) -> dict[str, Any]:
+    return dict(bot.sandbox.projects["demo"].flags[key]["environments"][environment])
+
+
+def approval_settings(bot: Harness, environment: str) -> dict[str, Any]:
+    settings: dict[str, Any] = bot.sandbox.projects["demo"].environments[environment]["approvalSettings"]
+    return settings
+
+
+def full(message: Any) -> str:
+    return str(message.text) + " " + " ".join(str(b) for b in message.blocks)
+
+
+def thread_texts(bot: Harness, card: Any) -> list[str]:
+    return [full(m) for m in bot.slack.thread(card.channel, card.ts)]
+
+
+def labels(message: Any) -> list[str]:
+    return [b["text"]["text"] for b in message.buttons]
+
+
+def requests_of(bot: Harness) -> list[Any]:
+    return list(bot.sandbox.approvals.values())
+
+
+def audit(bot: Harness, kind: str) -> list[dict[str, Any]]:
+    return [a for a in bot.sandbox.audit if a["kind"] == kind]
+
+
+async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
+    assert (await bot.command(text, user=user)).status_code == 200
+    await bot.idle()
+
+
+async def click(bot: Harness, which: str, *, user: str = ALICE, message: Any = None) -> None:
+    assert (await bot.click(which, user=user, message=message)).status_code == 200
+    await bot.idle()
+
+
+def approval_card(bot: Harness, channel: str = RELEASES) -> Any:
+    """The latest approval card in ``channel`` (thread replies included)."""
+    for message in reversed(bot.slack.all_messages()):
+        if message.channel == channel and "Approval requested by" in full(message):
+            return bot.slack.message(message.channel, message.ts)
+    raise AssertionError("no approval card was posted")
+
+
+def latest_view(bot: Harness, callback_id: str) -> dict[str, Any]:
+    views = [v for v in bot.slack.views().values() if v.get("callback_id") == callback_id]
+    assert views, f"no {callback_id} modal was opened"
+    return views[-1]
+
+
+async def submit(bot: Harness, view: dict[str, Any], user: str, values: dict[str, Any]) -> None:
+    payload = view_submission_payload(user=bot.driver.user(user), view=view, values=values)
+    secret = bot.stack.settings.slack_signing_secret.get_secret_value()
+    response = await bot.send(signed_interaction(secret, payload))
+    assert response.status_code == 200
+    await bot.idle()
+
+
+async def link(bot: Harness, user: str, token: str) -> None:
+    """Link ``user``'s LaunchDarkly account the way a person does: the command, then the modal."""
+    await run(bot, "/flag link-account", user=user)
+    view = latest_view(bot, "link_account")
+    await submit(bot, view, user, {"token": {"token": {"type": "plain_text_input", "value": token}}})
+    assert any("Linked" in t for t in bot.ephemeral_texts(user)), bot.ephemeral_texts(user)
+
+
+async def test_405_request_approve_apply_as_linked_members(start_bot: StartBot) -> None:
+    bot = await start(start_bot, flagops_approvals_channel=APPROVALS)
+    await link(bot, ALICE, "sandbox-alice")
+    await link(bot, BOB, "sandbox-bob")
+    alice, bob = member_id(bot, "alice@example.com"), member_id(bot, "bob@example.com")
+
+    await run(bot, '/flag off new-checkout test --reviewers <@U_BOB> -m "kill switch"')
+    change_card = bot.card()
+    # An admin requires approvals in test after the preview: LaunchDarkly answers 405 at apply.
+    approval_settings(bot, "test")["required"] = True
+    await click(bot, "Apply")
+    assert any("requires approval" in t for t in thread_texts(bot, change_card))
+    await click(bot, "Request approval", message=bot.slack.message(RELEASES, change_card.ts))
+
+    (stored,) = requests_of(bot)
+    assert stored.doc["requestorId"] == alice, "requested as alice, with her linked token"
+    assert stored.doc["notifyMemberIds"] == [bob], "bob is notified"
+    assert stored.doc["instructions"] == [{"kind": "turnFlagOff"}]
+    assert "turn" in stored.doc["description"].lower()
+    card = approval_card(bot)
+    assert card.thread_ts == change_card.ts, "the approval card is in the change's thread"
+    assert labels(card) == ["Approve", "Decline"]
+    assert "<@U_BOB>" in full(card) and "Open the request in LaunchDarkly" in full(card)
+    assert "Turn targeting OFF in test" in full(card)
+    assert any("Reviewers notified: <@U_BOB>" in t for t in thread_texts(bot, change_card))
+    (copy,) = bot.slack.messages(APPROVALS)
+    assert "Approval requested by" in full(copy), "a copy in the approvals channel"
+
+    await click(bot, "Approve", user=BOB, message=card)
+    (review,) = audit(bot, "review:approve")
+    assert review["memberId"] == bob, "approved as bob"
+    card = approval_card(bot)
+    assert labels(card) == ["Apply"]
+    assert "approved by <@U_BOB>" in full(card)
+    assert labels(bot.slack.message(APPROVALS, copy.ts)) == ["Apply"], "every copy is updated"
+
+    await click(bot, "Apply", user=BOB, message=card)
+    assert env(bot, "new-checkout", "test")["on"] is False
+    (applied,) = audit(bot, "applyApprovalRequest")
+    assert applied["memberId"] == bob and applied["requestorId"] == alice
+    texts = thread_texts(bot, change_card)
+    assert any("<@U_ALICE> requested approval" in t for t in texts)
+    assert any("<@U_BOB> approved as bob@example.com" in t for t in texts)
+    assert any("Applied by <@U_BOB>" in t and "flag version" in t for t in texts)
+    assert labels(approval_card(bot)) == []
+    assert "Applied through approval request" in full(bot.slack.message(RELEASES, change_card.ts))
+
+
+async def test_without_linked_accounts_the_service_token_acts_and_comments_name_the_users(
+    start_bot: StartBot,
+) -> None:
+    bot = await start(start_bot)
+    # With one service token the bot is requester and reviewer: this environment allows that.
+    approval_settings(bot, "production")["canReviewOwnRequest"] = True
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    (stored,) = requests_of(bot)
+    assert stored.doc["requestorId"] == SERVICE_MEMBER
+    assert "@alice" in (stored.comment or ""), stored.comment
+
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    assert env(bot, "new-checkout", "production")["on"] is True
+    (review,) = stored.doc["allReviews"]
+    assert review["memberId"] == SERVICE_MEMBER and "@bob" in review["comment"]
+    (applied,) = audit(bot, "applyApprovalRequest")
+    assert applied["memberId"] == SERVICE_MEMBER and "@bob" in applied["comment"]
+    assert any("through the flagops service token" in t for t in thread_texts(bot, bot.card()))
+
+
+async def test_requester_approving_their_own_request_gets_launchdarklys_refusal(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, ALICE, "sandbox-alice")
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=ALICE, message=approval_card(bot))
+    refusal = bot.ephemeral_texts(ALICE)[-1]
+    assert "You cannot review your own approval request in this environment" in refusal
+    assert "link-account" not in refusal, "alice is linked: linking would not help"
+    assert not audit(bot, "review:approve")
+    assert labels(approval_card(bot)) == ["Approve", "Decline"]
+
+    # Carol is linked but a reader: LaunchDarkly's 403 is shown in its words.
+    await link(bot, "U_CAROL", "sandbox-carol")
+    await click(bot, "Approve", user="U_CAROL", message=approval_card(bot))
+    assert "LaunchDarkly said" in bot.ephemeral_texts("U_CAROL")[-1]
+    assert env(bot, "new-checkout", "production")["on"] is False
+
+
+async def test_self_review_through_the_service_token_hints_at_linking(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    refusal = bot.ephemeral_texts(BOB)[-1]
+    assert "You cannot review your own approval request" in refusal
+    assert "/flag link-account" in refusal
+
+
+async def test_decline_with_a_reason(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, BOB, "sandbox-bob")
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Decline", user=BOB, message=approval_card(bot))
+    view = latest_view(bot, "approval_decline_reason")
+    assert not audit(bot, "review:decline"), "nothing is sent before the reason"
+    await submit(
+        bot, view, BOB, {"reason": {"reason": {"type": "plain_text_input", "value": "Not on a Friday"}}}
+    )
+    (stored,) = requests_of(bot)
+    assert stored.doc["reviewStatus"] == "declined"
+    assert stored.doc["allReviews"][0]["comment"] == "Not on a Friday"
+    assert stored.doc["allReviews"][0]["memberId"] == member_id(bot, "bob@example.com")
+    card = approval_card(bot)
+    assert labels(card) == [] and "Declined" in full(card) and "Not on a Friday" in full(card)
+    assert any("<@U_BOB> declined" in t and "Not on a Friday" in t for t in thread_texts(bot, bot.card()))
+    assert env(bot, "new-checkout", "production")["on"] is False
+
+
+async def test_two_apply_clicks_apply_once(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, BOB, "sandbox-bob")
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    card = approval_card(bot)
+    clicks = [bot.click_request("Apply", user=u, message=card) for u in (BOB, ALICE, BOB, ALICE)]
+    responses = await asyncio.gather(*(bot.send(c) for c in clicks))
+    assert all(r.status_code == 200 for r in responses)
+    await bot.idle()
+    assert len(audit(bot, "applyApprovalRequest")) == 1
+    applies = [r for r in bot.ld_requests() if r["method"] == "POST" and r["path"].endswith("/apply")]
+    assert len(applies) == 1
+    assert env(bot, "new-checkout", "production")["on"] is True
+    told = bot.ephemeral_texts(BOB) + bot.ephemeral_texts(ALICE)
+    assert sum("already" in t for t in told) == 3, told
+
+
+async def test_a_request_approved_in_launchdarkly_shows_approved_on_the_next_click(
+    start_bot: StartBot,
+) -> None:
+    bot = await start(start_bot)
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    (stored,) = requests_of(bot)
+    # Bob approves in LaunchDarkly's UI, not in Slack.
+    await bot.stack.runtime.ld.review_approval_request(
+        "demo", "new-checkout", "production", stored.doc["_id"], "approve", token="sandbox-bob"
+    )
+    await click(bot, "Approve", user=ALICE, message=approval_card(bot))
+    assert "already approved" in bot.ephemeral_texts(ALICE)[-1]
+    card = approval_card(bot)
+    assert labels(card) == ["Apply"] and "approved by bob@example.com" in full(card)
+    await click(bot, "Apply", user=BOB, message=card)
+    assert env(bot, "new-checkout", "production")["on"] is True
+
+
+async def test_approval_flag_asks_at_once_and_names_unmapped_reviewers(start_bot: StartBot) -> None:
+    bot = await start(
+        start_bot, flagops_approval_reviewers={"production": ["carol@example.com", "release-managers"]}
+    )
+    bot.slack.add_user("U_DAVE", "dave")  # no email in Slack
+    bot.slack.add_user("U_ERIN", "erin", email="erin@example.com")  # not a LaunchDarkly member
+    await run(
+        bot,
+        '/flag on new-checkout production --approval --reviewers <@U_BOB>,<@U_DAVE>,<@U_ERIN> -m "Launch"',
+    )
+    (stored,) = requests_of(bot)
+    carol, bob = member_id(bot, "carol@example.com"), member_id(bot, "bob@example.com")
+    assert stored.doc["notifyMemberIds"] == [carol, bob]
+    assert stored.doc["notifyTeamKeys"] == ["release-managers"]
+    card = approval_card(bot)
+    assert "<@U_DAVE>" in full(card) and "<@U_ERIN>" in full(card) and "Not notified" in full(card)
+    assert labels(bot.card()) == [], "the change card waits for the approval card"
+    assert "Launch" in full(card)
+
+
+async def test_approvals_lists_pending_requests_made_outside_slack(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, ALICE, "sandbox-alice")
+    from commands.instructions import TurnFlagOn
+
+    await bot.stack.runtime.ld.create_approval_request(
+        "demo",
+        "new-checkout",
+        "production",
+        description="Turn it on (asked in LaunchDarkly)",
+        instructions=[TurnFlagOn()],
+        token="sandbox-bob",
+    )
+    await run(bot, "/flag approvals new-checkout production")
+    headline = bot.card()
+    assert "1 pending approval request" in full(headline)
+    (card,) = bot.slack.thread(RELEASES, headline.ts)
+    assert "bob@example.com" in full(card) and labels(card) == ["Approve", "Decline"]
+    assert "Turn targeting ON in production" in full(card)
+    await click(bot, "Approve", user=ALICE, message=card)
+    await click(bot, "Apply", user=ALICE, message=bot.slack.message(RELEASES, card.ts))
+    assert env(bot, "new-checkout", "production")["on"] is True
+
+    await run(bot, "/flag approvals")
+    assert "No pending approval requests" in bot.ephemeral_texts(ALICE)[-1]
+
+
+async def test_required_linked_accounts_ask_to_link_first(start_bot: StartBot) -> None:
+    bot = await start(start_bot, flagops_require_linked_accounts=True)
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    assert "/flag link-account" in bot.ephemeral_texts(ALICE)[-1]
+    assert not requests_of(bot)
+    assert labels(bot.card()) == ["Request approval", "Cancel"], "the card still offers the request"
