@@ -27,6 +27,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
     for feature in FEATURE_LISTENERS:
         feature(app, deps, router)
 
+from bot.listeners import reminders as _reminders  # noqa: E402  (issue 6)
+
+FEATURE_LISTENERS.append(_reminders.register)
+
 from bot.listeners import guardrails as _guardrails  # noqa: E402  (issue 7)
 
 FEATURE_LISTENERS.append(_guardrails.register)
