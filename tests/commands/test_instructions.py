@@ -173,3 +173,18 @@ def test_json_patch_operations_need_their_operands() -> None:
 def test_merge_patch() -> None:
     body = {"description": "New flag description"}
     assert MergePatch.model_validate(body).body() == body
+
+
+def test_flag_link_and_project_patch_examples_of_the_seeds() -> None:
+    # Seed 000 (flag link, Python sample) and seed 004 (project, curl sample), as printed.
+    link_example = [{"op": "replace", "path": "/title", "value": None}]
+    project_example = [{"op": "add", "path": "/tags/0", "value": None}]
+    for example in (link_example, project_example):
+        assert JsonPatch.model_validate(example).body() == example
+
+
+def test_seed_001_link_example_without_a_value_is_refused() -> None:
+    # Seed 001's samples send {"op": "replace", "path": "/title"} with no value; RFC 6902 requires
+    # one for replace (seed 000's own sample sends "value": null). README, "Seed exemptions".
+    with pytest.raises(ValidationError, match="needs a value"):
+        JsonPatch.model_validate([{"op": "replace", "path": "/title"}])
