@@ -396,3 +396,27 @@ async def test_an_unknown_token_is_explained_without_echoing_it(start_bot: Start
     (answer,) = bot.ephemeral_texts(ALICE)
     assert "401" in answer and "LD_API_TOKEN" in answer
     assert all("api-revoked-123" not in str(call.params) for call in bot.slack.calls)
+
+
+@pytest.mark.parametrize("dry_run", ["preview", "405"])
+@pytest.mark.parametrize("message", ["action", "generic"])
+async def test_undocumented_approval_behaviour_both_ways(
+    start_bot: StartBot, dry_run: str, message: str
+) -> None:
+    """Whether LaunchDarkly previews or refuses a dry run in an approval environment, and however
+    it words the 405, the card previews the change and the 405 at apply becomes Request approval."""
+    bot = await start_bot()
+    bot.sandbox.switches = bot.sandbox.switches.model_copy(
+        update={"dry_run_in_approval_env": dry_run, "approval_405_message": message}
+    )
+    await run(bot, "/flag rollout banner-color production 10% blue 90% green")
+    assert "10% Blue (blue), 90% Green (green)" in card_text(bot), card_text(bot)
+    assert buttons(bot) == ["Request approval", "Cancel"]
+
+    # And at apply: an environment the bot believed free of approvals answers 405.
+    await run(bot, "/flag off new-checkout test")
+    bot.sandbox.projects["demo"].environments["test"]["approvalSettings"]["required"] = True
+    await click(bot, "Apply")
+    assert buttons(bot) == ["Request approval", "Cancel"]
+    assert any("requires approval" in t for t in texts(bot))
+    assert env(bot, "new-checkout", "test")["on"] is True
