@@ -123,7 +123,7 @@ def test_digest_channels_and_the_cron_in_the_channel_zone() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         digest_channels("C1=Mars/Olympus")
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         slack_bot_token="xoxb-1",
         slack_signing_secret="s",
         ld_api_token="api-1",
