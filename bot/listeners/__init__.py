@@ -38,3 +38,7 @@ FEATURE_LISTENERS.append(_guardrails.register)
 from bot.listeners import approvals as _approvals  # noqa: E402  (after FEATURE_LISTENERS exists)
 
 FEATURE_LISTENERS.append(_approvals.register)
+
+from bot.listeners import shortcuts as _shortcuts  # noqa: E402  (issue 5: message actions)
+
+FEATURE_LISTENERS.append(_shortcuts.register)
