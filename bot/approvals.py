@@ -500,6 +500,7 @@ class ApprovalService:
                 comment=self._comment(won.comment or None, who, acting, "requested"),
                 notify_member_ids=reviewers.member_ids,
                 notify_team_keys=reviewers.team_keys,
+                execution_date=proposal.execute_at_ms,  # issue 6: a scheduled change applies at its time
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:

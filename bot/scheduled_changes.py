@@ -77,6 +77,8 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
             instructions=patch.instructions,
             comment=service._comment(change, who),
             ignore_conflicts=change.ignore_conflicts,
+            # As the core's PATCH: the linked LaunchDarkly account of whoever pressed Apply, if any.
+            token=await service.approvals.token_for(who.user_id) if service.approvals else None,
         )
         scheduled_id = created.id
     except UNKNOWN_OUTCOME as error:

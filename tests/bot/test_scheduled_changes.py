@@ -1,0 +1,143 @@
+"""Scheduled flag changes end to end: ``at``/``in`` read in the user's Slack zone, the card says when,
+Apply creates a LaunchDarkly scheduled change (no local timer), the thread says whether it ran;
+``/flag scheduled`` lists them with Delete; conflicts and the past are handled."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.fake_slack import Ephemeral, Message
+from bot.jobs import CANCELLED, SCHEDULED_CHECK
+from bot.launchdarkly.sandbox.approvals import run_due as sandbox_run_due
+from bot.scheduler import FlagopsScheduler
+from tests.bot.harness import ALICE, RELEASES, Harness
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday
+MONDAY_9_BERLIN = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # alice's zone is Europe/Berlin
+
+
+def scheduler(bot: Harness) -> FlagopsScheduler:
+    found = bot.stack.runtime.scheduler
+    assert found is not None
+    return found
+
+
+def everything(message: Message | Ephemeral) -> str:
+    return message.text + " " + " ".join(str(b) for b in message.blocks)
+
+
+def on(bot: Harness, flag: str, env: str) -> bool:
+    return bool(bot.sandbox.projects["demo"].flags[flag]["environments"][env]["on"])
+
+
+async def run(bot: Harness, text: str) -> None:
+    bot.stack.runtime.changes.clock = lambda: NOW
+    assert (await bot.command(text)).status_code == 200
+    await bot.idle()
+
+
+async def click(bot: Harness, which: str, message: Message | None = None) -> None:
+    assert (await bot.click(which, message=message)).status_code == 200
+    await bot.idle()
+
+
+async def test_a_change_at_monday_nine_is_scheduled_in_launchdarkly_and_checked(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test at Monday 09:00")
+    card = everything(bot.card())
+    assert "Scheduled for Mon 30 Nov 2026 09:00 Europe/Berlin (08:00 UTC)" in card
+    assert [b["text"]["text"] for b in bot.card().buttons] == ["Apply", "Cancel"]
+
+    await click(bot, "Apply")
+    assert on(bot, "new-checkout", "test"), "not applied now: LaunchDarkly applies it at the time"
+    assert not bot.ld_patches(), "no PATCH: a scheduled change instead"
+    (stored,) = bot.sandbox.scheduled.values()
+    assert stored.doc["executionDate"] == int(MONDAY_9_BERLIN.timestamp() * 1000)
+    assert stored.doc["instructions"] == [{"kind": "turnFlagOff"}]
+    assert (stored.project, stored.flag, stored.env) == ("demo", "new-checkout", "test")
+    assert "flagops change" in (stored.comment or "")
+    assert "Scheduled by <@U_ALICE>" in everything(bot.card()) and bot.card().buttons == []
+    (reply,) = bot.thread()
+    assert "Scheduled *new-checkout* in *test*" in reply.text
+
+    # LaunchDarkly runs it at its time; a minute later the thread says the flag shows it.
+    sandbox_run_due(bot.sandbox, stored.doc["executionDate"])
+    assert not on(bot, "new-checkout", "test")
+    await scheduler(bot).run_due(MONDAY_9_BERLIN + timedelta(seconds=30))
+    await bot.idle()
+    assert len(bot.thread()) == 1, "not before its time"
+    await scheduler(bot).run_due(MONDAY_9_BERLIN + timedelta(minutes=1))
+    await bot.idle()
+    assert "ran: *new-checkout* in *test* now shows it" in bot.thread()[-1].text
+    await scheduler(bot).run_due(MONDAY_9_BERLIN + timedelta(hours=1))
+    await bot.idle()
+    assert len(bot.thread()) == 2, "said once"
+
+
+async def test_in_two_hours_and_a_change_that_did_not_run(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    assert "Wed 25 Nov 2026 18:00 Europe/Berlin (17:00 UTC)" in everything(bot.card())
+    await click(bot, "Apply")
+    (stored,) = bot.sandbox.scheduled.values()
+    due = NOW + timedelta(hours=2)
+    assert stored.doc["executionDate"] == int(due.timestamp() * 1000)
+    # Deleted in LaunchDarkly behind our back: the check says the flag does not show it.
+    bot.sandbox.scheduled.clear()
+    await scheduler(bot).run_due(due + timedelta(minutes=1))
+    await bot.idle()
+    assert "is *not* in *new-checkout*" in bot.thread()[-1].text
+
+
+async def test_a_time_in_the_past_is_refused_and_nothing_is_posted(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test at 2020-01-01 09:00")
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "in the past" in answer and "Nothing was scheduled" in answer
+    assert not bot.slack.messages(RELEASES) and not bot.sandbox.scheduled
+
+
+async def test_a_flag_level_change_cannot_be_scheduled(bot: Harness) -> None:
+    await run(bot, "/flag tag new-checkout add beta in 2 hours")
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "needs an environment" in answer
+    assert not bot.slack.messages(RELEASES)
+
+
+async def test_a_conflict_offers_apply_anyway(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    await click(bot, "Apply")
+    await run(bot, "/flag on new-checkout test in 3 hours")
+    await click(bot, "Apply")
+    assert "conflicts" in everything(bot.card())
+    assert [b["text"]["text"] for b in bot.card().buttons] == ["Apply anyway", "Cancel"]
+    assert len(bot.sandbox.scheduled) == 1
+    await click(bot, "Apply anyway")
+    assert len(bot.sandbox.scheduled) == 2
+    (request,) = [r for r in bot.ld_requests() if r["method"] == "POST" and r["status"] == 201][-1:]
+    assert str(request["query"].get("ignoreConflicts")).lower() == "true"
+
+
+async def test_approval_required_environment_asks_for_approval_with_the_time(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout production in 2 hours")
+    assert "Request approval" in [b["text"]["text"] for b in bot.card().buttons]
+    await click(bot, "Request approval")
+    (approval,) = bot.sandbox.approvals.values()
+    assert approval.doc.get("executionDate") == int((NOW + timedelta(hours=2)).timestamp() * 1000)
+
+
+async def test_scheduled_lists_them_with_delete(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test at Monday 09:00")
+    await click(bot, "Apply")
+    await run(bot, "/flag scheduled new-checkout test")
+    listing = bot.slack.ephemerals(ALICE)[-1]
+    text = everything(listing)
+    assert "Scheduled changes for *new-checkout* in *test* (1)" in text
+    assert "Mon 30 Nov 2026 09:00 Europe/Berlin (08:00 UTC)" in text and "Turn" in text
+    message = Message(listing.channel, "1700000000.000009", listing.text, listing.blocks, "U_FLAGOPS")
+    assert [b["text"]["text"] for b in message.buttons] == ["Delete"]
+    await click(bot, "Delete", message=message)
+    assert not bot.sandbox.scheduled, "deleted in LaunchDarkly"
+    assert "Deleted scheduled change" in bot.ephemeral_texts(ALICE)[-1]
+    (check,) = await scheduler(bot).jobs.all(SCHEDULED_CHECK)
+    assert check.state == CANCELLED, "no check of a deleted change"
+    assert "deleted this scheduled change" in bot.thread(bot.slack.messages(RELEASES)[0])[-1].text
+    await run(bot, "/flag scheduled new-checkout test")
+    assert "No scheduled changes" in bot.ephemeral_texts(ALICE)[-1]
