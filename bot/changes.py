@@ -551,7 +551,7 @@ class ChangeService:
             final or change,
             f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
             # Issue 7: Undo proposes the inverse change (a deleted flag has none).
-            buttons=() if after.get("_deleted") else (blocks.UNDO,),
+            buttons=() if "deleteFlag" in _kinds(proposal) else (blocks.UNDO,),
         )
         lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
@@ -787,6 +787,10 @@ class ChangeService:
     async def tell_text(self, who: Who, text: str) -> None:
         message, body = blocks.render_text(text)
         await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _kinds(proposal: Proposal) -> set[str]:
+    return {i.kind for i in proposal.semantic_patch().instructions}
 
 
 def _env_version(flag: dict[str, Any], env: str | None) -> int | None:

@@ -338,33 +338,34 @@ class PolicyGuard:
     async def check_apply(self, who: Who, change: Change) -> str | None:
         """Whether ``who`` may press Apply on ``change`` now: None, or the refusal to show them.
 
-        The requester applies their own change, except for kinds that need a second person
-        (``deleteFlag``, ``archiveFlag`` by default): then the requester may not, and anyone
-        else the ``apply`` rule allows must.
+        * Kinds that need a second person (``deleteFlag``, ``archiveFlag`` by default): never the
+          requester; anyone else the ``apply`` rule allows.
+        * Other changes: the requester, when the ``apply`` rule allows them; when the rule names
+          who may apply, those people may also apply anyone's change (developers propose,
+          release managers apply). Without such a rule, only the requester (the core loop's rule).
         """
         policy = self.policy
         if policy.open:
-            if who.user_id != change.requester_id:
-                return f":no_entry: Only <@{change.requester_id}> can apply this change."
-            return None
+            return None if who.user_id == change.requester_id else _only(change)
         patch = Proposal.model_validate_json(change.request_json).semantic_patch()
         environment = change.environment if patch.environment_scoped else None
         scope = policy.scope(change.project, environment)
         where = _where(change.project, environment)
-        kinds = sorted({i.kind for i in patch.instructions} & scope.second_person)
         if scope.read_only:
             return (
                 f":lock: {where} is read-only from Slack now (policy rule `{scope.read_only}`). "
                 "Nothing was changed."
             )
+        kinds = sorted({i.kind for i in patch.instructions} & scope.second_person)
         if kinds and who.user_id == change.requester_id:
             return (
                 f":busts_in_silhouette: `{', '.join(kinds)}` needs a second person (policy rule "
                 f"`{scope.second_person_rule}`): someone other than <@{change.requester_id}> who may "
-                f"apply here must press Apply. Nothing was changed."
+                "apply here must press Apply. Nothing was changed."
             )
-        if not kinds and who.user_id != change.requester_id:
-            return f":no_entry: Only <@{change.requester_id}> can apply this change."
+        named = scope.apply is not None and not scope.apply.allowed.anyone
+        if not kinds and who.user_id != change.requester_id and not named:
+            return _only(change)
         try:
             await self._require(who.user_id, change.channel_id, scope.apply, "apply changes to", where)
         except PolicyRefusal as refusal:
@@ -401,6 +402,10 @@ class PolicyGuard:
             if user in members:
                 return True
         return False
+
+
+def _only(change: Change) -> str:
+    return f":no_entry: Only <@{change.requester_id}> can apply this change."
 
 
 def _where(project: str, environment: str | None) -> str:

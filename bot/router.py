@@ -68,8 +68,8 @@ class CommandRouter:
 
     async def _dispatch(self, who: Who, command: Command, text: str) -> None:
         if isinstance(command, HelpCommand):
-            extra = "".join("\n\n" + line for line in self.help_lines) if not command.topic else ""
-            await self.changes.tell_text(who, help_text(command.topic) + extra)
+            extra = "".join(line + "\n\n" for line in self.help_lines) if not command.topic else ""
+            await self.changes.tell_text(who, extra + help_text(command.topic))
         elif isinstance(command, ShowCommand):
             await self._show(who, command)
         elif isinstance(command, ListCommand):

@@ -129,7 +129,8 @@ def _aspect(instruction: Instruction) -> str:
         return "env:trackEventsFallthrough"
     part = part_of(instruction)
     if part is not None:
-        return "env:" + part.split(":", 1)[0]
+        base = part.split(":", 1)[0]  # "rule:<id>" and "targets:<variation>" restore the whole list
+        return "env:rules" if base == "rule" else f"env:{base}"
     return _FLAG_ASPECTS[instruction.kind]
 
 
