@@ -309,7 +309,8 @@ def render_digest(
     title = (
         f":broom: *{count} temporary flag{'s' if count != 1 else ''}* in project `{blocks.escape(project)}` "
         f"{'have' if count != 1 else 'has'} been launched or inactive for {days}+ days: "
-        "time to remove them from the code and archive them."
+        f"time to remove {'them' if count != 1 else 'it'} from the code and archive "
+        f"{'them' if count != 1 else 'it'}."
     )
     body: blocks.Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": title}}]
     for flag in flags[:MAX_DIGEST_FLAGS]:
