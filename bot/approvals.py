@@ -140,6 +140,18 @@ class ApprovalService:
         """The linked token of a Slack user, or None for the service token."""
         return (await self.accounts.acting(user_id)).token
 
+    async def may_act(self, who: Who, what: str) -> bool:
+        """Whether ``who`` may act in LaunchDarkly through the bot now.
+
+        With ``FLAGOPS_REQUIRE_LINKED_ACCOUNTS`` an unlinked user is told to link first (and False is
+        returned); otherwise everyone may (an unlinked user acts through the service token).
+
+        Args:
+            who: the Slack user.
+            what: what they tried, in words (``"apply this change"``).
+        """
+        return await self.accounts.require(who.user_id, who.reply, what) is not None
+
     async def request_approval(self, change: Change, who: Who) -> None:
         """Create the approval request for a change card and post its approval card in the thread.
 

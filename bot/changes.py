@@ -127,6 +127,10 @@ class ApprovalFlow(Protocol):
 
     async def request_approval(self, change: Change, who: Who) -> None: ...
 
+    async def may_act(self, who: Who, what: str) -> bool:
+        """False (the user told to link first) when linked accounts are required and ``who`` has none."""
+        ...
+
 
 class ChangeGuard(Protocol):
     """Issue 7 (``bot.policy``): who may propose a change and who may press Apply."""
@@ -387,6 +391,9 @@ class ChangeService:
     async def _apply_clicked(self, change: Change, who: Who) -> None:
         if await self._closed(change, who) or not await self._may_apply(change, who):
             return
+        # Issue 5: with FLAGOPS_REQUIRE_LINKED_ACCOUNTS an unlinked user links first; nothing moves.
+        if self.approvals is not None and not await self.approvals.may_act(who, "apply this change"):
+            return
         if change.state not in (PROPOSED,):
             await self.tell(
                 who, f"This change is {change.state.replace('_', ' ')}; there is nothing to apply."
@@ -403,6 +410,8 @@ class ChangeService:
     async def _send_again_clicked(self, change: Change, who: Who) -> None:
         if not await self._only_requester(change, who, "send again"):
             return
+        if self.approvals is not None and not await self.approvals.may_act(who, "send this change again"):
+            return  # issue 5: as for Apply
         won = await self.store.transition(
             change.id, [OUTCOME_UNKNOWN], APPLYING, who.user_id, detail="Send again"
         )
