@@ -286,6 +286,21 @@ class PolicyGuard:
             log.info("policy reloaded from %s", self._path)
         return self._policy
 
+    def _current(self) -> Policy:
+        """:attr:`policy`, refusing every change while the file is broken (fail closed).
+
+        Raises:
+            PolicyRefusal: the file was changed and is now invalid; says what is wrong.
+        """
+        try:
+            return self.policy
+        except ConfigError as exc:
+            log.error("the policy file is invalid; every change is refused until it is fixed: %s", exc)
+            raise PolicyRefusal(
+                f":no_entry: The policy file is invalid, so every change is refused until an admin fixes "
+                f"it ({exc.message}). Nothing was changed."
+            ) from exc
+
     def _stat(self) -> int | None:
         if self._path is None:
             return None
@@ -321,7 +336,7 @@ class PolicyGuard:
             PolicyRefusal: not allowed (read-only environment, not in ``propose``); names the rule.
             ConfigError: the policy file became invalid.
         """
-        policy = self.policy
+        policy = self._current()
         if policy.open:
             return []
         environment = draft.environment if draft.patch.environment_scoped else None
@@ -344,7 +359,10 @@ class PolicyGuard:
           who may apply, those people may also apply anyone's change (developers propose,
           release managers apply). Without such a rule, only the requester (the core loop's rule).
         """
-        policy = self.policy
+        try:
+            policy = self._current()
+        except PolicyRefusal as refusal:
+            return refusal.message
         if policy.open:
             return None if who.user_id == change.requester_id else _only(change)
         patch = Proposal.model_validate_json(change.request_json).semantic_patch()
@@ -418,7 +436,7 @@ def _card_lines(scope: Scope, kinds: Sequence[str]) -> list[str]:
     """What the card says about the policy: who may apply, and whether a second person must."""
     lines: list[str] = []
     second = sorted(set(kinds) & scope.second_person)
-    if scope.apply is not None:
+    if scope.apply is not None and not scope.apply.allowed.anyone:
         lines.append(f":shield: Apply: {scope.apply.allowed.describe()} (`{scope.apply.name}`)")
     if second:
         lines.append(

@@ -4,6 +4,7 @@ by later commands in that channel only."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -33,7 +34,10 @@ def second_project(bot: Harness) -> None:
     bot.sandbox.projects["shop"] = shop
 
 
-async def test_config_shows_defaults_then_what_this_channel_set(bot: Harness) -> None:
+async def test_config_shows_defaults_then_what_this_channel_set(
+    start_bot: Callable[..., Awaitable[Harness]], database_url: str
+) -> None:
+    bot = await start_bot(database_url=database_url)
     await run(bot, "/flag config")
     shown = last_ephemeral(bot)
     assert "Settings of this channel" in shown

@@ -237,3 +237,19 @@ def test_the_example_policy_loads_and_means_what_it_says(tmp_path: Path) -> None
     assert flag_level.propose is not None and flag_level.propose.name == "projects.demo.propose"
     assert flag_level.second_person == frozenset({"deleteFlag", "archiveFlag"})
     assert policy.scope("other", "test").propose is None, "other projects: allowed"
+
+
+async def test_a_policy_file_broken_while_running_refuses_every_change(guarded: tuple[Harness, Path]) -> None:
+    bot, policy = guarded
+    await run(bot, "/flag off new-checkout test")
+    write(policy, POLICY + "\n[projects.demo\n")
+    await click(bot, "Apply")
+    assert "policy file is invalid" in last_ephemeral(bot, ALICE)
+    await run(bot, "/flag add tags new-checkout hotfix")
+    assert "policy file is invalid" in last_ephemeral(bot, ALICE)
+    assert len(bot.ld_patches(dry_runs=True)) == 1, "only the first card's preview"
+    assert env(bot, "new-checkout", "test")["on"] is True
+
+    write(policy, POLICY)  # fixed: the card posted before still works
+    await click(bot, "Apply")
+    assert env(bot, "new-checkout", "test")["on"] is False
