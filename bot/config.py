@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='JSON: environment (or "*") → member emails / team keys to notify',
     )
+    flagops_flag_search_timeout: float = Field(
+        1.5, gt=0, le=2.5, description="seconds a flag picker waits for LaunchDarkly (Slack allows 3)"
+    )
     # Scheduler and reminders (issue 6).
     flagops_scheduler_interval: float = Field(15.0, gt=0, description="seconds between runs of due jobs")
     flagops_approval_remind_after: timedelta = timedelta(hours=4)

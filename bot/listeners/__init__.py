@@ -42,3 +42,7 @@ FEATURE_LISTENERS.append(_approvals.register)
 from bot.listeners import shortcuts as _shortcuts  # noqa: E402  (issue 5: message actions)
 
 FEATURE_LISTENERS.append(_shortcuts.register)
+
+from bot.listeners import links as _links  # noqa: E402  (issue 5: flag links)
+
+FEATURE_LISTENERS.append(_links.register)
