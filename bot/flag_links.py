@@ -189,7 +189,7 @@ def render_linked(
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": blocks.clip(f"{headline}\n*{blocks.escape(title)}*", blocks.SECTION_LIMIT),
+                "text": blocks.clip(f"{headline}\n*“{blocks.escape(title)}”*", blocks.SECTION_LIMIT),
             },
         },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": blocks.clip(" · ".join(footer), 2000)}]},
