@@ -27,12 +27,15 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import aiohttp
 from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, scheduled_changes
 from bot.blocks import CardView
@@ -214,7 +217,9 @@ class ChangeService:
             draft = dataclasses.replace(draft, when=when)
         await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
 
-    async def propose_raw(self, who: Who, command: RawCommand, text: str) -> None:
+    async def propose_raw(
+        self, who: Who, command: RawCommand, text: str, *, thread_ts: str | None = None
+    ) -> None:
         """Preview raw semantic-patch instructions (the experts' escape hatch) and post their card.
 
         Raises:
@@ -231,7 +236,7 @@ class ChangeService:
         env = patch.environmentKey or command.environment
         await self.flags.check_environment(project, env, before)
         draft = Draft(project, command.flag, env, patch, text.strip(), patch.comment, False)
-        await self._post_proposal(who, draft, before, text)
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
 
     async def propose_draft(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
@@ -312,7 +317,34 @@ class ChangeService:
         channel = who.reply.channel_id
         # Post first: where the bot may not post, CannotPost leaves nothing stored.
         ts = await self.messenger.post(channel, card_text, card_blocks, thread_ts=thread_ts)
-        created = await self.store.create_change(
+        try:
+            created = await self._store_proposal(who, draft, before, text, change_id, ts, thread_ts, proposal)
+        except SQLAlchemyError:
+            view = dataclasses.replace(
+                view,
+                buttons=(),
+                status=":x: I could not store this change, so it cannot be applied. Try again.",
+            )
+            await self.messenger.update(channel, ts, *blocks.render_card(view))
+            raise
+        if draft.approval and approval and self.approvals is not None:
+            # `--approval`: ask for approval at once, as if the requester pressed Request approval.
+            await self.approvals.request_approval(created, who)
+
+    async def _store_proposal(
+        self,
+        who: Who,
+        draft: Draft,
+        before: dict[str, Any],
+        text: str,
+        change_id: str,
+        ts: str,
+        thread_ts: str | None,
+        proposal: Proposal,
+    ) -> Change:
+        env = draft.environment
+        channel = who.reply.channel_id
+        return await self.store.create_change(
             change_id=change_id,
             requester_id=who.user_id,
             requester_name=who.user_name,
@@ -330,9 +362,6 @@ class ChangeService:
             comment=draft.comment or "",
             expires_at=self.clock() + self.settings.flagops_confirm_ttl,
         )
-        if draft.approval and approval and self.approvals is not None:
-            # `--approval`: ask for approval at once, as if the requester pressed Request approval.
-            await self.approvals.request_approval(created, who)
 
     async def click(self, action_id: str, change_id: str, who: Who) -> None:
         """Handle a card button (after the ack)."""
@@ -342,7 +371,7 @@ class ChangeService:
             return
         handlers = {
             blocks.APPLY: self._apply_clicked,
-            blocks.APPLY_ANYWAY: self._apply_clicked,
+            blocks.APPLY_ANYWAY: self._apply_anyway_clicked,
             blocks.SEND_AGAIN: self._send_again_clicked,
             blocks.CANCEL: self._cancel_clicked,
             blocks.REQUEST_APPROVAL: self._request_approval_clicked,
@@ -388,19 +417,34 @@ class ChangeService:
             return True
         return False
 
-    async def _apply_clicked(self, change: Change, who: Who) -> None:
+    async def _apply_anyway_clicked(self, change: Change, who: Who) -> None:
+        await self._apply_clicked(change, who, anyway=True)
+
+    async def _apply_clicked(self, change: Change, who: Who, *, anyway: bool = False) -> None:
+        """Apply (or, after a conflict, Apply anyway: ``ignoreConflicts=true``).
+
+        Whether conflicts are ignored is decided by the button pressed, in the claiming
+        transition: a replayed plain Apply after a conflict conflicts again.
+        """
         if await self._closed(change, who) or not await self._may_apply(change, who):
             return
         # Issue 5: with FLAGOPS_REQUIRE_LINKED_ACCOUNTS an unlinked user links first; nothing moves.
         if self.approvals is not None and not await self.approvals.may_act(who, "apply this change"):
             return
-        if change.state not in (PROPOSED,):
-            await self.tell(
-                who, f"This change is {change.state.replace('_', ' ')}; there is nothing to apply."
-            )
+        if change.state != PROPOSED:
+            waiting = {
+                NEEDS_APPROVAL: "needs approval first: press *Request approval*.",
+                OUTCOME_UNKNOWN: "may already be in the flag: see the card; *Send again* only if not.",
+            }
+            await self.tell(who, f"This change {waiting.get(change.state, 'has nothing to apply.')}")
             return
         won = await self.store.transition(
-            change.id, [PROPOSED], APPLYING, who.user_id, detail="Apply pressed"
+            change.id,
+            [PROPOSED],
+            APPLYING,
+            who.user_id,
+            detail="Apply anyway pressed" if anyway else "Apply pressed",
+            ignore_conflicts=anyway,
         )
         if won is None:
             await self.tell(who, "This change is already being applied.")
@@ -432,6 +476,13 @@ class ChangeService:
         )
         if won is None:
             await self.tell(who, "Too late to cancel: this change is already being applied.")
+            return
+        if change.state == OUTCOME_UNKNOWN:
+            await self._update_card(
+                won,
+                f":no_entry_sign: Closed by <@{who.user_id}>; "
+                "whether the change reached the flag is still unknown.",
+            )
             return
         await self._update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
 
@@ -493,7 +544,19 @@ class ChangeService:
 
         ``resend``: this is a Send again after an unknown outcome; if the flag moved since and
         now shows the change, the earlier attempt landed after all and nothing is sent.
+
+        Whatever goes wrong after the claim, the change does not stay "Applying…": an
+        unexpected error settles it as outcome unknown (the flag is re-read) and is re-raised
+        for the one error handler to log.
         """
+        try:
+            await self._apply_claimed(change, who, resend=resend)
+        except Exception:
+            log.exception("applying change %s failed unexpectedly; settling it as outcome unknown", change.id)
+            await self._outcome_unknown(change, who, None, cause="Something went wrong on the bot's side.")
+            raise
+
+    async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
         await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
         proposal = Proposal.model_validate_json(change.request_json)
         if proposal.execute_at_ms is not None:  # issue 6: a LaunchDarkly scheduled change, not a patch now
@@ -501,6 +564,9 @@ class ChangeService:
             return
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
+        except CommandError as error:  # the flag is gone (404, with suggestions)
+            await self._finish(change, FAILED, who, 404, f":x: {error.message} Nothing changed.")
+            return
         except ld_errors.LaunchDarklyError as error:
             await self._back_to_proposed(
                 change, who, f":warning: Could not re-read the flag, nothing changed: {explain_error(error)}"
@@ -518,6 +584,7 @@ class ChangeService:
             await self._supersede(change, who, current)
             return
         patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
+        token = await self.approvals.token_for(who.user_id) if self.approvals else None
         for attempt in (1, 2):
             try:
                 result = await self.ld.patch_flag_semantic(
@@ -525,7 +592,7 @@ class ChangeService:
                     change.flag_key,
                     patch,
                     ignore_conflicts=change.ignore_conflicts,
-                    token=await self.approvals.token_for(who.user_id) if self.approvals else None,
+                    token=token,
                 )
             except ld_errors.OptimisticLockError as error:
                 if attempt == 2:
@@ -533,7 +600,7 @@ class ChangeService:
                     return
                 continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
             except ld_errors.LaunchDarklyError as error:
-                await self._apply_failed(change, who, error)
+                await self._apply_failed(change, who, error, linked=token is not None)
                 return
             await self._applied(change, who, proposal, current, result.document())
             return
@@ -553,11 +620,19 @@ class ChangeService:
         if note:
             versions += f"; {note}"
         final = await self.store.transition(
-            change.id, [APPLYING, OUTCOME_UNKNOWN], APPLIED, who.user_id, ld_status=200, detail=versions,
+            change.id,
+            [APPLYING, OUTCOME_UNKNOWN],
+            APPLIED,
+            who.user_id,
+            ld_status=200,
+            detail=versions,
             outcome_json=json.dumps({"flag_after": after}),  # issue 7: undo compares with it
         )
+        if final is None:
+            log.info("change %s was settled elsewhere before this apply reported", change.id)
+            return
         await self._update_card(
-            final or change,
+            final,
             f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
             # Issue 7: Undo proposes the inverse change (a deleted flag has none).
             buttons=() if "deleteFlag" in _kinds(proposal) else (blocks.UNDO,),
@@ -566,19 +641,23 @@ class ChangeService:
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
         await self._reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
 
-    async def _apply_failed(self, change: Change, who: Who, error: ld_errors.LaunchDarklyError) -> None:
+    async def _apply_failed(
+        self, change: Change, who: Who, error: ld_errors.LaunchDarklyError, *, linked: bool = False
+    ) -> None:
+        """Settle a change whose PATCH failed; ``linked``: it was sent with the user's own token."""
         status = error.status
         if isinstance(error, ld_errors.ConflictError):
-            await self.store.transition(
+            refreshed = await self.store.transition(
                 change.id,
                 [APPLYING],
                 PROPOSED,
                 who.user_id,
                 ld_status=status,
                 detail="conflict with a pending change",
-                ignore_conflicts=True,
+                expires_at=self._new_expiry(),
             )
-            refreshed = await self.store.get_change(change.id) or change
+            if refreshed is None:
+                return
             await self._update_card(
                 refreshed,
                 ":warning: This conflicts with a pending approval request or scheduled change. "
@@ -588,10 +667,18 @@ class ChangeService:
             await self._reply(change, f":warning: {explain_error(error)}")
         elif isinstance(error, ld_errors.ApprovalRequired):
             moved = await self.store.transition(
-                change.id, [APPLYING], NEEDS_APPROVAL, who.user_id, ld_status=status, detail=error.message
+                change.id,
+                [APPLYING],
+                NEEDS_APPROVAL,
+                who.user_id,
+                ld_status=status,
+                detail=error.message,
+                expires_at=self._new_expiry(),
             )
+            if moved is None:
+                return
             await self._update_card(
-                moved or change,
+                moved,
                 f":lock: *{change.environment}* requires approval. Request it and a reviewer approves it.",
                 buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL),
             )
@@ -606,12 +693,29 @@ class ChangeService:
                 who,
                 f":hourglass: {explain_error(error)} Nothing changed: press Apply again in a minute.",
             )
-        elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError | ld_errors.Unreachable):
+        elif isinstance(error, ld_errors.Unreachable):
+            # Never reached LaunchDarkly (no connection): nothing can have changed.
+            await self._back_to_proposed(
+                change, who, f":warning: {explain_error(error)} Nothing was sent: press Apply to try again."
+            )
+        elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError):
             await self._outcome_unknown(change, who, error)
+        elif isinstance(error, ld_errors.Unauthorized) and linked:
+            await self._finish(
+                change,
+                FAILED,
+                who,
+                status,
+                ":x: LaunchDarkly refused your linked token (401): it was revoked or expired. "
+                "Run `/flag link-account` again, or `/flag unlink-account` to act through the bot. "
+                "Nothing changed.",
+            )
         else:
             await self._finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
 
-    async def _outcome_unknown(self, change: Change, who: Who, error: FlagopsError | None) -> None:
+    async def _outcome_unknown(
+        self, change: Change, who: Who, error: FlagopsError | None, *, cause: str | None = None
+    ) -> None:
         """A write that may or may not have happened: find out by reading the flag, never resend."""
         moved = await self.store.transition(
             change.id,
@@ -619,20 +723,34 @@ class ChangeService:
             OUTCOME_UNKNOWN,
             who.user_id,
             ld_status=getattr(error, "status", None),
-            detail=str(error) if error else "interrupted",
+            detail=str(error) if error else (cause or "interrupted"),
         )
-        change = moved or change
+        if moved is None:
+            return  # settled by someone else meanwhile: their outcome stands
+        change = moved
         proposal = Proposal.model_validate_json(change.request_json)
-        cause = explain_error(error) if error else "The bot stopped while applying it."
+        cause = explain_error(error) if error else (cause or "The bot stopped while applying it.")
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
-        except ld_errors.LaunchDarklyError as read_error:
+        except CommandError:  # 404: the flag is gone
+            if "deleteFlag" in _kinds(proposal):
+                before = json.loads(change.flag_before_json or "{}")
+                await self._applied(change, who, proposal, before, {**before, "_deleted": True})
+                return
             await self._update_card(
                 change,
-                f":warning: Outcome unknown: {cause} I could not re-read the flag either "
-                f"({explain_error(read_error)}). Check the flag before pressing *Send again*.",
-                buttons=(blocks.SEND_AGAIN, blocks.CANCEL),
+                f":warning: Outcome unknown: {cause} The flag no longer exists in LaunchDarkly.",
+                buttons=(blocks.CANCEL,),
             )
+            await self._reply(change, f":warning: Outcome unknown: {cause} The flag no longer exists.")
+            return
+        except ld_errors.LaunchDarklyError as read_error:
+            message = (
+                f":warning: Outcome unknown: {cause} I could not re-read the flag either "
+                f"({explain_error(read_error)}). Check the flag before pressing *Send again*."
+            )
+            await self._update_card(change, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+            await self._reply(change, message)
             return
         before = json.loads(change.flag_before_json or "{}")
         if before and change_is_in(before, current, proposal.semantic_patch(), change.environment):
@@ -658,33 +776,53 @@ class ChangeService:
             who.user_id,
             detail=f"flag version {change.preview_version} → {current.get('_version')} since the preview",
         )
+        if moved is None:
+            return
+        try:
+            command = parse(change.command_text)
+        except CommandError:
+            command = None
+        again = isinstance(command, ChangeCommand | RawCommand)
         await self._update_card(
-            moved or change,
+            moved,
             ":arrows_counterclockwise: The flag changed since this preview "
             f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
-            "a new preview follows in the thread.",
+            + (
+                "a new preview follows in the thread."
+                if again
+                else "run the command again for a new preview."
+            ),
         )
-        command = parse(change.command_text)
-        if not isinstance(command, ChangeCommand):
-            return
         self.flags.remember(change.project, change.flag_key, current)
         try:
-            await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
+            if isinstance(command, ChangeCommand):
+                await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
+            elif isinstance(command, RawCommand):
+                await self.propose_raw(who, command, change.command_text, thread_ts=change.card_ts)
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self._reply(
                 change, f":warning: The command no longer fits the flag: {explain_error(error)}"
             )
 
     async def _back_to_proposed(self, change: Change, who: Who, message: str) -> None:
-        moved = await self.store.transition(change.id, [APPLYING], PROPOSED, who.user_id, detail=message)
-        await self._update_card(moved or change, message, buttons=(blocks.APPLY, blocks.CANCEL))
+        moved = await self.store.transition(
+            change.id, [APPLYING], PROPOSED, who.user_id, detail=message, expires_at=self._new_expiry()
+        )
+        if moved is not None:
+            await self._update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
 
     async def _finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
         moved = await self.store.transition(
             change.id, [APPLYING], state, who.user_id, ld_status=status, detail=message
         )
-        await self._update_card(moved or change, message)
-        await self._reply(change, message)
+        if moved is None:
+            return
+        await self._update_card(moved, message)
+        await self._reply(moved, message)
+
+    def _new_expiry(self) -> datetime:
+        """A change handed back to the requester waits a whole confirmation window again."""
+        return self.clock() + self.settings.flagops_confirm_ttl
 
     # --- time -------------------------------------------------------------------------------
 
@@ -696,23 +834,57 @@ class ChangeService:
         ``now``: the scheduler's time (default: this service's clock).
         """
         now = now or self.clock()
+        stuck_after = max(stuck_after, self._apply_budget())
         for change in await self.store.due_expiries(now):
-            await self._expire(change)
+            await self._settle(change, self._expire(change))
         for change in await self.store.stuck_applying(now - stuck_after):
             who = Who(
                 change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id)
             )
-            await self._outcome_unknown(change, who, None)
+            await self._settle(change, self._interrupted(change, who))
+
+    async def _settle(self, change: Change, work: Awaitable[None]) -> None:
+        """Run one change's sweep work; a failure is logged and the sweep goes on with the rest."""
+        try:
+            await work
+        except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+            log.exception("sweeping change %s failed; the next sweep tries again", change.id)
+
+    def _apply_budget(self) -> timedelta:
+        """The longest an apply may legitimately hold ``applying``: re-read with retries, the
+        PATCH and its 409 retry, each with the rate-limit wait, and Slack's retries, with margin."""
+        timeout = self.settings.ld_timeout
+        seconds = 3 * timeout + 2 * (timeout + self.settings.ld_max_rate_limit_wait) + 60
+        return timedelta(seconds=max(seconds, 300))
+
+    async def _interrupted(self, change: Change, who: Who) -> None:
+        """A change left in ``applying`` (the bot stopped): say what is known, never resend."""
+        proposal = Proposal.model_validate_json(change.request_json)
+        audit = await self.store.audit_for(change.id)
+        detail = (audit[-1].detail or "") if audit else ""
+        if detail.startswith("Request approval") or proposal.execute_at_ms is not None:
+            # Not a flag PATCH: an approval request or a scheduled change may exist now.
+            where = "`/flag approvals`" if detail.startswith("Request approval") else "`/flag scheduled`"
+            await self._finish(
+                change,
+                FAILED,
+                who,
+                None,
+                f":warning: The bot stopped while sending this to LaunchDarkly. Check {where} "
+                f"for {change.flag_key} before asking again.",
+            )
+            return
+        await self._outcome_unknown(change, who, None)
 
     async def _expire(self, change: Change) -> None:
         moved = await self.store.transition(
             change.id, [PROPOSED, NEEDS_APPROVAL], EXPIRED, "flagops", detail="confirmation window over"
         )
         if moved is not None:
-            minutes = int(self.settings.flagops_confirm_ttl.total_seconds() // 60)
             await self._update_card(
                 moved,
-                f":hourglass: Expired: nobody applied it within {minutes} minutes. "
+                ":hourglass: Expired: nobody applied it within "
+                f"{_duration(self.settings.flagops_confirm_ttl)}. "
                 "Run the command again to start over.",
             )
 
@@ -779,15 +951,23 @@ class ChangeService:
             buttons=buttons,
         )
         text, body = blocks.render_card(view)
-        await self.messenger.update(change.channel_id, change.card_ts, text, body)
+        try:
+            await self.messenger.update(change.channel_id, change.card_ts, text, body)
+        except (SlackApiError, aiohttp.ClientError):
+            # The store holds the truth; a card that could not be updated must not stop the
+            # lifecycle (the thread reply still tells the outcome).
+            log.warning("could not update the card of change %s", change.id, exc_info=True)
 
     async def _reply(
         self, change: Change, text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
     ) -> None:
         message, body = blocks.render_notice(text, lines, buttons=buttons)
-        await self.messenger.post(
-            change.channel_id, message, body, thread_ts=change.thread_ts or change.card_ts
-        )
+        try:
+            await self.messenger.post(
+                change.channel_id, message, body, thread_ts=change.thread_ts or change.card_ts
+            )
+        except (SlackApiError, aiohttp.ClientError):
+            log.warning("could not reply in the thread of change %s", change.id, exc_info=True)
 
     async def tell(self, who: Who, text: str, lines: Sequence[str] = ()) -> None:
         message, body = blocks.render_notice(text, lines)
@@ -796,6 +976,16 @@ class ChangeService:
     async def tell_text(self, who: Who, text: str) -> None:
         message, body = blocks.render_text(text)
         await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _duration(delta: timedelta) -> str:
+    """``15 minutes``, ``1 hour``, ``30 seconds``: a confirmation window in words."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def _kinds(proposal: Proposal) -> set[str]:

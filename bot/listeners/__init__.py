@@ -12,12 +12,18 @@ from collections.abc import Callable
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Deps
-from bot.listeners import changes
+from bot.listeners import approvals, changes, guardrails, links, reminders, shortcuts
 from bot.router import CommandRouter
 
 #: Each feature's ``register(app, deps, router)``: its listeners, and its verbs on the router.
 FeatureListeners = Callable[[AsyncApp, Deps, CommandRouter], None]
-FEATURE_LISTENERS: list[FeatureListeners] = []
+FEATURE_LISTENERS: list[FeatureListeners] = [
+    reminders.register,  # remind, reminders, scheduled; digest and reminder buttons
+    guardrails.register,  # config, undo; the Undo button
+    approvals.register,  # approvals, link-account, unlink-account; approval cards and modals
+    shortcuts.register,  # the "Change flag from message" message action
+    links.register,  # link, link edit; the "Link message to flag" message action and flag picker
+]
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -26,23 +32,3 @@ def register(app: AsyncApp, deps: Deps) -> None:
     changes.register(app, router, deps.changes, deps.settings.flagops_command)
     for feature in FEATURE_LISTENERS:
         feature(app, deps, router)
-
-from bot.listeners import reminders as _reminders  # noqa: E402  (issue 6)
-
-FEATURE_LISTENERS.append(_reminders.register)
-
-from bot.listeners import guardrails as _guardrails  # noqa: E402  (issue 7)
-
-FEATURE_LISTENERS.append(_guardrails.register)
-
-from bot.listeners import approvals as _approvals  # noqa: E402  (after FEATURE_LISTENERS exists)
-
-FEATURE_LISTENERS.append(_approvals.register)
-
-from bot.listeners import shortcuts as _shortcuts  # noqa: E402  (issue 5: message actions)
-
-FEATURE_LISTENERS.append(_shortcuts.register)
-
-from bot.listeners import links as _links  # noqa: E402  (issue 5: flag links)
-
-FEATURE_LISTENERS.append(_links.register)
