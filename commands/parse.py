@@ -498,11 +498,30 @@ def _reserved(verb: registry.Verb, cur: Cursor, options: _Options, source: str) 
                 raise cur.error(f"expected title or description, got {describe_token(field_name)}")
             args += [field_name.text.lower(), cur.name(f"the new {field_name.text.lower()}")]
     elif name == "config":
-        args = [cur.name("a setting") for _ in range(min(2, len(cur.tokens)))]
+        args = _config_args(cur)
     elif name == "undo" and not cur.at_end():
         args = [cur.name("a change id")]
     cur.done()
     return ReservedCommand(verb=name, args=tuple(args), flag=flag, environment=env, project=options.project)
+
+
+def _config_args(cur: Cursor) -> list[str]:
+    """``config [<setting> [<value>...]]``: values may be words, quoted text, mentions and channels,
+    kept in Slack's ``<@U…>`` / ``<#C…>`` form (``config reviewers production @bob @carol``)."""
+    if cur.at_end():
+        return []
+    args = [cur.name("a setting")]
+    while not cur.at_end():
+        tok = cur.next("a value")
+        if tok.kind == "mention":
+            args.append(f"<@{tok.text}>")
+        elif tok.kind == "channel":
+            args.append(f"<#{tok.text}>")
+        elif tok.kind in ("word", "string"):
+            args.append(tok.text)
+        elif not tok.is_punct(","):
+            raise cur.error(f"expected a value for the setting, got {describe_token(tok)}")
+    return args
 
 
 def _remind_args(cur: Cursor, source: str) -> list[str]:

@@ -47,7 +47,8 @@ async def test_config_shows_defaults_then_what_this_channel_set(
     await run(bot, "/flag config env test")
     await run(bot, '/flag config digest "mon 09:00"')
     await run(bot, "/flag config approvals-channel #flag-approvals")
-    await run(bot, '/flag config reviewers "production <@U_BOB|bob>, <@U_CAROL>"')
+    # As Slack sends them with should_escape: mentions arrive escaped, unquoted.
+    await run(bot, "/flag config reviewers production <@U_BOB|bob>, <@U_CAROL>")
     announced = [m.text for m in bot.slack.messages(RELEASES)]
     assert any("set this channel's *tz* to `Europe/Paris`" in t for t in announced)
     assert any("*reviewers* to <@U_BOB>, <@U_CAROL> for `production`" in t for t in announced)
@@ -63,6 +64,10 @@ async def test_config_shows_defaults_then_what_this_channel_set(
     settings = await ChannelConfig(bot.store.engine, bot.stack.settings).get(RELEASES)
     assert settings.reviewers_for("production") == ["U_BOB", "U_CAROL"]
     assert settings.timezone == "Europe/Paris" and settings.digest == "mon 09:00"
+
+    await run(bot, "/flag config approvals-channel <#C_APPROVALS|approvals>")
+    await run(bot, "/flag config")
+    assert "*approvals-channel*: <#C_APPROVALS> _(set here)_" in last_ephemeral(bot)
 
     await run(bot, "/flag config tz reset")
     await run(bot, "/flag config")
