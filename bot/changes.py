@@ -199,6 +199,16 @@ class ChangeService:
         # Issue 6: `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
         when = await scheduled_changes.when_for(self, who, command) if command.schedule else None
         project = command.project or await self.project_for(who)
+        if command.environment is None and command.environment_scoped:
+            # Issue 7: `on <flag>` alone uses the channel's default environment.
+            default = await self.environment_for(who) or self.settings.flagops_default_environment
+            if default is None:
+                raise CommandError(
+                    "Which environment? Say it "
+                    f"(`{self.settings.flagops_command} {text.strip()} production`), or set this "
+                    f"channel's default with `{self.settings.flagops_command} config env <env>`."
+                )
+            command = command.model_copy(update={"environment": default})
         before = await self.flags.flag(project, command.flag)
         await self.flags.check_environment(project, command.environment, before)
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}

@@ -576,12 +576,6 @@ class ChangeCommand(_Frozen):
     reviewers: tuple[Text, ...] = ()
     schedule: Schedule | None = None
 
-    @model_validator(mode="after")
-    def _environment_when_needed(self) -> ChangeCommand:
-        if self.environment is None and any(c.environment_scoped for c in self.changes):
-            raise ValueError("an environment-scoped change needs an environment")
-        return self
-
     @property
     def environment_scoped(self) -> bool:
         """Whether any change needs an environment."""

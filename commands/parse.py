@@ -319,6 +319,10 @@ def _flag(cur: Cursor) -> str:
     return tok.text
 
 
+#: Verbs whose environment may be left out (the bot fills in the channel's default environment).
+OPTIONAL_ENV_VERBS = frozenset({"on", "off"})
+
+
 def _env(cur: Cursor, options: _Options, *, required: bool) -> str | None:
     if options.env is not None:
         return options.env
@@ -362,7 +366,9 @@ def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source:
         if flag is None:
             flag = _flag(cur)
             if verb.scope == "env":
-                env = _env(cur, options, required=True)
+                # `on`/`off` alone may leave the environment to the channel's default
+                # (`/flag config env`); every other verb reads more after it, so it must be said.
+                env = _env(cur, options, required=verb.name not in OPTIONAL_ENV_VERBS)
         else:
             _repeated_flag_env(cur, verb, flag, env, options)
             if verb.scope == "env" and env is None:

@@ -69,8 +69,8 @@ VERBS: tuple[Verb, ...] = (
         "on",
         "basics",
         "env",
-        "on <flag> <env>",
-        "Turn targeting on.",
+        "on <flag> [<env>]",
+        "Turn targeting on (in the channel's default environment when none is given).",
         ("turnFlagOn",),
         (
             _ex("on new-checkout test", "turnFlagOn", "Turn targeting on in test"),
@@ -86,7 +86,7 @@ VERBS: tuple[Verb, ...] = (
         "off",
         "basics",
         "env",
-        "off <flag> <env>",
+        "off <flag> [<env>]",
         "Turn targeting off (serve the off variation).",
         ("turnFlagOff",),
         (

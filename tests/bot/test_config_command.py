@@ -102,6 +102,19 @@ async def test_the_channels_project_and_environment_are_used_by_later_commands(b
     assert "Flags in `shop`" in last_ephemeral(bot)
 
 
+async def test_on_and_off_without_an_environment_use_the_channels_default(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout")
+    assert "Which environment?" in last_ephemeral(bot) and "config env" in last_ephemeral(bot)
+    assert not bot.slack.messages(RELEASES)
+
+    await run(bot, "/flag config env test")
+    await run(bot, "/flag off new-checkout")
+    assert "in *test*" in str(bot.card().blocks)
+    await bot.click("Apply")
+    await bot.idle()
+    assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is False
+
+
 async def test_config_values_are_checked(bot: Harness) -> None:
     cases = [
         ("/flag config project nope", "There is no project `nope`"),

@@ -51,9 +51,15 @@ def test_show_list_help() -> None:
 
 
 def test_environment_is_required_for_environment_changes_and_named_in_the_usage() -> None:
-    err = error("on new-checkout")
+    err = error("serve new-checkout")
     assert "environment" in err.message
-    assert err.usage == "on <flag> <env>"
+    assert err.usage is not None and err.usage.startswith("serve <flag> <env>")
+
+
+def test_on_and_off_may_leave_the_environment_to_the_channel() -> None:
+    cmd = change("on new-checkout")
+    assert cmd.environment is None and cmd.environment_scoped
+    assert change("off new-checkout -m why").environment is None
 
 
 # --- options ------------------------------------------------------------------------------------
@@ -179,7 +185,9 @@ def test_a_trailing_duration_is_always_the_schedule() -> None:
 
 
 def test_in_then_a_duration_is_not_an_environment() -> None:
-    err = error("off new-checkout in 2 hours")
+    cmd = change("off new-checkout in 2 hours")  # the channel's default environment, in 2 hours
+    assert cmd.environment is None and cmd.schedule == it.Schedule(kind="in", text="2 hours")
+    err = error("serve new-checkout in 2 hours")
     assert "environment" in err.message
 
 
