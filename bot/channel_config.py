@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -126,6 +126,15 @@ class ChannelConfig:
             own=frozenset(own),
         )
 
+    async def with_digest(self) -> list[ChannelSettings]:
+        """Every channel that set its own digest schedule (``off`` included)."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(channel_settings.c.channel_id).where(channel_settings.c.digest.is_not(None))
+            )
+            ids = [str(row[0]) for row in result]
+        return [await self.get(channel_id) for channel_id in ids]
+
     async def project(self, channel_id: str) -> str:
         """The channel's project (``LD_PROJECT`` unless ``/flag config project`` set one)."""
         return (await self.get(channel_id)).project
@@ -209,6 +218,35 @@ def check_digest(text: str) -> str:
             '"mon,thu 09:30", "weekdays 08:45" or "daily 17:00" (the channel\'s time zone), or `off`.'
         )
     return f"{match['days']} {int(match['hour']):02d}:{match['minute']}"
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def last_digest_time(schedule: str, tz: str, now: datetime) -> datetime | None:
+    """The latest time at or before ``now`` that a digest schedule (``mon 09:00``, ``weekdays
+    08:45``, ``daily 17:00``, as :func:`check_digest` stores it) names, in zone ``tz``; None when
+    the schedule names no day in the past week."""
+    match = DIGEST.match(schedule)
+    if match is None:
+        return None
+    days = match["days"]
+    allowed = (
+        set(range(7))
+        if days == "daily"
+        else set(range(5))
+        if days == "weekdays"
+        else {_DAYS.index(d) for d in days.split(",")}
+    )
+    local = now.astimezone(ZoneInfo(tz))
+    for back in range(8):
+        day = (local - timedelta(days=back)).date()
+        at = datetime(
+            day.year, day.month, day.day, int(match["hour"]), int(match["minute"]), tzinfo=local.tzinfo
+        )
+        if day.weekday() in allowed and at <= local:
+            return at
+    return None
 
 
 def channel_ref(text: str) -> str:

@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.changes import ChangeService
+from bot.channel_config import ChannelConfig, last_digest_time
 from bot.config import Settings
 from bot.db import scheduler_lease
 from bot.explain import explain_error
@@ -169,6 +170,9 @@ def leader_lock(engine: AsyncEngine, holder: str) -> LeaderLock:
     return SqliteLease(engine, holder)
 
 
+DIGEST_LATE_LIMIT = timedelta(hours=12)  # a digest missed by longer than this waits for its next time
+
+
 @dataclass(frozen=True)
 class DigestChannel:
     """A channel that gets the stale-flags digest, and the zone its cron is read in."""
@@ -224,6 +228,7 @@ class FlagopsScheduler:
         self.lock = lock or leader_lock(jobs.engine, self.holder)
         self.clock = clock
         self.channels = digest_channels(settings.flagops_digest_channels)
+        self.channel_config = ChannelConfig(jobs.engine, settings)
         self.aps: AsyncIOScheduler | None = None
 
     # --- running what is due ----------------------------------------------------------------
@@ -239,6 +244,7 @@ class FlagopsScheduler:
             return RunReport(leader=False)
         await self.changes.sweep(now=now)
         await self.reminders.enqueue_approval_reminders()
+        await self.enqueue_configured_digests(now)
         for job in await self.jobs.interrupted(now - INTERRUPTED_AFTER):
             # Never run twice: a job left running may have posted before the process stopped.
             await self.jobs.transition(job.id, [RUNNING], FAILED, detail="interrupted by a restart")
@@ -272,21 +278,46 @@ class FlagopsScheduler:
                 # propagate to APScheduler, which logs it with its traceback.
                 await self.jobs.transition(job.id, [RUNNING], FAILED, detail="crashed; see the logs")
 
-    async def enqueue_digest(self, channel: DigestChannel, now: datetime | None = None) -> Job | None:
+    async def enqueue_digest(
+        self, channel: DigestChannel, now: datetime | None = None, *, project: str | None = None
+    ) -> Job | None:
         """Queue a channel's digest for now, once per channel and local day (the cron calls it).
+
+        Args:
+            channel: the channel and its zone.
+            now: the time (default: the clock's).
+            project: the channel's project (default: its ``/flag config project``, else LD_PROJECT).
 
         Returns:
             The job, or None when that day's digest was already queued (by this or another run).
         """
         now = now or self.clock()
+        if project is None:
+            project = (await self.channel_config.get(channel.channel_id)).project
         day = now.astimezone(zone(channel.tz)).date().isoformat()
         return await self.jobs.add(
             DIGEST,
             now,
-            {"channel": channel.channel_id, "project": self.settings.ld_project, "tz": channel.tz},
+            {"channel": channel.channel_id, "project": project, "tz": channel.tz},
             channel_id=channel.channel_id,
             dedupe_key=f"digest:{channel.channel_id}:{day}",
         )
+
+    async def enqueue_configured_digests(self, now: datetime) -> None:
+        """Queue the digests that channels scheduled with ``/flag config digest``, once each time.
+
+        Checked at every run rather than by a cron job per channel, so a schedule set in Slack
+        takes effect at once on whichever instance leads, and a digest missed while no scheduler
+        ran is posted late (within 12 hours) rather than lost.
+        """
+        for channel in await self.channel_config.with_digest():
+            if channel.digest is None or channel.digest == "off":
+                continue
+            due = last_digest_time(channel.digest, channel.timezone, now)
+            if due is not None and now - due < DIGEST_LATE_LIMIT:
+                await self.enqueue_digest(
+                    DigestChannel(channel.channel_id, channel.timezone), now, project=channel.project
+                )
 
     def digest_trigger(self, channel: DigestChannel) -> CronTrigger:
         """The digest's cron (``FLAGOPS_DIGEST_CRON``) in the channel's zone."""
@@ -299,6 +330,8 @@ class FlagopsScheduler:
     async def _digest_tick(self, channel_id: str) -> None:
         for channel in self.channels:
             if channel.channel_id == channel_id and await self.lock.acquire(self.clock()):
+                if "digest" in (await self.channel_config.get(channel_id)).own:
+                    continue  # the channel's own /flag config digest schedule rules (or turns it off)
                 await self.enqueue_digest(channel)
         await self.run_due(self.clock())
 

@@ -218,3 +218,22 @@ async def test_restart_keeps_a_queued_digest(start_bot: StartBot, sqlite_url: st
     second = await start_bot(database_url=sqlite_url)
     await run_due(second, NOW)
     assert [m for m in second.slack.messages(RELEASES) if "stale temporary flag" in m.text]
+
+
+async def test_a_digest_scheduled_with_config_posts_once_at_its_time_in_the_channels_zone(
+    bot: Harness,
+) -> None:
+    await run(bot, "/flag config tz Europe/Berlin")
+    await run(bot, '/flag config digest "mon 09:00"')
+    monday_0800_berlin = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    await run_due(bot, monday_0800_berlin)
+    assert not [m for m in posts(bot) if "stale temporary flag" in m.text], "not before 09:00 Berlin"
+    await run_due(bot, monday_0800_berlin + timedelta(hours=1, minutes=1))  # 09:01 in Berlin
+    assert len([m for m in posts(bot) if "stale temporary flag" in m.text]) == 1
+    await run_due(bot, monday_0800_berlin + timedelta(hours=3))
+    await run_due(bot, monday_0800_berlin + timedelta(days=1))
+    assert len([m for m in posts(bot) if "stale temporary flag" in m.text]) == 1, "once per schedule"
+
+    await run(bot, "/flag config digest off")
+    await run_due(bot, monday_0800_berlin + timedelta(days=7, hours=1, minutes=1))
+    assert len([m for m in posts(bot) if "stale temporary flag" in m.text]) == 1, "off means off"
