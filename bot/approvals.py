@@ -64,6 +64,7 @@ from bot.changes import (
     Who,
     clip_description,
 )
+from bot.channel_config import ChannelConfig
 from bot.explain import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
@@ -78,6 +79,7 @@ from commands.intents import ReservedCommand
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9_]+$")  # a Slack user id, as /flag config reviewers stores it
 
 # The card's states, buttons and modal live in bot.approval_cards, the reviewer lookup in
 # bot.approval_reviewers; they are re-exported here because this module is the feature's entry point.
@@ -133,6 +135,7 @@ class ApprovalService:
         self.cards = cards
         self.slack = slack
         self._reviewers = ReviewerFinder(self.settings, self.ld, slack)
+        self.channel_config = ChannelConfig(changes.store.engine, self.settings)
 
     # --- hooks the change lifecycle calls ------------------------------------------------------
 
@@ -173,7 +176,11 @@ class ApprovalService:
             return
         proposal = Proposal.model_validate_json(won.request_json)
         try:
-            reviewers = await self.reviewers(won.environment, command_reviewers(won.command_text))
+            channel = await self.channel_config.get(won.channel_id)
+            # The channel's own reviewers (`/flag config reviewers`) are Slack users: mapped by email
+            # like the command's; the environment variables' (emails, team keys) come from `find`.
+            own = [f"<@{u}>" for u in channel.reviewers_for(won.environment) if _SLACK_USER.match(u)]
+            reviewers = await self.reviewers(won.environment, [*own, *command_reviewers(won.command_text)])
             request = await self.ld.create_approval_request(
                 won.project,
                 won.flag_key,
@@ -235,7 +242,7 @@ class ApprovalService:
             thread_ts=thread,
         )
         await self._post_card(card, won.channel_id, thread)
-        approvals_channel = self.settings.flagops_approvals_channel
+        approvals_channel = channel.approvals_channel  # `/flag config approvals-channel`, else the setting
         if approvals_channel and approvals_channel != won.channel_id:
             try:
                 await self._post_card(card, approvals_channel, None)

@@ -325,3 +325,14 @@ async def test_required_linked_accounts_ask_to_link_first(start_bot: StartBot) -
     assert "/flag link-account" in bot.ephemeral_texts(ALICE)[-1]
     assert not requests_of(bot)
     assert labels(bot.card()) == ["Request approval", "Cancel"], "the card still offers the request"
+
+
+async def test_the_channels_reviewers_and_approvals_channel_are_used(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    bot.slack.add_channel(APPROVALS, "flag-approvals")
+    await run(bot, "/flag config reviewers production <@U_BOB|bob>")
+    await run(bot, "/flag config approvals-channel <#C_APPROVALS|flag-approvals>")
+    await run(bot, "/flag on new-checkout production --approval")
+    (stored,) = requests_of(bot)
+    assert stored.doc["notifyMemberIds"] == [member_id(bot, "bob@example.com")]
+    assert approval_card(bot, APPROVALS) is not None, "the card is in the channel's approvals channel"
