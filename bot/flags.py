@@ -55,8 +55,14 @@ class FlagReader:
                 keys = [f.key for f in (await self.ld.list_flags(project)).items]
         except ld_errors.NotFound:
             return f"There is no project `{project}` in LaunchDarkly (or the token cannot see it)."
-        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6) or keys[:5]
-        hint = f" Did you mean {', '.join(f'`{k}`' for k in close)}?" if close else ""
+        # LaunchDarkly's search matches parts of keys and names: a hit there is a good guess too.
+        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6) or (keys[:3] if page.items else [])
+        if close:
+            hint = f" Did you mean {', '.join(f'`{k}`' for k in close)}?"
+        elif keys:
+            hint = f" Some of its flags: {', '.join(f'`{k}`' for k in keys[:5])} (`list <text>` searches)."
+        else:
+            hint = " It has no flags the bot's token can see."
         return f"There is no flag `{key}` in project `{project}`.{hint}"
 
     async def environment(self, project: str, env_key: str) -> dict[str, Any]:
