@@ -194,14 +194,12 @@ def link_modal(reply: ReplyTo) -> dict[str, Any]:
         The view.
     """
     metadata = {"c": reply.channel_id, "u": reply.user_id, "r": reply.response_url, "t": reply.thread_ts}
-    return {
-        "type": "modal",
-        "callback_id": LINK_ACCOUNT_CALLBACK,
-        "title": {"type": "plain_text", "text": "Link LaunchDarkly"},
-        "submit": {"type": "plain_text", "text": "Link"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata),
-        "blocks": [
+    return blocks.modal(
+        LINK_ACCOUNT_CALLBACK,
+        "Link LaunchDarkly",
+        "Link",
+        json.dumps(metadata),
+        [
             {
                 "type": "section",
                 "text": {
@@ -224,7 +222,7 @@ def link_modal(reply: ReplyTo) -> dict[str, Any]:
                 },
             },
         ],
-    }
+    )
 
 
 def reply_from_metadata(metadata: str, user_id: str) -> ReplyTo:

@@ -340,14 +340,12 @@ def _context(text: str) -> dict[str, Any]:
 def decline_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str) -> dict[str, Any]:
     """The modal asking why a request is declined."""
     metadata = {"card": card_id, "c": reply.channel_id, "r": reply.response_url, "t": reply.thread_ts}
-    return {
-        "type": "modal",
-        "callback_id": DECLINE_CALLBACK,
-        "title": {"type": "plain_text", "text": "Decline the request"},
-        "submit": {"type": "plain_text", "text": "Decline"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata),
-        "blocks": [
+    return blocks.modal(
+        DECLINE_CALLBACK,
+        "Decline the request",
+        "Decline",
+        json.dumps(metadata),
+        [
             _section(f"Decline the change to *{blocks.escape(flag_key)}* in *{blocks.escape(environment)}*."),
             {
                 "type": "input",
@@ -361,7 +359,7 @@ def decline_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str)
                 },
             },
         ],
-    }
+    )
 
 
 def decline_metadata(metadata: str, user_id: str) -> tuple[str, ReplyTo]:

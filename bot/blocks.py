@@ -179,6 +179,32 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
     return text, blocks
 
 
+def action_button(action_id: str, text: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    """A plain button (``style``: ``primary`` or ``danger``); its value says what it acts on."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "value": value,
+        "text": {"type": "plain_text", "text": clip(text, 75), "emoji": True},
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def modal(callback_id: str, title: str, submit: str, private_metadata: str, body: Blocks) -> dict[str, Any]:
+    """A modal view with Submit and Cancel (Slack: title 24 characters, metadata 3,000)."""
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": {"type": "plain_text", "text": clip(title, 24)},
+        "submit": {"type": "plain_text", "text": clip(submit, 24)},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": private_metadata,
+        "blocks": body,
+    }
+
+
 def render_notice(
     text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
 ) -> tuple[str, Blocks]:

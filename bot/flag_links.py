@@ -117,14 +117,12 @@ def link_modal(ref: MessageRef, excerpt: str) -> dict[str, Any]:
         The view.
     """
     quoted = "\n".join(f">{blocks.escape(line)}" for line in blocks.clip(excerpt, 300).splitlines()[:4])
-    return {
-        "type": "modal",
-        "callback_id": LINK_MODAL_CALLBACK,
-        "title": {"type": "plain_text", "text": "Link message to flag"},
-        "submit": {"type": "plain_text", "text": "Link"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": ref.to_metadata(),
-        "blocks": [
+    return blocks.modal(
+        LINK_MODAL_CALLBACK,
+        "Link message to flag",
+        "Link",
+        ref.to_metadata(),
+        [
             {
                 "type": "section",
                 "text": {
@@ -161,7 +159,7 @@ def link_modal(ref: MessageRef, excerpt: str) -> dict[str, Any]:
                 },
             },
         ],
-    }
+    )
 
 
 def render_linked(

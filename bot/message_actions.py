@@ -118,14 +118,12 @@ def command_from_text(text: str, command_name: str = "/flag") -> str | Rollout:
 def fix_modal(text: str, error: str, reply: ReplyTo, thread_ts: str) -> dict[str, Any]:
     """The modal pre-filled with text that did not parse, and why."""
     metadata = {"c": reply.channel_id, "r": reply.response_url, "t": thread_ts}
-    return {
-        "type": "modal",
-        "callback_id": FIX_CALLBACK,
-        "title": {"type": "plain_text", "text": "Change a flag"},
-        "submit": {"type": "plain_text", "text": "Preview"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata),
-        "blocks": [
+    return blocks.modal(
+        FIX_CALLBACK,
+        "Change a flag",
+        "Preview",
+        json.dumps(metadata),
+        [
             {
                 "type": "section",
                 "text": {
@@ -151,7 +149,7 @@ def fix_modal(text: str, error: str, reply: ReplyTo, thread_ts: str) -> dict[str
                 },
             },
         ],
-    }
+    )
 
 
 def fix_metadata(metadata: str, user_id: str) -> tuple[ReplyTo, str | None]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
@@ -52,18 +51,6 @@ SCHEDULED_RECHECKS = 3
 # Digest buttons; the value is ``{"project", "flag"}`` as JSON.
 DIGEST_ARCHIVE = "digest_archive"
 DIGEST_SNOOZE = "digest_snooze"
-
-
-def _button(action_id: str, text: str, value: str, *, style: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {
-        "type": "button",
-        "action_id": action_id,
-        "value": value,
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-    }
-    if style:
-        element["style"] = style
-    return element
 
 
 def _ago(delta: timedelta) -> str:
@@ -329,8 +316,8 @@ def render_digest(
                 "type": "actions",
                 "block_id": f"digest:{flag.key}"[:255],
                 "elements": [
-                    _button(DIGEST_ARCHIVE, "Archive", value, style="danger"),
-                    _button(DIGEST_SNOOZE, f"Snooze {snooze.days} days", value),
+                    blocks.action_button(DIGEST_ARCHIVE, "Archive", value, style="danger"),
+                    blocks.action_button(DIGEST_SNOOZE, f"Snooze {snooze.days} days", value),
                 ],
             }
         )

@@ -32,18 +32,6 @@ SCHEDULED_DELETE = "scheduled_delete"
 MAX_LISTED = 20
 
 
-def _button(action_id: str, text: str, value: str, *, style: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {
-        "type": "button",
-        "action_id": action_id,
-        "value": value,
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-    }
-    if style:
-        element["style"] = style
-    return element
-
-
 def _row(text: str, button: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "section",
@@ -115,7 +103,9 @@ class ReminderCommands:
         title = f":alarm_clock: Your reminders ({len(pending)}):"
         body: blocks.Blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": title}}]
         for job in pending[:MAX_LISTED]:
-            body.append(_row(_reminder_line(job, tz), _button(REMINDER_CANCEL, "Cancel", job.id)))
+            body.append(
+                _row(_reminder_line(job, tz), blocks.action_button(REMINDER_CANCEL, "Cancel", job.id))
+            )
         await self._tell(who, title, body)
 
     async def cancel(self, who: Who, job_id: str) -> None:
@@ -164,7 +154,7 @@ class ReminderCommands:
                 rows.append(
                     _row(
                         f"*{blocks.escape(env)}* · {when}\n{what} · `{item.id}`",
-                        _button(SCHEDULED_DELETE, "Delete", value, style="danger"),
+                        blocks.action_button(SCHEDULED_DELETE, "Delete", value, style="danger"),
                     )
                 )
         where = f"*{command.flag}*" + (f" in *{command.environment}*" if command.environment else "")
@@ -201,7 +191,7 @@ class ReminderCommands:
             body.append(
                 _row(
                     f"*{target['flag']}* in *{target['env']}* · {when} · `{target['scheduled_id']}`",
-                    _button(SCHEDULED_DELETE, "Delete", value, style="danger"),
+                    blocks.action_button(SCHEDULED_DELETE, "Delete", value, style="danger"),
                 )
             )
         await self._tell(who, title, body)
