@@ -462,7 +462,8 @@ class ChangeService:
         await self._apply(won, who)
 
     async def _send_again_clicked(self, change: Change, who: Who) -> None:
-        if not await self._only_requester(change, who, "send again"):
+        # Send again applies the change: the same rules as Apply (the policy may have changed).
+        if not await self._may_apply(change, who):
             return
         if self.approvals is not None and not await self.approvals.may_act(who, "send this change again"):
             return  # issue 5: as for Apply

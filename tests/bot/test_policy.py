@@ -253,3 +253,20 @@ async def test_a_policy_file_broken_while_running_refuses_every_change(guarded: 
     write(policy, POLICY)  # fixed: the card posted before still works
     await click(bot, "Apply")
     assert env(bot, "new-checkout", "test")["on"] is False
+
+
+async def test_send_again_follows_the_policy_like_apply(guarded: tuple[Harness, Path]) -> None:
+    bot, policy = guarded
+    await run(bot, "/flag off new-checkout test")
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(
+        update={"error_every": 1, "error_status": 503, "methods": ["PATCH"]}
+    )
+    await click(bot, "Apply")
+    assert buttons(bot) == ["Send again", "Cancel"]
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"error_every": 0})
+    section = "[projects.demo.environments.test]\n"
+    write(policy, POLICY.replace(section, section + "read_only = true\n"))
+    await click(bot, "Send again")
+    assert "`projects.demo.environments.test.read_only`" in last_ephemeral(bot, ALICE)
+    assert env(bot, "new-checkout", "test")["on"] is True
+    assert len(bot.ld_patches()) == 1, "only the first attempt was ever sent"
