@@ -22,7 +22,11 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from pydantic import ValidationError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
@@ -65,11 +69,13 @@ from bot.changes import (
     clip_description,
 )
 from bot.channel_config import ChannelConfig
+from bot.config import ConfigError
 from bot.explain import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
 from bot.launchdarkly.models import ApprovalRequest
 from bot.messenger import CannotPost
+from bot.policy import PolicyGuard
 from bot.store import Change
 from commands import describe
 from commands.engine import apply as engine_apply
@@ -162,6 +168,12 @@ class ApprovalService:
         """
         acting = await self.accounts.require(who.user_id, who.reply, "request approval")
         if acting is None:
+            return
+        # The propose rule ran when the card was made; the policy may have changed since (an
+        # environment made read-only): asking LaunchDarkly for a change Slack may not make is refused.
+        refusal = self._request_refusal(change)
+        if refusal is not None:
+            await self.changes.tell(who, refusal)
             return
         won = await self.changes.store.transition(
             change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval"
@@ -403,24 +415,107 @@ class ApprovalService:
             await self.changes.tell(who, f"This request {messages.get(fresh.state, fresh.state)}")
             await self.refresh(fresh)
             return
+        # The policy decides who may apply, as on a change card (it may have changed since the
+        # request: an environment made read-only refuses); nothing is claimed before it agrees.
+        refusal = await self._apply_refusal(fresh, who)
+        if refusal is not None:
+            await self.changes.tell(who, refusal)
+            return
         won = await self.cards.transition(fresh.id, [APPROVED], CARD_APPLYING)
         if won is None:
             await self.changes.tell(who, "This request is already being applied.")
             return
-        await self.refresh(won)
         try:
-            request = await self.ld.apply_approval_request(
-                card.project,
-                card.flag_key,
-                card.environment,
-                card.request_id,
-                self._comment(None, who, acting, "applied"),
-                token=acting.token,
+            await self.refresh(won)
+            try:
+                request = await self.ld.apply_approval_request(
+                    card.project,
+                    card.flag_key,
+                    card.environment,
+                    card.request_id,
+                    self._comment(None, who, acting, "applied"),
+                    token=acting.token,
+                )
+            except ld_errors.LaunchDarklyError as error:
+                await self._apply_failed(won, who, acting, error)
+                return
+            await self._applied(won, who, acting, request)
+        except Exception:
+            # Not a catch-all: whatever broke after the claim is logged and re-raised (the app's
+            # error handler answers the user); the card must not stay "Applying…" for ever.
+            log.exception("approval card %s: Apply failed unexpectedly; settling the card", won.id)
+            await self._settle(won, acting)
+            raise
+
+    async def _settle(self, card: ApprovalCard, acting: Acting) -> None:
+        """Move a card stuck in ``applying`` to its real state: LaunchDarkly's, else approved."""
+        try:
+            request: ApprovalRequest | None = await self.ld.get_approval_request(
+                card.project, card.flag_key, card.environment, card.request_id, token=acting.token
             )
-        except ld_errors.LaunchDarklyError as error:
-            await self._apply_failed(won, who, acting, error)
-            return
-        await self._applied(won, who, acting, request)
+        except ld_errors.LaunchDarklyError:
+            request = None
+        target = state_of(request) if request is not None else APPROVED
+        settled = await self.cards.transition(card.id, [CARD_APPLYING], target)
+        if request is not None:
+            settled = await self.cards.remember(card.id, request) or settled
+        if settled is not None and target == CARD_APPLIED:
+            await self._change_applied(settled, "flagops", "applied in LaunchDarkly")
+        await self.refresh(settled or card)
+
+    def _request_refusal(self, change: Change) -> str | None:
+        """Whether the policy lets a change card ask for approval now: None, or why not.
+
+        Only the environment's ``read_only`` is checked here: ``propose`` ran when the card was
+        made, and ``apply`` is checked when someone presses Apply on the approval card.
+        """
+        guard = self.changes.guard
+        if not isinstance(guard, PolicyGuard) or change.environment is None:
+            return None
+        try:
+            policy = guard.policy
+        except ConfigError as exc:
+            return (
+                f":no_entry: The policy file is invalid, so every change is refused until an admin fixes "
+                f"it ({exc.message}). Nothing was changed."
+            )
+        read_only = policy.scope(change.project, change.environment).read_only
+        if read_only is None:
+            return None
+        return (
+            f":lock: *{change.environment}* in project *{change.project}* is read-only from Slack now "
+            f"(policy rule `{read_only}`). Nothing was changed."
+        )
+
+    async def _apply_refusal(self, card: ApprovalCard, who: Who) -> str | None:
+        """Whether the policy lets ``who`` press Apply on this approval card now: None, or why not.
+
+        Without a policy file LaunchDarkly alone decides (it refuses members who may not apply).
+        With one, the change card's rules apply (:meth:`bot.policy.PolicyGuard.check_apply`); a
+        request made outside Slack is checked as a change its requester proposed.
+        """
+        guard = self.changes.guard
+        if guard is None:
+            return None
+        if isinstance(guard, PolicyGuard):
+            try:
+                if guard.policy.open:
+                    return None
+            except ConfigError:
+                pass  # a broken file: check_apply refuses with what is wrong (fail closed)
+        change = await self.changes.store.get_change(card.change_id) if card.change_id else None
+        if change is None:
+            change = _change_for(card)
+            if change is None:
+                return (
+                    ":no_entry: The policy cannot be checked for this request (its instructions are not "
+                    "ones flagops knows), so it is not applied from Slack. Apply it in LaunchDarkly."
+                )
+        refusal = await guard.check_apply(who, change)
+        if refusal is not None and card.requester_id is None:
+            # Requested in LaunchDarkly by someone with no linked Slack user: say so, not "<@>".
+            refusal = refusal.replace("<@>", "its requester (in LaunchDarkly)")
+        return refusal
 
     async def _applied(self, card: ApprovalCard, who: Who, acting: Acting, request: ApprovalRequest) -> None:
         await self.cards.remember(card.id, request)
@@ -598,7 +693,18 @@ class ApprovalService:
         current = await self.cards.get(card.id) or card
         text, body = render_approval_card(current, await self._names(current))
         for channel, ts in current.locations:
-            await self.messenger.update(channel, ts, text, body)
+            # Best effort per copy: a copy Slack will not update (the bot left that channel, the
+            # message was deleted) must not stop the others, nor the click that redraws them.
+            try:
+                await self.messenger.update(channel, ts, text, body)
+            except (SlackApiError, aiohttp.ClientError) as error:
+                log.warning(
+                    "approval card %s: could not update the copy %s/%s (%s)",
+                    current.id,
+                    channel,
+                    ts,
+                    error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__,
+                )
 
     async def _reply(self, card: ApprovalCard, text: str, lines: Sequence[str] = ()) -> None:
         message, body = blocks.render_notice(text, lines)
@@ -636,6 +742,58 @@ class ApprovalService:
         if not acting.linked and (isinstance(error, ld_errors.Forbidden) or own_review):
             text += f" {LINK_HINT}"
         return text
+
+
+def _change_for(card: ApprovalCard) -> Change | None:
+    """The change a request made outside Slack amounts to, for the policy's Apply check.
+
+    Returns:
+        The change (its requester the card's Slack requester, "" when none is known), or None
+        when the request's instructions are not ones flagops models (the policy cannot judge them).
+    """
+    content = card.content
+    try:
+        patch = SemanticPatch.model_validate(
+            {"environmentKey": card.environment, "instructions": json.loads(content.instructions_json)}
+        )
+    except (ValidationError, ValueError):
+        return None
+    proposal = Proposal(
+        command_text=content.description or "",
+        canonical="",
+        patch=patch.body(),
+        sentences=content.sentences,
+        changes=content.changes,
+        flag_name=content.flag_name,
+    )
+    now = datetime.now(UTC)
+    return Change(
+        id=f"approval-card-{card.id}",
+        state=APPROVAL_REQUESTED,
+        previous_state=None,
+        requester_id=card.requester_id or "",
+        requester_name=card.requester_id or "",
+        channel_id=card.channel_id,
+        card_ts=None,
+        thread_ts=card.thread_ts,
+        project=card.project,
+        flag_key=card.flag_key,
+        environment=card.environment,
+        command_text=content.description or "",
+        request_json=proposal.model_dump_json(),
+        preview_version=0,
+        env_version=None,
+        flag_before_json=None,
+        comment="",
+        ignore_conflicts=False,
+        approval_request_id=card.request_id,
+        outcome_json=None,
+        ld_status=None,
+        created_at=card.created_at,
+        updated_at=now,
+        expires_at=now + timedelta(days=1),
+        version=0,
+    )
 
 
 def _resource(request: ApprovalRequest) -> tuple[str, str, str] | None:

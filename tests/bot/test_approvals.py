@@ -5,9 +5,15 @@ audit) and what Slack was sent."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from bot.approval_cards import APPROVED, CARD_APPLIED
+from bot.db import approval_cards
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.state import Account
 from bot.slack_payloads import signed_interaction, view_submission_payload
@@ -336,3 +342,125 @@ async def test_the_channels_reviewers_and_approvals_channel_are_used(start_bot: 
     (stored,) = requests_of(bot)
     assert stored.doc["notifyMemberIds"] == [member_id(bot, "bob@example.com")]
     assert approval_card(bot, APPROVALS) is not None, "the card is in the channel's approvals channel"
+
+
+# --- the policy on approval cards, and cards that cannot all be redrawn ----------------------------
+
+
+def write_policy(path: Path, text: str) -> None:
+    """Write the policy and move its mtime on, so a rewrite within one clock tick is seen."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
+async def stored_card_states(bot: Harness) -> list[str]:
+    async with bot.store.engine.connect() as connection:
+        rows = (await connection.execute(select(approval_cards.c.state))).all()
+    return [str(row[0]) for row in rows]
+
+
+async def approved_request(bot: Harness) -> None:
+    """alice's `on new-checkout production` asked for and approved by bob (linked)."""
+    await link(bot, BOB, "sandbox-bob")
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    assert labels(approval_card(bot)) == ["Apply"]
+
+
+async def test_apply_on_an_approval_card_follows_the_policys_apply_rule(
+    start_bot: StartBot, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    write_policy(policy, '[projects.demo.environments.production]\napply = { users = ["U_CAROL"] }\n')
+    bot = await start(start_bot, flagops_policy=str(policy))
+    await approved_request(bot)
+    await click(bot, "Apply", user=ALICE, message=approval_card(bot))
+    refusal = bot.ephemeral_texts(ALICE)[-1]
+    assert "projects.demo.environments.production.apply" in refusal and "Nothing was changed" in refusal
+    assert env(bot, "new-checkout", "production")["on"] is False
+    assert not audit(bot, "applyApprovalRequest")
+    assert labels(approval_card(bot)) == ["Apply"] and await stored_card_states(bot) == [APPROVED]
+    # The person the rule names may apply it.
+    await link(bot, "U_CAROL", "sandbox-bob")
+    await click(bot, "Apply", user="U_CAROL", message=approval_card(bot))
+    assert env(bot, "new-checkout", "production")["on"] is True
+
+
+async def test_an_environment_made_read_only_after_the_request_refuses_apply(
+    start_bot: StartBot, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    write_policy(policy, '[projects.demo.environments.production]\napply = { users = ["U_BOB"] }\n')
+    bot = await start(start_bot, flagops_policy=str(policy))
+    await approved_request(bot)
+    write_policy(policy, "[projects.demo.environments.production]\nread_only = true\n")
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    refusal = bot.ephemeral_texts(BOB)[-1]
+    assert "read-only" in refusal and "projects.demo.environments.production.read_only" in refusal
+    assert env(bot, "new-checkout", "production")["on"] is False
+    assert not audit(bot, "applyApprovalRequest")
+
+
+async def test_request_approval_in_an_environment_made_read_only_is_refused(
+    start_bot: StartBot, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    write_policy(policy, "[default]\n")
+    bot = await start(start_bot, flagops_policy=str(policy))
+    await run(bot, "/flag on new-checkout production")
+    write_policy(policy, "[projects.demo.environments.production]\nread_only = true\n")
+    await click(bot, "Request approval")
+    refusal = bot.ephemeral_texts(ALICE)[-1]
+    assert "read-only" in refusal and "Nothing was changed" in refusal
+    assert not requests_of(bot), "no approval request was made in LaunchDarkly"
+    assert labels(bot.card()) == ["Request approval", "Cancel"]
+
+
+async def test_a_copy_that_cannot_be_updated_does_not_stop_apply(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    bot.slack.add_channel(APPROVALS, "flag-approvals")
+    await run(bot, "/flag config approvals-channel <#C_APPROVALS|flag-approvals>")
+    await approved_request(bot)
+    bot.slack.make_private(APPROVALS)  # the bot was removed from the approvals channel
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    assert env(bot, "new-checkout", "production")["on"] is True
+    assert await stored_card_states(bot) == [CARD_APPLIED]
+    card = approval_card(bot)
+    assert labels(card) == [] and "Applied" in full(card), "the copy in the thread is up to date"
+    assert not any("went wrong" in t for t in bot.ephemeral_texts(BOB)), bot.ephemeral_texts(BOB)
+
+
+async def test_an_unexpected_error_after_the_claim_settles_the_card(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await approved_request(bot)
+    ld = bot.stack.runtime.ld
+    real_apply = ld.apply_approval_request
+
+    async def applied_then_broken(*args: Any, **kwargs: Any) -> Any:
+        await real_apply(*args, **kwargs)
+        raise RuntimeError("a bug after LaunchDarkly applied")
+
+    ld.apply_approval_request = applied_then_broken  # type: ignore[method-assign]
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    assert "went wrong" in bot.ephemeral_texts(BOB)[-1]
+    assert env(bot, "new-checkout", "production")["on"] is True
+    assert await stored_card_states(bot) == [CARD_APPLIED], "the card shows what LaunchDarkly holds"
+    assert labels(approval_card(bot)) == []
+
+    # Before LaunchDarkly applied: the card is approved again, and Apply works once the bug is gone.
+    await run(bot, "/flag off holiday-banner production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+
+    async def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug before LaunchDarkly was asked")
+
+    ld.apply_approval_request = broken  # type: ignore[method-assign]
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    assert env(bot, "holiday-banner", "production")["on"] is True, "nothing was applied"
+    assert labels(approval_card(bot)) == ["Apply"]
+    ld.apply_approval_request = real_apply  # type: ignore[method-assign]
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    assert env(bot, "holiday-banner", "production")["on"] is False
