@@ -165,23 +165,26 @@ class JobStore:
             row = (await connection.execute(statement)).mappings().first()
         return Job.model_validate(dict(row)) if row is not None else None
 
-    async def claim_due(self, now: datetime, *, limit: int = 50) -> list[Job]:
-        """Claim the pending jobs due at ``now`` (pending → running), oldest first.
+    async def claim_next(self, now: datetime) -> Job | None:
+        """Claim the oldest pending job due at ``now`` (pending → running), or None when none is due.
 
-        Each claim is a compare-and-set: a job another scheduler claimed meanwhile is left out.
+        One job at a time, so a scheduler stopped mid-run leaves at most the job it was running
+        in ``running``; everything after it stays pending for the next run. The claim is a
+        compare-and-set: when another scheduler claims the same row first, the next one is tried.
         """
         statement = (
             select(jobs)
             .where(jobs.c.state == PENDING, jobs.c.due_at <= now)
             .order_by(jobs.c.due_at, jobs.c.id)
-            .limit(limit)
+            .limit(1)
         )
-        claimed: list[Job] = []
-        for job in await self._select(statement):
-            won = await self.transition(job.id, [PENDING], RUNNING)
+        while True:
+            found = await self._select(statement)
+            if not found:
+                return None
+            won = await self.transition(found[0].id, [PENDING], RUNNING)
             if won is not None:
-                claimed.append(won)
-        return claimed
+                return won
 
     async def interrupted(self, before: datetime) -> list[Job]:
         """Jobs left ``running`` since before ``before`` (the scheduler stopped while running them)."""

@@ -56,6 +56,8 @@ LEASE_NAME = "scheduler"
 LEASE_SECONDS = 60.0
 ADVISORY_LOCK_KEY = 0x666C61676F7073  # "flagops": one key for every flagops scheduler on a database
 INTERRUPTED_AFTER = timedelta(minutes=10)
+MAX_JOBS_PER_RUN = 50  # a backlog is worked off over several runs, so each run stays short
+STOP_GRACE_SECONDS = 30.0  # how long stop() waits for the job in flight before cancelling it
 RUN_DUE_JOB_ID = "flagops-run-due"
 
 
@@ -230,6 +232,8 @@ class FlagopsScheduler:
         self.channels = digest_channels(settings.flagops_digest_channels)
         self.channel_config = ChannelConfig(jobs.engine, settings)
         self.aps: AsyncIOScheduler | None = None
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     # --- running what is due ----------------------------------------------------------------
 
@@ -240,16 +244,33 @@ class FlagopsScheduler:
             Whether it leads, and the jobs it ran.
         """
         now = now or self.clock()
+        if self._stopping:
+            return RunReport(leader=False)
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            return await self._run_due(now)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _run_due(self, now: datetime) -> RunReport:
         if not await self.lock.acquire(now):
             return RunReport(leader=False)
         await self.changes.sweep(now=now)
         await self.reminders.enqueue_approval_reminders()
         await self.enqueue_configured_digests(now)
-        for job in await self.jobs.interrupted(now - INTERRUPTED_AFTER):
+        for left in await self.jobs.interrupted(now - INTERRUPTED_AFTER):
             # Never run twice: a job left running may have posted before the process stopped.
-            await self.jobs.transition(job.id, [RUNNING], FAILED, detail="interrupted by a restart")
+            await self.jobs.transition(left.id, [RUNNING], FAILED, detail="interrupted by a restart")
         ran: list[tuple[str, str, str]] = []
-        for job in await self.jobs.claim_due(now):
+        # One at a time: the next job is claimed only once the previous one finished, so a stop
+        # mid-run leaves the rest pending (not claimed and lost), and a stop waits for one job only.
+        while len(ran) < MAX_JOBS_PER_RUN and not self._stopping:
+            job = await self.jobs.claim_next(now)
+            if job is None:
+                break
             ran.append((job.id, job.kind, await self._run(job, now)))
         return RunReport(leader=True, ran=tuple(ran))
 
@@ -264,6 +285,12 @@ class FlagopsScheduler:
             await self.jobs.transition(job.id, [RUNNING], SENT, detail=detail)
             finished = True
             return SENT
+        except asyncio.CancelledError:
+            # Stopped while running it (it may have posted): never run twice, so it fails here
+            # rather than waiting to be found interrupted; the jobs after it are still pending.
+            await self.jobs.transition(job.id, [RUNNING], FAILED, detail="interrupted by a stop")
+            finished = True
+            raise
         except (FlagopsError, SlackApiError) as error:
             reason = (
                 explain_error(error) if isinstance(error, FlagopsError) else str(error.response.get("error"))
@@ -279,28 +306,29 @@ class FlagopsScheduler:
                 await self.jobs.transition(job.id, [RUNNING], FAILED, detail="crashed; see the logs")
 
     async def enqueue_digest(
-        self, channel: DigestChannel, now: datetime | None = None, *, project: str | None = None
+        self, channel: DigestChannel, due: datetime, *, project: str | None = None
     ) -> Job | None:
-        """Queue a channel's digest for now, once per channel and local day (the cron calls it).
+        """Queue a channel's digest for one occurrence of its schedule, once per channel and occurrence.
+
+        Keyed on the occurrence, not on the day it is noticed: a run after midnight that still sees
+        yesterday's 17:00 as the latest time finds it queued and adds nothing.
 
         Args:
             channel: the channel and its zone.
-            now: the time (default: the clock's).
+            due: the occurrence (the schedule's time this digest is for); the job is due then.
             project: the channel's project (default: its ``/flag config project``, else LD_PROJECT).
 
         Returns:
-            The job, or None when that day's digest was already queued (by this or another run).
+            The job, or None when that occurrence's digest was already queued (by this or another run).
         """
-        now = now or self.clock()
         if project is None:
             project = (await self.channel_config.get(channel.channel_id)).project
-        day = now.astimezone(zone(channel.tz)).date().isoformat()
         return await self.jobs.add(
             DIGEST,
-            now,
+            due,
             {"channel": channel.channel_id, "project": project, "tz": channel.tz},
             channel_id=channel.channel_id,
-            dedupe_key=f"digest:{channel.channel_id}:{day}",
+            dedupe_key=f"digest:{channel.channel_id}:{due.astimezone(UTC).isoformat()}",
         )
 
     async def enqueue_configured_digests(self, now: datetime) -> None:
@@ -316,7 +344,7 @@ class FlagopsScheduler:
             due = last_digest_time(channel.digest, channel.timezone, now)
             if due is not None and now - due < DIGEST_LATE_LIMIT:
                 await self.enqueue_digest(
-                    DigestChannel(channel.channel_id, channel.timezone), now, project=channel.project
+                    DigestChannel(channel.channel_id, channel.timezone), due, project=channel.project
                 )
 
     def digest_trigger(self, channel: DigestChannel) -> CronTrigger:
@@ -327,12 +355,28 @@ class FlagopsScheduler:
         """The interval job: run what is due now."""
         await self.run_due(self.clock())
 
+    def digest_occurrence(self, channel: DigestChannel, now: datetime) -> datetime | None:
+        """The latest time at or before ``now`` that the channel's digest cron names, within
+        ``DIGEST_LATE_LIMIT`` (None when there is none: a later tick waits for the next time)."""
+        trigger = self.digest_trigger(channel)
+        latest: datetime | None = None
+        fire = trigger.get_next_fire_time(None, now - DIGEST_LATE_LIMIT)
+        while fire is not None and fire <= now:
+            latest = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        return latest
+
     async def _digest_tick(self, channel_id: str) -> None:
+        if self._stopping:
+            return
+        now = self.clock()
         for channel in self.channels:
-            if channel.channel_id == channel_id and await self.lock.acquire(self.clock()):
+            if channel.channel_id == channel_id and await self.lock.acquire(now):
                 if "digest" in (await self.channel_config.get(channel_id)).own:
                     continue  # the channel's own /flag config digest schedule rules (or turns it off)
-                await self.enqueue_digest(channel)
+                due = self.digest_occurrence(channel, now)
+                if due is not None:
+                    await self.enqueue_digest(channel, due)
         await self.run_due(self.clock())
 
     # --- life -------------------------------------------------------------------------------
@@ -367,7 +411,25 @@ class FlagopsScheduler:
         )
 
     async def stop(self) -> None:
-        """Stop ticking and release the lock, so another scheduler takes over at its next tick."""
+        """Stop ticking, let the run in flight finish its job, then release the lock, so another
+        scheduler takes over at its next tick.
+
+        The run in flight (if any) claims no further job; it gets ``STOP_GRACE_SECONDS`` to finish
+        the one it holds, and is cancelled after that (the job is marked failed, never run twice).
+        Only then is the lock released, and only then may the caller close the store.
+        """
+        self._stopping = True
+        if self.aps is not None:
+            self.aps.pause()  # no new tick; shut down only after the wait: that cancels the runs
+        await asyncio.sleep(0)  # a tick submitted but not yet started starts, sees the stop, returns
+        current = asyncio.current_task()
+        in_flight = [task for task in self._in_flight if task is not current]
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            # The runs' own errors were logged by APScheduler (or reach whoever awaited them).
+            await asyncio.gather(*in_flight, return_exceptions=True)
         if self.aps is not None:
             self.aps.shutdown(wait=False)
             self.aps = None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,9 +12,20 @@ from sqlalchemy import inspect
 
 from bot.config import Settings
 from bot.db import create_engine, metadata, migrate
-from bot.jobs import CANCELLED, PENDING, RUNNING, SENT, SNOOZE, JobStore
+from bot.jobs import (
+    CANCELLED,
+    DIGEST,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SENT,
+    SNOOZE,
+    USER_REMINDER,
+    Job,
+    JobStore,
+)
 from bot.scheduler import DigestChannel, PostgresAdvisoryLock, SqliteLease, digest_channels
-from tests.bot.harness import Harness
+from tests.bot.harness import RELEASES, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -43,16 +55,16 @@ async def test_a_job_is_claimed_once_deduplicated_and_cancellable(database_url: 
         job = await jobs.add(SNOOZE, NOW, {"flag": "x"}, channel_id="C1", dedupe_key="k")
         assert job is not None and job.state == PENDING
         assert await jobs.add(SNOOZE, NOW, {"flag": "x"}, dedupe_key="k") is None, "same key: not added"
-        assert await jobs.claim_due(NOW - timedelta(seconds=1)) == [], "not due yet"
-        (claimed,) = await jobs.claim_due(NOW)
-        assert claimed.id == job.id and claimed.state == RUNNING
-        assert await jobs.claim_due(NOW) == [], "a running job is not claimed again"
+        assert await jobs.claim_next(NOW - timedelta(seconds=1)) is None, "not due yet"
+        claimed = await jobs.claim_next(NOW)
+        assert claimed is not None and claimed.id == job.id and claimed.state == RUNNING
+        assert await jobs.claim_next(NOW) is None, "a running job is not claimed again"
         assert await jobs.transition(job.id, [PENDING], CANCELLED) is None, "too late to cancel"
         assert (await jobs.transition(job.id, [RUNNING], SENT, detail="done")) is not None
         later = await jobs.add(SNOOZE, NOW, {"flag": "y"})
         assert later is not None
         assert (await jobs.transition(later.id, [PENDING], CANCELLED)) is not None
-        assert await jobs.claim_due(NOW + timedelta(days=1)) == [], "a cancelled job never runs"
+        assert await jobs.claim_next(NOW + timedelta(days=1)) is None, "a cancelled job never runs"
     finally:
         await engine.dispose()
 
@@ -138,3 +150,100 @@ async def test_the_digest_fires_monday_nine_in_the_channel_zone(bot: Harness) ->
     fire = trigger.get_next_fire_time(None, NOW)
     assert fire is not None
     assert fire.astimezone(UTC) == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 09:00 EST
+
+
+async def test_a_stop_mid_run_loses_only_the_job_it_was_running(bot: Harness) -> None:
+    """Jobs are claimed one at a time: a stop while the first runs leaves the others pending."""
+    bot.stack.runtime.changes.clock = lambda: NOW
+    for i in range(3):
+        assert (await bot.command(f'/flag remind holiday-banner test in 1 minute "r{i}"')).status_code == 200
+        await bot.idle()
+    scheduler = bot.stack.runtime.scheduler
+    assert scheduler is not None
+    real = scheduler.reminders.handlers[USER_REMINDER]
+
+    async def stopped(job: Job, moment: datetime) -> str:
+        raise asyncio.CancelledError()  # the process is stopped (a deploy) while posting the first
+
+    scheduler.reminders.handlers[USER_REMINDER] = stopped
+    with pytest.raises(asyncio.CancelledError):
+        await scheduler.run_due(NOW + timedelta(minutes=1))
+    scheduler.reminders.handlers[USER_REMINDER] = real
+    states = sorted((j.state, j.detail or "") for j in await scheduler.jobs.all(USER_REMINDER))
+    assert states == [(FAILED, "interrupted by a stop"), (PENDING, ""), (PENDING, "")]
+
+    report = await scheduler.run_due(NOW + timedelta(minutes=15))
+    await bot.idle()
+    assert [state for _, _, state in report.ran] == [SENT, SENT]
+    posted = [m.text for m in bot.slack.messages(RELEASES)]
+    assert len(posted) == 2 and all("Reminder from <@U_ALICE>" in text for text in posted)
+
+
+async def test_stop_waits_for_the_job_in_flight_and_claims_no_more(bot: Harness) -> None:
+    """stop() lets the running job finish (before the lock goes and the store closes), and the
+    run claims nothing after it."""
+    scheduler = bot.stack.runtime.scheduler
+    assert scheduler is not None
+    jobs_store = scheduler.jobs
+    for flag in ("a", "b"):
+        await jobs_store.add(SNOOZE, NOW, {"flag": flag})
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(job: Job, moment: datetime) -> str:
+        started.set()
+        await release.wait()
+        return "finished"
+
+    scheduler.reminders.handlers[SNOOZE] = slow
+    running = asyncio.create_task(scheduler.run_due(NOW))
+    await started.wait()
+    stopping = asyncio.create_task(scheduler.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop waits for the job in flight"
+    release.set()
+    await stopping
+    report = await running
+    assert [state for _, _, state in report.ran] == [SENT], "no job claimed after the stop"
+    assert sorted(j.state for j in await jobs_store.all(SNOOZE)) == [PENDING, SENT]
+    assert (await scheduler.run_due(NOW)).ran == (), "a stopped scheduler runs nothing"
+
+
+async def test_a_configured_digest_after_noon_posts_once_a_day(bot: Harness) -> None:
+    """Keyed on the occurrence: a run after midnight still sees yesterday's 17:00 and adds nothing."""
+    for text in ("/flag config tz Europe/Berlin", '/flag config digest "daily 17:00"'):
+        assert (await bot.command(text)).status_code == 200
+        await bot.idle()
+    scheduler = bot.stack.runtime.scheduler
+    assert scheduler is not None
+    five_pm_berlin = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    for moment in (
+        five_pm_berlin + timedelta(minutes=1),
+        five_pm_berlin + timedelta(hours=7, minutes=5),  # 00:06 in Berlin, the next day
+        five_pm_berlin + timedelta(hours=11),
+        five_pm_berlin + timedelta(days=1, minutes=1),  # 17:01 the next day
+    ):
+        await scheduler.run_due(moment)
+        await bot.idle()
+    digests = await scheduler.jobs.all(DIGEST)
+    assert [j.due_at for j in digests] == [five_pm_berlin, five_pm_berlin + timedelta(days=1)]
+    assert len([m for m in bot.slack.messages(RELEASES) if "stale temporary flag" in m.text]) == 2
+
+
+async def test_the_env_cron_digest_is_queued_once_per_occurrence(start_bot: StartBot) -> None:
+    bot = await start_bot(flagops_digest_channels=f"{RELEASES}=Europe/Berlin")
+    scheduler = bot.stack.runtime.scheduler
+    assert scheduler is not None
+    monday_nine_berlin = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    channel = DigestChannel(RELEASES, "Europe/Berlin")
+    assert scheduler.digest_occurrence(channel, monday_nine_berlin - timedelta(seconds=1)) is None
+    for moment in (
+        monday_nine_berlin + timedelta(seconds=1),  # the cron's tick
+        monday_nine_berlin + timedelta(minutes=5),  # a second instance's tick, or a late one
+        monday_nine_berlin + timedelta(hours=11),
+    ):
+        scheduler.clock = lambda moment=moment: moment
+        await scheduler._digest_tick(RELEASES)
+    scheduler.clock = lambda: monday_nine_berlin + timedelta(days=7, seconds=1)
+    await scheduler._digest_tick(RELEASES)
+    digests = await scheduler.jobs.all(DIGEST)
+    assert [j.due_at for j in digests] == [monday_nine_berlin, monday_nine_berlin + timedelta(days=7)]
