@@ -317,6 +317,9 @@ class ApprovalService:
             request = await self.ld.get_approval_request(
                 card.project, card.flag_key, card.environment, card.request_id, token=acting.token
             )
+        except ld_errors.NotFound:
+            await self._request_deleted(card, who)
+            return None
         except ld_errors.LaunchDarklyError as error:
             await self.changes.tell(
                 who, f":warning: Could not read the request: {self.refusal(error, acting)}"
@@ -327,12 +330,61 @@ class ApprovalService:
     async def _sync(self, card: ApprovalCard, request: ApprovalRequest) -> ApprovalCard:
         remembered = await self.cards.remember(card.id, request) or card
         target = state_of(request)
+        if target == DECLINED:
+            # Wherever the decline happened (Slack, LaunchDarkly's UI), the change card it came
+            # from will never apply: close it (idempotent: only a change still waiting moves).
+            await self._change_declined(remembered, request)
         if remembered.state in (target, CARD_APPLYING):
             return remembered
         moved = await self.cards.transition(card.id, [remembered.state], target)
         if moved is not None and target == CARD_APPLIED:
             await self._change_applied(moved, "flagops", "applied in LaunchDarkly")
         return moved or await self.cards.get(card.id) or remembered
+
+    async def _change_declined(self, card: ApprovalCard, request: ApprovalRequest) -> None:
+        """Close the change card of a declined request: FAILED, saying who declined and why."""
+        if card.change_id is None:
+            return
+        change = await self.changes.store.get_change(card.change_id)
+        if change is None or change.state != APPROVAL_REQUESTED:
+            return
+        review = next((r for r in reversed(request.all_reviews) if r.kind == "decline"), None)
+        member = review.member_id if review else None
+        by = await self._member_name(member) if member else "a reviewer"
+        actor = (await self.accounts.store.slack_user_for_member(member) if member else None) or "flagops"
+        reason = (review.comment or "").strip() if review else ""
+        detail = f"declined by {by}" + (f": {reason}" if reason else "")
+        await self._close_change(
+            card.change_id,
+            actor,
+            detail,
+            f":x: Not applied: the approval request was declined by {by}"
+            + (f": “{blocks.escape(reason)}”" if reason else "."),
+        )
+
+    async def _request_deleted(self, card: ApprovalCard, who: Who) -> None:
+        """The request is gone from LaunchDarkly: the card and its change card say so, for good."""
+        outcome = ":wastebasket: The approval request was deleted in LaunchDarkly; nothing was applied."
+        if card.state not in (CARD_APPLIED, CARD_FAILED):
+            moved = await self.cards.transition(card.id, [card.state], CARD_FAILED, outcome=outcome)
+            if moved is not None:
+                await self.refresh(moved)
+        if card.change_id is not None:
+            await self._close_change(
+                card.change_id,
+                who.user_id,
+                "approval request deleted in LaunchDarkly",
+                ":x: Not applied: the approval request was deleted in LaunchDarkly.",
+            )
+        await self.changes.tell(who, outcome)
+
+    async def _close_change(self, change_id: str, actor: str, detail: str, status: str) -> None:
+        """Move a change waiting for approval to FAILED (a final state) and redraw its card."""
+        moved = await self.changes.store.transition(
+            change_id, [APPROVAL_REQUESTED], FAILED, actor, detail=detail
+        )
+        if moved is not None:
+            await self.changes._update_card(moved, status)
 
     async def _approve(self, card: ApprovalCard, who: Who) -> None:
         acting = await self.accounts.require(who.user_id, who.reply, "approve")

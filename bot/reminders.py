@@ -19,11 +19,12 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, literal, select
 
 from bot import blocks
 from bot.changes import APPROVAL_REQUESTED, ChangeService, Proposal
 from bot.db import changes as changes_table
+from bot.db import jobs as jobs_table
 from bot.flags import change_is_in
 from bot.jobs import (
     APPROVAL_REMINDER,
@@ -88,8 +89,12 @@ class ReminderService:
         Returns:
             How many reminders were added.
         """
+        # Only changes without their first reminder yet: re-adding every tick would retry a
+        # duplicate insert for each change waiting (or forgotten) in approval_requested.
+        first_key = literal("approval:") + changes_table.c.id + literal(":1")
         statement = select(changes_table.c.id, changes_table.c.updated_at, changes_table.c.channel_id).where(
-            changes_table.c.state == APPROVAL_REQUESTED
+            changes_table.c.state == APPROVAL_REQUESTED,
+            ~exists().where(jobs_table.c.dedupe_key == first_key),
         )
         async with self.jobs.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()

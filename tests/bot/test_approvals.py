@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.approval_cards import APPROVED, CARD_APPLIED
-from bot.db import approval_cards
+from bot.approval_cards import APPROVED, CARD_APPLIED, CARD_FAILED
+from bot.changes import FAILED
+from bot.db import approval_cards, changes
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.state import Account
 from bot.slack_payloads import signed_interaction, view_submission_payload
@@ -464,3 +465,70 @@ async def test_an_unexpected_error_after_the_claim_settles_the_card(start_bot: S
     ld.apply_approval_request = real_apply  # type: ignore[method-assign]
     await click(bot, "Apply", user=BOB, message=approval_card(bot))
     assert env(bot, "holiday-banner", "production")["on"] is False
+
+
+# --- declined and deleted requests close their change card ---------------------------------------
+
+
+async def test_a_declined_request_closes_its_change_and_gets_no_reminder(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, BOB, "sandbox-bob")
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    reminders = bot.stack.runtime.scheduler.reminders  # type: ignore[union-attr]
+    assert await reminders.enqueue_approval_reminders() == 1
+    inserts = 0
+    real_add = reminders.jobs.add
+
+    async def counting_add(*args: Any, **kwargs: Any) -> Any:
+        nonlocal inserts
+        inserts += 1
+        return await real_add(*args, **kwargs)
+
+    reminders.jobs.add = counting_add  # type: ignore[method-assign]
+    assert await reminders.enqueue_approval_reminders() == 0
+    assert inserts == 0, "a change that has its reminder is not inserted again every tick"
+
+    await click(bot, "Decline", user=BOB, message=approval_card(bot))
+    view = latest_view(bot, "approval_decline_reason")
+    await submit(bot, view, BOB, {"reason": {"reason": {"type": "plain_text_input", "value": "Not today"}}})
+    card = bot.card()
+    assert "declined by <@U_BOB>" in full(card) and "Not today" in full(card)
+    assert labels(card) == []
+    async with bot.store.engine.connect() as connection:
+        ((change_id, state),) = (await connection.execute(select(changes.c.id, changes.c.state))).all()
+    assert state == FAILED
+    last = (await bot.store.audit_for(change_id))[-1]
+    assert last.detail == "declined by <@U_BOB>: Not today" and last.actor_id == BOB
+    assert await reminders.enqueue_approval_reminders() == 0 and inserts == 0
+
+
+async def test_a_request_declined_in_launchdarkly_closes_the_change_on_the_next_click(
+    start_bot: StartBot,
+) -> None:
+    bot = await start(start_bot)
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    (stored,) = requests_of(bot)
+    await bot.stack.runtime.ld.review_approval_request(
+        "demo", "new-checkout", "production", stored.doc["_id"], "decline", "No", token="sandbox-bob"
+    )
+    await click(bot, "Approve", user=ALICE, message=approval_card(bot))
+    assert "already declined" in bot.ephemeral_texts(ALICE)[-1]
+    card = bot.card()
+    assert "declined by bob@example.com" in full(card) and "No" in full(card) and labels(card) == []
+
+
+async def test_a_request_deleted_in_launchdarkly_closes_the_card_and_the_change(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    (stored,) = requests_of(bot)
+    await bot.stack.runtime.ld.delete_approval_request(
+        "demo", "new-checkout", "production", stored.doc["_id"], token="sandbox-alice"
+    )
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    assert "deleted in LaunchDarkly" in bot.ephemeral_texts(BOB)[-1]
+    assert labels(approval_card(bot)) == [] and "deleted in LaunchDarkly" in full(approval_card(bot))
+    assert "deleted in LaunchDarkly" in full(bot.card()) and labels(bot.card()) == []
+    assert await stored_card_states(bot) == [CARD_FAILED]
