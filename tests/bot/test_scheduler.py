@@ -229,6 +229,10 @@ async def test_a_configured_digest_after_noon_posts_once_a_day(bot: Harness) -> 
     assert len([m for m in bot.slack.messages(RELEASES) if "stale temporary flag" in m.text]) == 2
 
 
+def _fixed(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
 async def test_the_env_cron_digest_is_queued_once_per_occurrence(start_bot: StartBot) -> None:
     bot = await start_bot(flagops_digest_channels=f"{RELEASES}=Europe/Berlin")
     scheduler = bot.stack.runtime.scheduler
@@ -241,7 +245,7 @@ async def test_the_env_cron_digest_is_queued_once_per_occurrence(start_bot: Star
         monday_nine_berlin + timedelta(minutes=5),  # a second instance's tick, or a late one
         monday_nine_berlin + timedelta(hours=11),
     ):
-        scheduler.clock = lambda moment=moment: moment
+        scheduler.clock = _fixed(moment)
         await scheduler._digest_tick(RELEASES)
     scheduler.clock = lambda: monday_nine_berlin + timedelta(days=7, seconds=1)
     await scheduler._digest_tick(RELEASES)
