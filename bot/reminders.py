@@ -25,6 +25,7 @@ from bot import blocks
 from bot.changes import APPROVAL_REQUESTED, ChangeService, Proposal
 from bot.db import changes as changes_table
 from bot.db import jobs as jobs_table
+from bot.explain import explain_error
 from bot.flags import change_is_in
 from bot.jobs import (
     APPROVAL_REMINDER,
@@ -48,6 +49,8 @@ STALE_STATUSES = frozenset({"launched", "inactive"})
 MAX_DIGEST_FLAGS = 20  # two blocks each: within Slack's 50 blocks per message
 SCHEDULED_RECHECK = timedelta(minutes=5)
 SCHEDULED_RECHECKS = 3
+APPROVAL_RETRY = timedelta(minutes=15)  # after LaunchDarkly failed to say whether a request is pending
+APPROVAL_RETRIES = 4  # then the next regular reminder, FLAGOPS_APPROVAL_REMIND_EVERY later
 
 # Digest buttons; the value is ``{"project", "flag"}`` as JSON.
 DIGEST_ARCHIVE = "digest_archive"
@@ -124,6 +127,24 @@ class ReminderService:
             )
         except ld_errors.NotFound:
             return "no reminder: the approval request was deleted"
+        except ld_errors.LaunchDarklyError as error:
+            # LaunchDarkly is down or refused the read for now: keep the chain alive and try again
+            # soon, rather than ending every future reminder of this change on one failed read;
+            # after a few tries, wait for the next regular reminder instead of retrying forever.
+            retry = int(target.get("retry", 0)) + 1
+            n = int(target.get("n", 1))
+            if retry > APPROVAL_RETRIES:
+                retry, n, wait = 0, n + 1, self.settings.flagops_approval_remind_every
+            else:
+                wait = APPROVAL_RETRY
+            await self.jobs.add(
+                APPROVAL_REMINDER,
+                now + wait,
+                {"change_id": change.id, "n": n, "retry": retry},
+                channel_id=change.channel_id,
+                dedupe_key=f"approval:{change.id}:{n}" + (f":retry{retry}" if retry else ""),
+            )
+            return f"no reminder yet: {explain_error(error)}; trying again in {_ago(wait)}"
         if request.status != "pending" or request.review_status != "pending":
             return f"no reminder: the request is {request.review_status} / {request.status}"
         reviewers = await self._member_names(request.notify_member_ids)
@@ -228,6 +249,13 @@ class ReminderService:
             headline += f": “{blocks.escape(str(text))}”"
         try:
             flag = await self.flags.flag(project, flag_key, fresh=True)
+        except ld_errors.LaunchDarklyError as error:
+            # The reminder is the user's own text at the time they chose: post it even when
+            # LaunchDarkly cannot be read right now, rather than lose it.
+            lines = [
+                f"_I couldn't read the flag's current state (LaunchDarkly said: "
+                f"{blocks.escape(explain_error(error))})._"
+            ]
         except CommandError as error:
             lines = [f"_{blocks.escape(error.message)}_"]
         else:

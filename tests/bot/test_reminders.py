@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.fake_slack import Ephemeral, Message
-from bot.jobs import USER_REMINDER
+from bot.jobs import APPROVAL_REMINDER, USER_REMINDER
 from bot.scheduler import DigestChannel, FlagopsScheduler, RunReport
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 
@@ -237,3 +237,43 @@ async def test_a_digest_scheduled_with_config_posts_once_at_its_time_in_the_chan
     await run(bot, "/flag config digest off")
     await run_due(bot, monday_0800_berlin + timedelta(days=7, hours=1, minutes=1))
     assert len([m for m in posts(bot) if "stale temporary flag" in m.text]) == 1, "off means off"
+
+
+def _launchdarkly_down(bot: Harness, down: bool) -> None:
+    """Every GET to LaunchDarkly answers 503 (after the client's retries) while ``down``."""
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(
+        update={"error_every": 1 if down else 0, "error_status": 503, "methods": ["GET"]}
+    )
+
+
+async def test_a_user_reminder_is_posted_even_when_launchdarkly_is_down(bot: Harness) -> None:
+    at(bot, NOW)
+    await run(bot, '/flag remind holiday-banner test in 1 minute "cleanup"')
+    _launchdarkly_down(bot, True)
+    report = await run_due(bot, NOW + timedelta(minutes=1))
+    _launchdarkly_down(bot, False)
+    assert [state for _, _, state in report.ran] == ["sent"]
+    (post,) = posts(bot)
+    text = everything(post)
+    assert "Reminder from <@U_ALICE> about *holiday-banner* in *test*" in text and "cleanup" in text
+    assert "couldn't read the flag's current state (LaunchDarkly said:" in text and "503" in text
+    assert "api-" not in text and "Traceback" not in text
+    await run_due(bot, NOW + timedelta(minutes=30))
+    assert len(posts(bot)) == 1, "posted once"
+
+
+async def test_an_approval_reminder_is_retried_after_a_launchdarkly_outage(bot: Harness) -> None:
+    await _request_approval(bot)
+    card = next(m for m in posts(bot) if "new-checkout" in m.text)
+    now = datetime.now(UTC)
+    _launchdarkly_down(bot, True)
+    await run_due(bot, now + timedelta(hours=4, minutes=1))
+    _launchdarkly_down(bot, False)
+    assert _reminders_in_thread(bot, card) == [], "nothing to say while LaunchDarkly cannot be read"
+    pending = await scheduler(bot).jobs.pending(APPROVAL_REMINDER)
+    assert [j.due_at for j in pending] == [now + timedelta(hours=4, minutes=16)], "retried in 15 minutes"
+    await run_due(bot, now + timedelta(hours=4, minutes=16))
+    (reminder,) = _reminders_in_thread(bot, card)
+    assert "waiting for approval" in reminder.text
+    await run_due(bot, now + timedelta(days=1, hours=4, minutes=17))
+    assert len(_reminders_in_thread(bot, card)) == 2, "the daily chain goes on"
