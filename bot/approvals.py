@@ -627,7 +627,7 @@ class ApprovalService:
 
     async def list_pending(self, who: Who, command: ReservedCommand) -> None:
         """``/flag approvals [flag] [env]``: pending requests, each with its card, in a thread."""
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.changes.project_for(who)  # the channel's project
         acting = await self.accounts.acting(who.user_id)
         resource = (
             flag_resource_id(project, command.environment, command.flag)

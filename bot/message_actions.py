@@ -172,25 +172,47 @@ class MessageActions:
         self.slack = slack
 
     async def from_message(self, who: Who, message_text: str, thread_ts: str) -> None:
-        """Handle the shortcut (after the ack): run the command, or open the fix modal."""
+        """Handle the shortcut (after the ack): run the command, or open the fix modal.
+
+        Whether the modal opens is decided by the pure parse alone, before any LaunchDarkly or
+        database call: Slack's ``trigger_id`` lives about 3 seconds.
+        """
         text = strip_markup(message_text)
         wanted = command_from_text(text, self.changes.settings.flagops_command)
+        if isinstance(wanted, str):
+            try:
+                parse(wanted)
+            except CommandError as error:
+                if who.trigger_id:
+                    view = fix_modal(wanted, error.message, who.reply, thread_ts)
+                    await self.slack.views_open(trigger_id=who.trigger_id, view=view)
+                else:
+                    await self.changes.tell(who, f":warning: {error.message}")
+                return
+            await self.run(who, wanted, thread_ts)
+            return
+        # A rollout phrase reads its flag (what the rest of the traffic keeps): its trigger may
+        # have expired by then, so what goes wrong is answered here, like any later failure.
         try:
-            command_text = await self._complete(wanted) if isinstance(wanted, Rollout) else wanted
-            parse(command_text)
+            command_text = await self._complete(who, wanted)
         except CommandError as error:
-            if who.trigger_id:
-                shown = command_text if isinstance(wanted, str) else text
-                view = fix_modal(shown, error.message, who.reply, thread_ts)
-                await self.slack.views_open(trigger_id=who.trigger_id, view=view)
-            else:
-                await self.changes.tell(who, f":warning: {error.message}")
+            await self.changes.tell(
+                who,
+                f":warning: {error.message} (from “{blocks.escape(blocks.clip(text, 200))}”; "
+                f"type it as `{self.changes.settings.flagops_command} rollout {wanted.flag} "
+                f"{wanted.environment} {wanted.percent:g}% {wanted.variation} "
+                f"{100 - wanted.percent:g}% <other variation>`)",
+            )
             return
         await self.run(who, command_text, thread_ts)
 
-    async def _complete(self, rollout: Rollout) -> str:
-        """A rollout phrase as a full rollout: the rest of the traffic keeps what it is served now."""
-        project = self.changes.settings.ld_project
+    async def _complete(self, who: Who, rollout: Rollout) -> str:
+        """A rollout phrase as a full rollout: the rest of the traffic keeps what it is served now.
+
+        Raises:
+            CommandError: the flag could not be read (unknown flag, LaunchDarkly refused or is down).
+        """
+        project = await self.changes.project_for(who)  # the channel's project (`/flag config`)
         try:
             flag = await self.changes.flags.flag(project, rollout.flag)
         except ld_errors.LaunchDarklyError as error:

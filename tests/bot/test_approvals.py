@@ -532,3 +532,25 @@ async def test_a_request_deleted_in_launchdarkly_closes_the_card_and_the_change(
     assert labels(approval_card(bot)) == [] and "deleted in LaunchDarkly" in full(approval_card(bot))
     assert "deleted in LaunchDarkly" in full(bot.card()) and labels(bot.card()) == []
     assert await stored_card_states(bot) == [CARD_FAILED]
+
+
+async def test_approvals_lists_the_channels_project(start_bot: StartBot) -> None:
+    from commands.instructions import TurnFlagOn
+    from tests.bot.test_config_command import second_project
+
+    bot = await start(start_bot)
+    second_project(bot)
+    await run(bot, "/flag config project shop", user=BOB)
+    await bot.stack.runtime.ld.create_approval_request(
+        "shop",
+        "new-checkout",
+        "production",
+        description="Turn it on in shop",
+        instructions=[TurnFlagOn()],
+        token="sandbox-bob",
+    )
+    await run(bot, "/flag approvals")
+    headline = bot.card()
+    assert "1 pending approval request" in full(headline)
+    (card,) = bot.slack.thread(RELEASES, headline.ts)
+    assert "project shop" in full(card)

@@ -8,8 +8,9 @@ from typing import Any
 
 from bot.fake_slack import Message
 from bot.slack_payloads import message_shortcut_payload, signed_interaction
-from tests.bot.harness import ALICE, RELEASES, Harness
-from tests.bot.test_approvals import click, env, latest_view, submit
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.test_approvals import click, env, latest_view, run, submit
+from tests.bot.test_config_command import second_project
 
 
 def post(bot: Harness, text: str, user: str = "U_BOB") -> Message:
@@ -78,3 +79,34 @@ async def test_text_that_does_not_parse_opens_a_prefilled_modal(bot: Harness) ->
     )
     await click(bot, "Apply", message=card_in_thread(bot, message))
     assert env(bot, "new-checkout", "test")["on"] is False
+
+
+async def test_a_rollout_phrase_for_an_unknown_flag_answers_without_waiting_for_a_modal(bot: Harness) -> None:
+    message = post(bot, "roll out no-such-flag blue to 25% in test")
+    # LaunchDarkly is slow: the modal decision must not wait for it (a trigger lives ~3 s).
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"latency": 1.6})
+    await shortcut(bot, message)
+    assert not bot.slack.calls_to("views.open"), "nothing to fix in a form: the phrase was understood"
+    told = bot.ephemeral_texts(ALICE)[-1]
+    assert "no-such-flag" in told and "rollout no-such-flag test 25% blue 75%" in told
+    assert not bot.slack.thread(RELEASES, message.ts)
+
+
+async def test_text_that_does_not_parse_opens_the_modal_before_any_launchdarkly_call(bot: Harness) -> None:
+    message = post(bot, "make new-checkout pop in test")
+    before = len(bot.ld_requests())
+    await shortcut(bot, message)
+    assert len(bot.slack.calls_to("views.open")) == 1
+    assert len(bot.ld_requests()) == before, "the form opens from the parse alone"
+
+
+async def test_a_rollout_phrase_uses_the_channels_project(bot: Harness) -> None:
+    second_project(bot)
+    # Only the channel's project has the flag: reading it from LD_PROJECT would not find it.
+    del bot.sandbox.projects["demo"].flags["banner-color"]
+    await run(bot, "/flag config project shop", user=BOB)
+    message = post(bot, "roll out banner-color blue to 25% in test")
+    await shortcut(bot, message)
+    await click(bot, "Apply", message=card_in_thread(bot, message))
+    shop = bot.sandbox.projects["shop"].flags["banner-color"]["environments"]["test"]
+    assert {v["weight"] for v in shop["fallthrough"]["rollout"]["variations"]} == {25000, 75000}
