@@ -14,6 +14,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from bot import blocks
+from bot.explain import explain_error
 from bot.jobs import SCHEDULED_CHECK, SCHEDULED_CHECK_DELAY, JobStore
 from bot.launchdarkly import errors as ld_errors
 from bot.schedule_time import When, describe_moment, resolve_when, user_timezone
@@ -68,6 +70,17 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
         )
         return
     patch = proposal.semantic_patch()
+    if await _is_resend(service, change):
+        # Send again after an unknown outcome: the first create may have worked. Look before
+        # creating, so a second press never makes a second scheduled change.
+        try:
+            found = await _find_created(service, change, proposal)
+        except ld_errors.LaunchDarklyError as list_error:
+            await _unknown(service, change, who, None, list_error, when, resend=True)
+            return
+        if found is not None:
+            await _scheduled(service, change, who, proposal, found, when)
+            return
     try:
         created = await service.ld.create_scheduled_change(
             change.project,
@@ -82,7 +95,12 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
         )
         scheduled_id = created.id
     except UNKNOWN_OUTCOME as error:
-        found = await _find_created(service, change, proposal)
+        try:
+            found = await _find_created(service, change, proposal)
+        except ld_errors.LaunchDarklyError as list_error:
+            # "Could not list" is not "not listed": it may be scheduled; never invite a duplicate.
+            await _unknown(service, change, who, error, list_error, when)
+            return
         if found is None:
             await service._back_to_proposed(
                 change,
@@ -99,17 +117,66 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
 
 
 async def _find_created(service: ChangeService, change: Change, proposal: Proposal) -> str | None:
-    """After an unknown outcome: the id of a scheduled change with our time and instructions."""
+    """After an unknown outcome: the id of a scheduled change with our time and instructions.
+
+    Returns:
+        Its id, or None when LaunchDarkly lists none like it.
+
+    Raises:
+        LaunchDarklyError: the list could not be read (so whether it exists is unknown).
+    """
     assert change.environment is not None
-    try:
-        listed = await service.ld.list_scheduled_changes(change.project, change.flag_key, change.environment)
-    except ld_errors.LaunchDarklyError:
-        return None
+    listed = await service.ld.list_scheduled_changes(change.project, change.flag_key, change.environment)
     wanted = [i.body() for i in proposal.semantic_patch().instructions]
     for scheduled in listed:
         if scheduled.execution_date == proposal.execute_at_ms and scheduled.instructions == wanted:
             return scheduled.id
     return None
+
+
+async def _is_resend(service: ChangeService, change: Change) -> bool:
+    """Whether this apply is a Send again (the audit's last entry says which button moved it)."""
+    audit = await service.store.audit_for(change.id)
+    return bool(audit) and audit[-1].detail == "Send again"
+
+
+async def _unknown(
+    service: ChangeService,
+    change: Change,
+    who: Who,
+    error: ld_errors.LaunchDarklyError | None,
+    list_error: ld_errors.LaunchDarklyError,
+    when: str,
+    *,
+    resend: bool = False,
+) -> None:
+    """Settle as outcome unknown: the create may have worked and LaunchDarkly cannot be listed."""
+    command = service.settings.flagops_command
+    moved = await service.store.transition(
+        change.id,
+        [State.APPLYING],
+        State.OUTCOME_UNKNOWN,
+        who.user_id,
+        ld_status=error.status if error else list_error.status,
+        detail=f"could not list scheduled changes: {list_error}",
+    )
+    if moved is None:
+        return  # settled by someone else meanwhile: their outcome stands
+    cause = (
+        "Nothing was sent: I could not check whether the first attempt scheduled it."
+        if resend
+        else explain_error(error)
+        if error
+        else "The request may not have reached LaunchDarkly."
+    )
+    message = (
+        f":warning: Outcome unknown: {cause} I could not list the flag's scheduled changes either "
+        f"({explain_error(list_error)}), so I cannot tell whether the change for {when} is scheduled. "
+        f"Check with `{command} scheduled {change.flag_key} {change.environment}` before pressing "
+        "*Send again*."
+    )
+    await service._update_card(moved, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+    await service._reply(moved, message)
 
 
 async def _scheduled(

@@ -4,10 +4,14 @@ Apply creates a LaunchDarkly scheduled change (no local timer), the thread says 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from bot.fake_slack import Ephemeral, Message
 from bot.jobs import CANCELLED, SCHEDULED_CHECK
+from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.sandbox.approvals import run_due as sandbox_run_due
 from bot.scheduler import FlagopsScheduler
 from tests.bot.harness import ALICE, RELEASES, Harness
@@ -141,3 +145,41 @@ async def test_scheduled_lists_them_with_delete(bot: Harness) -> None:
     assert "deleted this scheduled change" in bot.thread(bot.slack.messages(RELEASES)[0])[-1].text
     await run(bot, "/flag scheduled new-checkout test")
     assert "No scheduled changes" in bot.ephemeral_texts(ALICE)[-1]
+
+
+async def test_an_unknown_create_with_a_failed_list_is_outcome_unknown_not_a_duplicate(
+    start_bot: Callable[..., Awaitable[Harness]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The create's answer is lost and the follow-up list fails: the card says the outcome is
+    unknown and points to ``/flag scheduled``; Send again looks before it creates."""
+    bot = await start_bot(ld_timeout=0.5)
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    # LaunchDarkly creates it but the answer is lost, and listing scheduled changes fails.
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(
+        update={"drop_every": 1, "methods": ["POST"], "apply_before_fault": True}
+    )
+    ld = bot.stack.runtime.ld
+
+    async def list_fails(*args: object, **kwargs: object) -> list[object]:
+        raise ld_errors.ServerError("LaunchDarkly is unavailable", status=503)
+
+    monkeypatch.setattr(ld, "list_scheduled_changes", list_fails)
+    await click(bot, "Apply")
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"drop_every": 0})
+    card = everything(bot.card())
+    assert "Outcome unknown" in card and "could not list the flag's scheduled changes" in card
+    assert "`/flag scheduled new-checkout test`" in card and "press Apply again" not in card
+    assert [b["text"]["text"] for b in bot.card().buttons] == ["Send again", "Cancel"]
+    assert "Outcome unknown" in bot.thread()[-1].text
+    assert len(bot.sandbox.scheduled) == 1
+
+    await click(bot, "Send again")  # still cannot list: nothing is sent blind
+    assert len(bot.sandbox.scheduled) == 1
+    assert "Nothing was sent" in everything(bot.card())
+
+    monkeypatch.undo()
+    await click(bot, "Send again")  # the list works again: the first attempt is found, not repeated
+    assert len(bot.sandbox.scheduled) == 1, "never scheduled twice"
+    (stored,) = bot.sandbox.scheduled.values()
+    assert f"scheduled change `{stored.doc['_id']}`" in everything(bot.card())
+    assert bot.card().buttons == []
