@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from sqlalchemy import select
 from bot import blocks
 from bot.changes import APPLIED, ChangeService, Draft, Proposal, Who
 from bot.db import changes as changes_table
+from bot.schedule_time import describe_moment
 from bot.store import Change
 from commands.engine import apply as engine_apply
 from commands.engine.parts import part_of
@@ -575,6 +577,7 @@ class UndoService:
                 f"Change `{change.id[:8]}` was not applied (it is {change.state.replace('_', ' ')}): "
                 "there is nothing to undo."
             )
+        self._refuse_pending_schedule(change)
         proposal = Proposal.model_validate_json(change.request_json)
         applied = proposal.semantic_patch()
         aspects_of(applied)  # an irreversible change is explained before any read
@@ -613,6 +616,27 @@ class UndoService:
             notes=tuple(notes),
         )
         await self.changes.propose_draft(who, draft, current, f"undo {short}")
+
+    def _refuse_pending_schedule(self, change: Change) -> None:
+        """A scheduled change whose time has not come is not in the flag yet: undo means deleting it.
+
+        Raises:
+            CommandError: the change is a LaunchDarkly scheduled change still to run.
+        """
+        outcome = json.loads(change.outcome_json or "null")
+        if not isinstance(outcome, dict) or not outcome.get("scheduledChangeId"):
+            return
+        at = datetime.fromtimestamp(int(outcome.get("executionDate") or 0) / 1000, UTC)
+        if at <= self.changes.clock():
+            return  # it has run: undo it like any applied change
+        command = self.changes.settings.flagops_command
+        scheduled_id = outcome["scheduledChangeId"]
+        raise CommandError(
+            f"Change `{change.id[:8]}` has not run yet: LaunchDarkly applies it on "
+            f"{describe_moment(at, 'UTC')} (scheduled change `{scheduled_id}`). Nothing to undo; to "
+            f"stop it, delete it: `{command} scheduled cancel {scheduled_id}`, or the Delete button of "
+            f"`{command} scheduled {change.flag_key} {change.environment}`."
+        )
 
     async def _select(self, statement: Any) -> list[Change]:
         async with self.changes.store.engine.connect() as connection:

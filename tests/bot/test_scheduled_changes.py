@@ -183,3 +183,33 @@ async def test_an_unknown_create_with_a_failed_list_is_outcome_unknown_not_a_dup
     (stored,) = bot.sandbox.scheduled.values()
     assert f"scheduled change `{stored.doc['_id']}`" in everything(bot.card())
     assert bot.card().buttons == []
+
+
+async def test_undo_of_a_scheduled_change_that_has_not_run_offers_deleting_it(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    await click(bot, "Apply")
+    (stored,) = bot.sandbox.scheduled.values()
+    scheduled_id = stored.doc["_id"]
+    cards = len(bot.slack.messages(RELEASES))
+    await run(bot, "/flag undo")
+    answer = bot.ephemeral_texts(ALICE)[-1]
+    assert "has not run yet" in answer and "Wed 25 Nov 2026 17:00 UTC" in answer
+    assert f"`/flag scheduled cancel {scheduled_id}`" in answer and "already back" not in answer
+    assert len(bot.slack.messages(RELEASES)) == cards, "no undo card"
+    await run(bot, f"/flag scheduled cancel {scheduled_id}")
+    assert not bot.sandbox.scheduled, "the offered command deletes it"
+
+
+async def test_undo_of_a_scheduled_change_that_ran_proposes_the_inverse(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    await click(bot, "Apply")
+    (stored,) = bot.sandbox.scheduled.values()
+    sandbox_run_due(bot.sandbox, stored.doc["executionDate"])
+    assert not on(bot, "new-checkout", "test")
+    later = NOW + timedelta(hours=3)
+    bot.stack.runtime.changes.clock = lambda: later
+    assert (await bot.command("/flag undo")).status_code == 200
+    await bot.idle()
+    assert "Undoes change" in everything(bot.card())
+    await click(bot, "Apply")
+    assert on(bot, "new-checkout", "test")
