@@ -282,6 +282,16 @@ class AccountService:
         if not token:
             await self.tell(reply, ":warning: The token was empty. Nothing was stored.")
             return
+        if not _printable_ascii(token):
+            # A header cannot carry it (the HTTP client would fail with a generic error): say what
+            # is wrong, never what was pasted.
+            await self.tell(
+                reply,
+                ":warning: That token contains a character a LaunchDarkly token never has (a space, a "
+                "line break, an invisible or non-ASCII character: copying from a document can add "
+                "them). Nothing was stored; copy the token again from LaunchDarkly and paste it alone.",
+            )
+            return
         try:
             identity = await self.ld.get_caller_identity(token=token)
             member = await self.ld.get_member(identity.member_id, token=token) if identity.member_id else None
@@ -343,3 +353,9 @@ class AccountService:
             "Run `/flag link-account` first. Nothing was changed.",
         )
         return None
+
+
+def _printable_ascii(token: str) -> bool:
+    """Whether a pasted token is made only of visible ASCII characters (no space, no control or
+    zero-width character), as every LaunchDarkly access token is."""
+    return all("!" <= character <= "~" for character in token)

@@ -124,6 +124,9 @@ def parse(text: str) -> Command:
         CommandError: the text is not a command; ``usage`` is the syntax of the verb involved.
     """
     source = normalise(text)
+    account = _account_command(source)
+    if account is not None:
+        return account
     tokens, options = _extract_options(tokenize(text))
     if not tokens:
         raise CommandError("empty command: try `help`, or `on <flag> <env>`", "help [<topic>]")
@@ -507,8 +510,29 @@ def _reserved(verb: registry.Verb, cur: Cursor, options: _Options, source: str) 
         args = _config_args(cur)
     elif name == "undo" and not cur.at_end():
         args = [cur.name("a change id")]
+    elif name in ACCOUNT_VERBS and not cur.at_end():
+        # Likely a pasted token: dropped unread, so no error message can ever quote it.
+        return ReservedCommand(verb=name, args=(EXTRA_IGNORED,), project=options.project)
     cur.done()
     return ReservedCommand(verb=name, args=tuple(args), flag=flag, environment=env, project=options.project)
+
+
+#: The account verbs take no arguments; anything after them is most likely a pasted token.
+ACCOUNT_VERBS = frozenset({"link-account", "unlink-account"})
+#: ``ReservedCommand.args`` of an account verb typed with extra text (which is never kept).
+EXTRA_IGNORED = "extra-ignored"
+
+
+def _account_command(source: str) -> ReservedCommand | None:
+    """``link-account`` / ``unlink-account`` followed by anything, before the lexer sees the rest.
+
+    What follows is most likely a pasted token: it is not tokenized (an unclosed quote in it would
+    be quoted back in the lexer's error) and not kept; ``args`` only says that something was there.
+    """
+    words = source.split(None, 1)
+    if not words or words[0].lower() not in ACCOUNT_VERBS:
+        return None
+    return ReservedCommand(verb=words[0].lower(), args=(EXTRA_IGNORED,) if len(words) > 1 else ())
 
 
 def _config_args(cur: Cursor) -> list[str]:

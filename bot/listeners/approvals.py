@@ -23,8 +23,18 @@ from bot.changes import Who
 from bot.listeners.changes import who_from_action
 from bot.router import CommandRouter
 from commands.intents import ReservedCommand
+from commands.parse import EXTRA_IGNORED
 
 APPROVAL_ACTIONS = re.compile(r"^approval_")
+
+
+def pasted_text_ignored(command_name: str) -> str:
+    """The answer to an account verb typed with more text (never shown back: likely a token)."""
+    return (
+        f":warning: Never paste a token in a channel or a command: use the form `{command_name} "
+        "link-account` opens, which only you see. What you typed after the command was ignored and "
+        "not stored; if it was a token, consider replacing it in LaunchDarkly."
+    )
 
 
 def accounts_for(deps: Deps) -> AccountService:
@@ -90,10 +100,14 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         reply = account_reply(str((body.get("view") or {}).get("private_metadata") or ""), user_id)
         await accounts.link(user_id, view_value(body, TOKEN_BLOCK, TOKEN_ACTION), reply)
 
-    async def link_account(who: Who, _command: ReservedCommand, _text: str) -> None:
-        await accounts.open_link_modal(who.reply, who.trigger_id)
+    async def link_account(who: Who, command: ReservedCommand, _text: str) -> None:
+        await accounts.open_link_modal(who.reply, who.trigger_id)  # first: the trigger lives ~3 s
+        if EXTRA_IGNORED in command.args:
+            await deps.changes.tell(who, pasted_text_ignored(deps.settings.flagops_command))
 
-    async def unlink_account(who: Who, _command: ReservedCommand, _text: str) -> None:
+    async def unlink_account(who: Who, command: ReservedCommand, _text: str) -> None:
+        if EXTRA_IGNORED in command.args:
+            await deps.changes.tell(who, pasted_text_ignored(deps.settings.flagops_command))
         await accounts.unlink(who.user_id, who.reply)
 
     async def approvals(who: Who, command: ReservedCommand, _text: str) -> None:

@@ -116,3 +116,51 @@ async def test_relinking_replaces_the_token(start_bot: StartBot) -> None:
     async with bot.store.engine.connect() as connection:
         rows = (await connection.execute(select(linked_accounts))).mappings().all()
     assert [r["member_id"] for r in rows] == [member_id(bot, "bob@example.com")]
+
+
+@pytest.mark.parametrize("extra", ["api-0123-pasted-secret", '"api-0123-pasted-secret'])
+async def test_a_token_typed_after_link_account_is_never_shown_back(
+    start_bot: StartBot, caplog: pytest.LogCaptureFixture, extra: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bot = await start(start_bot)
+    await run(bot, f"/flag link-account {extra}", user=ALICE)
+    assert latest_view(bot, "link_account"), "the form opens all the same"
+    answer = bot.ephemeral_texts(ALICE)[-1]
+    assert "Never paste a token" in answer and "use the form" in answer
+    assert "0123-pasted-secret" not in everything_slack_saw(bot)
+    assert "0123-pasted-secret" not in "\n".join(r.getMessage() for r in caplog.records)
+    async with bot.store.engine.connect() as connection:
+        assert (await connection.execute(select(linked_accounts))).first() is None
+
+
+async def test_unlink_account_with_extra_text_unlinks_without_showing_it(start_bot: StartBot) -> None:
+    bot = await start(start_bot)
+    await link(bot, BOB, "sandbox-bob")
+    await run(bot, "/flag unlink-account sandbox-bob", user=BOB)
+    told = bot.ephemeral_texts(BOB)[-2:]
+    assert "Never paste a token" in told[0]
+    async with bot.store.engine.connect() as connection:
+        assert (await connection.execute(select(linked_accounts))).first() is None
+    assert "sandbox-bob" not in "\n".join(bot.ephemeral_texts(BOB)[-2:])
+
+
+@pytest.mark.parametrize("pasted", ["sandbox-\u200bbob", "sandbox-böb", "sandbox bob"])
+async def test_a_token_with_an_invisible_or_non_ascii_character_is_explained(
+    start_bot: StartBot, pasted: str
+) -> None:
+    bot = await start(start_bot)
+    await run(bot, "/flag link-account", user=BOB)
+    before = len(bot.ld_requests())
+    await submit(
+        bot,
+        latest_view(bot, "link_account"),
+        BOB,
+        {"token": {"token": {"type": "plain_text_input", "value": pasted}}},
+    )
+    answer = bot.ephemeral_texts(BOB)[-1]
+    assert "character a LaunchDarkly token never has" in answer and "Nothing was stored" in answer
+    assert pasted not in everything_slack_saw(bot) and "bob" not in answer
+    assert len(bot.ld_requests()) == before, "LaunchDarkly was not asked"
+    async with bot.store.engine.connect() as connection:
+        assert (await connection.execute(select(linked_accounts))).first() is None

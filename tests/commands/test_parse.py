@@ -404,6 +404,24 @@ def test_reserved_verbs() -> None:
     assert "not a duration" in error("remind holiday-banner in soon").message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "link-account api-0123-secret",
+        'link-account "api-0123-secret',  # an unclosed quote: the lexer would quote it back
+        "link-account api-0123-secret; off new-checkout test",
+        "link-account --token api-0123-secret",
+        "--project demo link-account api-0123-secret",
+        "unlink-account api-0123-secret",
+    ],
+)
+def test_account_verbs_drop_what_follows_unread(text: str) -> None:
+    command = parse(text)
+    assert isinstance(command, it.ReservedCommand) and command.args == ("extra-ignored",)
+    assert command.verb == ("unlink-account" if "unlink" in text else "link-account")
+    assert "0123-secret" not in repr(command)
+
+
 # --- raw escape hatches -------------------------------------------------------------------------
 
 
