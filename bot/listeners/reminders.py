@@ -63,7 +63,7 @@ class ReminderCommands:
         kind, when_text, *rest = command.args
         note = rest[0] if rest else None
         assert command.flag is not None  # the parser requires it
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.changes.project_for(who)
         flag = await self.changes.flags.flag(project, command.flag)
         await self.changes.flags.check_environment(project, command.environment, flag)
         tz = await user_timezone(self.changes.messenger.client, who.user_id)
@@ -141,7 +141,7 @@ class ReminderCommands:
         if command.flag is None:
             await self._list_ours(who, tz)
             return
-        project = command.project or self.settings.ld_project
+        project = command.project or await self.changes.project_for(who)
         flag = await self.changes.flags.flag(project, command.flag, fresh=True)
         await self.changes.flags.check_environment(project, command.environment, flag)
         envs = [command.environment] if command.environment else sorted(flag.get("environments") or {})
@@ -210,10 +210,56 @@ class ReminderCommands:
             f"`{self.settings.flagops_command} scheduled <flag> <env>` and its Delete button.",
         )
 
+    async def _may_delete(self, who: Who, scheduled_id: str) -> tuple[bool, str | None]:
+        """Whether ``who`` may delete this scheduled change, and the LaunchDarkly token to use.
+
+        Made through flagops: the same rule as Apply on its change (its requester, or whoever the
+        policy lets apply there). Made elsewhere: flagops knows no requester, so only through the
+        clicker's own linked LaunchDarkly account (LaunchDarkly's permissions decide).
+        """
+        approvals = self.changes.approvals
+        if approvals is not None and not await approvals.may_act(who, "delete this scheduled change"):
+            return False, None
+        token = await approvals.token_for(who.user_id) if approvals is not None else None
+        change = None
+        for job in await self.jobs.pending(SCHEDULED_CHECK):
+            if job.target.get("scheduled_id") == scheduled_id:
+                change = await self.changes.store.get_change(str(job.target["change_id"]))
+                break
+        if change is None:
+            if token is None:
+                await self._tell(
+                    who,
+                    f":no_entry: Scheduled change `{scheduled_id}` was not made through flagops, so I "
+                    "cannot tell who may delete it. Delete it in LaunchDarkly, or link your account "
+                    f"(`{self.settings.flagops_command} link-account`) so LaunchDarkly checks your own "
+                    "permissions. Nothing was deleted.",
+                )
+                return False, None
+            return True, token
+        guard = self.changes.guard
+        if guard is not None:
+            refusal = await guard.check_apply(who, change)
+        elif who.user_id != change.requester_id:
+            refusal = f"Only <@{change.requester_id}> can delete this scheduled change."
+        else:
+            refusal = None
+        if refusal is not None:
+            await self._tell(
+                who,
+                f"{refusal.replace(' Nothing was changed.', '')} Deleting a scheduled change follows "
+                f"the rule of Apply: scheduled change `{scheduled_id}` was not deleted.",
+            )
+            return False, None
+        return True, token
+
     async def delete(self, who: Who, project: str, flag: str, env: str, scheduled_id: str) -> None:
-        """Delete a LaunchDarkly scheduled change, and our check of it."""
+        """Delete a LaunchDarkly scheduled change, and our check of it (if ``who`` may)."""
+        allowed, token = await self._may_delete(who, scheduled_id)
+        if not allowed:
+            return
         try:
-            await self.ld.delete_scheduled_change(project, flag, env, scheduled_id)
+            await self.ld.delete_scheduled_change(project, flag, env, scheduled_id, token=token)
         except ld_errors.NotFound:
             await self._tell(
                 who, f"Scheduled change `{scheduled_id}` is already gone (it ran or was deleted)."
