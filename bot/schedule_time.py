@@ -9,6 +9,7 @@ The current time is passed in, so tests move the clock instead of sleeping.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,6 +65,12 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(DEFAULT_TZ)
 
 
+_TIME_OF_DAY = re.compile(r"\b\d{1,2}:\d{2}\b|\b\d{1,2}\s*(?:am|pm)\b|\bnoon\b|\bmidnight\b", re.I)
+_RELATIVE = re.compile(r"\b(?:seconds?|minutes?|mins?|hours?|hrs?)\b|\bin\s+\d", re.I)
+_WEEKDAY = re.compile(r"\b(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\b", re.I)
+_NEXT = re.compile(r"\bnext\b", re.I)
+
+
 def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
     """Read ``at <time>`` or ``in <duration>`` as a moment after ``now``.
 
@@ -86,6 +93,13 @@ def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
         return When(now.astimezone(UTC) + timedelta(seconds=seconds), tz)
     if kind != "at":
         raise CommandError(f"`{kind}` is not a schedule: use `at <time>` or `in <duration>`.")
+    if not _TIME_OF_DAY.search(text) and not _RELATIVE.search(text):
+        # dateparser reads "friday" as midnight and "5" as the 5th of a month: too easy to get
+        # wrong for a production change, so the time of day must be said.
+        raise CommandError(
+            f"`at {text}` has no time of day. Say it too, e.g. `at {text.strip()} 09:00` "
+            "(your Slack time zone), or use `in <duration>`."
+        )
     local_now = now.astimezone(zone(tz)).replace(tzinfo=None)
     parsed = dateparser.parse(
         text,
@@ -102,6 +116,11 @@ def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
             "`at 5pm tomorrow`, or `in 2 hours`."
         )
     moment = parsed.astimezone(UTC)
+    earlier = moment - timedelta(days=7)
+    if _WEEKDAY.search(text) and not _NEXT.search(text) and earlier > now:
+        # "at Monday 09:00" typed on a Monday at 08:00 means today, not in a week (dateparser,
+        # preferring the future, skips today's weekday).
+        moment = earlier
     if moment <= now:
         raise CommandError(
             f"`at {text}` is {describe_moment(moment, tz)}, which is in the past. "
