@@ -52,7 +52,7 @@ from commands import describe, parse
 from commands import resolve as resolve_command
 from commands.errors import CommandError, EngineRefusal, FlagopsError
 from commands.instructions import SemanticPatch
-from commands.intents import ChangeCommand, RawCommand
+from commands.intents import ChangeCommand, RawCommand, ReservedCommand
 from commands.resolve import referenced_flags
 from commands.summary import FactChange, diff_facts
 
@@ -183,6 +183,9 @@ class ChangeService:
         self.channel_defaults: ChannelDefaults | None = None
         # Set by the approvals feature when it registers; None keeps the core's own behaviour.
         self.approvals: ApprovalFlow | None = None
+        # The router's handlers of reserved verbs (e.g. `undo <id>`), so a superseded card made by
+        # one of them can be made again; the router fills it in.
+        self.verb_handlers: dict[str, Callable[[Who, ReservedCommand, str], Awaitable[None]]] = {}
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -793,16 +796,14 @@ class ChangeService:
             command = parse(change.command_text)
         except CommandError:
             command = None
-        again = isinstance(command, ChangeCommand | RawCommand)
+        again = isinstance(command, ChangeCommand | RawCommand) or (
+            isinstance(command, ReservedCommand) and command.verb in self.verb_handlers
+        )
         await self._update_card(
             moved,
             ":arrows_counterclockwise: The flag changed since this preview "
             f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
-            + (
-                "a new preview follows in the thread."
-                if again
-                else "run the command again for a new preview."
-            ),
+            + ("a new preview follows." if again else "run the command again for a new preview."),
         )
         self.flags.remember(change.project, change.flag_key, current)
         try:
@@ -810,6 +811,8 @@ class ChangeService:
                 await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
             elif isinstance(command, RawCommand):
                 await self.propose_raw(who, command, change.command_text, thread_ts=change.card_ts)
+            elif isinstance(command, ReservedCommand) and command.verb in self.verb_handlers:
+                await self.verb_handlers[command.verb](who, command, change.command_text)
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self._reply(
                 change, f":warning: The command no longer fits the flag: {explain_error(error)}"

@@ -41,6 +41,7 @@ class CommandRouter:
         self.settings = changes.settings
         self.ld = changes.ld
         self.handlers: dict[str, VerbHandler] = {}
+        changes.verb_handlers = self.handlers  # a superseded `undo` card is made again through them
         self.help_lines: list[str] = []  # issue 7: e.g. whether a policy restricts changes
 
     def handle(self, verb: str, handler: VerbHandler) -> None:

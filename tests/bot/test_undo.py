@@ -205,3 +205,26 @@ async def test_undo_after_someone_else_changed_the_flag_says_what_it_keeps_and_o
     text = card_text(bot)
     assert "The flag changed since" in text and "Undo would overwrite" in text
     assert "Default rule" in text
+
+
+async def test_an_undo_card_overtaken_by_a_flag_change_is_made_again(bot: Harness) -> None:
+    original = flag(bot, "new-checkout")
+    await apply(bot, "/flag off new-checkout test")
+    await click(bot, "Undo")
+    undo_card = bot.card()
+    assert buttons(bot) == ["Apply", "Cancel"]
+    # Someone changes the flag before the undo is applied.
+    await bot.stack.runtime.ld.patch_flag_semantic(
+        "demo",
+        "new-checkout",
+        SemanticPatch.model_validate({"instructions": [{"kind": "addTags", "values": ["x"]}]}),
+    )
+    await bot.click("Apply", message=undo_card)
+    await bot.idle()
+    overtaken = bot.slack.message(RELEASES, undo_card.ts)
+    assert overtaken is not None and "a new preview follows" in str(overtaken.blocks)
+    fresh = bot.card()
+    assert fresh.ts != undo_card.ts and [b["text"]["text"] for b in fresh.buttons] == ["Apply", "Cancel"]
+    await bot.click("Apply", message=fresh)
+    await bot.idle()
+    assert flag(bot, "new-checkout")["environments"]["test"]["on"] == original["environments"]["test"]["on"]
