@@ -494,14 +494,7 @@ class LaunchDarklyClient:
         token: str | None = None,
     ) -> FeatureFlag:
         """Change a flag with a JSON patch (``{"patch": [...], "comment": ...}``)."""
-        data = await self._request(
-            "PATCH",
-            f"/api/v2/flags/{project}/{key}",
-            params=_flags(ignoreConflicts=ignore_conflicts),
-            body=patch.body(),
-            token=token,
-        )
-        return FeatureFlag.model_validate(data)
+        return await self._patch_flag_body(project, key, patch.body(), ignore_conflicts, token)
 
     async def patch_flag_merge(
         self,
@@ -513,11 +506,17 @@ class LaunchDarklyClient:
         token: str | None = None,
     ) -> FeatureFlag:
         """Change a flag with a JSON merge patch (a plain object of the fields to change)."""
+        return await self._patch_flag_body(project, key, patch.body(), ignore_conflicts, token)
+
+    async def _patch_flag_body(
+        self, project: str, key: str, body: Any, ignore_conflicts: bool, token: str | None
+    ) -> FeatureFlag:
+        """PATCH a flag with a plain JSON body (JSON patch or merge patch: ``application/json``)."""
         data = await self._request(
             "PATCH",
             f"/api/v2/flags/{project}/{key}",
             params=_flags(ignoreConflicts=ignore_conflicts),
-            body=patch.body(),
+            body=body,
             token=token,
         )
         return FeatureFlag.model_validate(data)
