@@ -1,4 +1,9 @@
-"""Read the example bodies out of the LaunchDarkly reference pages in ../shared/seeds/."""
+"""The example bodies of the LaunchDarkly reference pages, from the vendored fixture.
+
+``tests/data/seed_examples.json`` holds every example of the flag page (002) as printed, with the
+kind, page and section it comes from; ``scripts/vendor_seeds.py`` wrote it from the reference
+pages, which live outside the repository. The tests read only the fixture.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-FLAG_PAGE = SEEDS / "002_215e94b1fb26f890.txt"
+FIXTURE = Path(__file__).resolve().parent / "data" / "seed_examples.json"
 
 
 @dataclass(frozen=True)
@@ -24,24 +28,24 @@ def strip_json_comments(text: str) -> str:
     return re.sub(r"//[^\n\"]*?(?=\s*(?:\"|\}|$))", "", text)
 
 
+def _parse(raw: str) -> Any:
+    return json.loads(strip_json_comments(raw.replace("// serve", "\n// serve")))
+
+
+def _fixture() -> list[dict[str, str]]:
+    data: list[dict[str, str]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    return data
+
+
 def semantic_patch_examples() -> list[SeedExample]:
-    """Every ```json example of the semantic-patch section, with the instruction heading above it."""
-    text = FLAG_PAGE.read_text(encoding="utf-8")
-    start = text.index("### Instructions")
-    end = text.index("### Using JSON patches on a feature flag", start)
-    section_text = text[start:end]
-    examples = []
-    for match in re.finditer(r"(?<!#)#### (\w+)(.*?)(?=(?<!#)#### |\Z)", section_text, re.S):
-        heading, chunk = match.group(1), match.group(2)
-        for block in re.findall(r"```json(.*?)```", chunk, re.S):
-            cleaned = strip_json_comments(block.replace("// serve", "\n// serve"))
-            examples.append(SeedExample(heading, block.strip(), json.loads(cleaned)))
-    return examples
+    """Every example of the semantic-patch section, with the instruction heading above it."""
+    return [
+        SeedExample(e["kind"], e["raw"], _parse(e["raw"]))
+        for e in _fixture()
+        if e["kind"] != "json-patch"
+    ]
 
 
 def json_patch_examples() -> list[Any]:
     """The bare-array JSON patch examples of the flag page (special cases of `path`)."""
-    text = FLAG_PAGE.read_text(encoding="utf-8")
-    start = text.index("### Using JSON patches on a feature flag")
-    end = text.index("### Required approvals", start)
-    return [json.loads(b) for b in re.findall(r"```json(.*?)```", text[start:end], re.S)]
+    return [json.loads(e["raw"]) for e in _fixture() if e["kind"] == "json-patch"]

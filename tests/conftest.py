@@ -1,0 +1,56 @@
+"""Suite-wide guard: no test reads anything outside the repository.
+
+A user's clone (and any CI outside this workplace) has nothing beside it, so the reference pages
+and LaunchDarkly's OpenAPI spec that live in ``../shared`` are vendored into ``tests/data``. An
+audit hook records every file or folder opened under the folder that holds the repository but
+outside the repository itself (``../shared``, a sibling checkout); the run fails if there is any.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_OUTSIDE = os.path.join(str(ROOT.parent), "")
+_INSIDE = os.path.join(str(ROOT), "")
+_EVENTS = {"open", "os.listdir", "os.scandir"}
+outside_reads: list[str] = []
+
+
+def _is_outside(path: Any) -> bool:
+    if isinstance(path, int) or path is None:
+        return False
+    try:
+        full = os.path.abspath(os.fsdecode(path))
+    except (TypeError, ValueError):
+        return False
+    full = os.path.join(full, "")
+    if not full.startswith(_OUTSIDE) or full.startswith(_INSIDE):
+        return False
+    # Only what sits beside the repository: its siblings (../shared, ../other-checkout). Folders
+    # that merely share the parent, like a temporary directory when the clone is in /tmp, are
+    # told apart by their name: pytest's and Python's own temporary folders.
+    sibling = full[len(_OUTSIDE) :].split(os.sep, 1)[0]
+    return not sibling.startswith(("pytest-of-", "tmp"))
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in _EVENTS and args and _is_outside(args[0]):
+        outside_reads.append(f"{event} {args[0]!r}")
+
+
+sys.addaudithook(_audit)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if outside_reads:
+        sys.stderr.write(
+            "\nTests read paths outside the repository (vendor what they need into tests/data):\n"
+            + "".join(f"  {r}\n" for r in sorted(set(outside_reads))[:20])
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
