@@ -6,6 +6,7 @@
     python -m bot console         the offline console: the same app against the sandbox and a fake Slack
     python -m bot sandbox ...     the in-memory LaunchDarkly sandbox as a server (see its --help)
     python -m bot clock           the scheduler alone (reminders, digests, expiry), no web server
+    python -m bot migrate         bring the database schema to the newest migration, then exit
 
 A configuration problem is printed as one message and the process exits with status 2; it is
 never a traceback. Heavy modules are imported per subcommand so that ``--help`` and errors are fast.
@@ -16,14 +17,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 
-USAGE = """usage: python -m bot [serve | console | sandbox ... | clock]
+USAGE = """usage: python -m bot [serve | console | sandbox ... | clock | migrate]
 
   serve      (default) answer Slack: HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set
   console    try flagops offline: type /flag commands, click buttons, against a local sandbox
   sandbox    run the in-memory LaunchDarkly sandbox as a server (python -m bot sandbox --help)
   clock      run the scheduler alone (reminders, digests, card expiry); one runs at a time
+  migrate    bring the database (DATABASE_URL) to the newest schema and exit (a release step)
 """
 
 EXIT_USAGE = 2
@@ -43,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "serve":
             settings = load_settings("serve")
+            _check_schema(settings)
             from bot.server import run_server
 
             return run_server(settings)
@@ -58,9 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status
         if command == "clock":
             settings = load_settings("serve")
+            _check_schema(settings)
             from bot.scheduler import run_clock
 
             return run_clock(settings)
+        if command == "migrate":
+            settings = load_settings("migrate")
+            return _migrate(settings)
         if command in {"-h", "--help", "help"}:
             print(USAGE)
             return 0
@@ -71,6 +78,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"unknown command: {command}\n\n{USAGE}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _check_schema(settings: Settings) -> None:
+    """Where migrating at start is off, refuse to start on a schema that is not at head."""
+    if not settings.flagops_migrate_on_start:
+        import asyncio
+
+        from bot.db import require_current_schema
+
+        asyncio.run(require_current_schema(settings.database_url))
+
+
+def _migrate(settings: Settings) -> int:
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db import migrate
+
+    try:
+        asyncio.run(migrate(settings.database_url))
+    except (OSError, SQLAlchemyError) as exc:
+        name = type(exc).__name__
+        print(f"The database could not be migrated ({name}). Check DATABASE_URL.", file=sys.stderr)
+        return 1
+    print("the database schema is at the newest migration")
+    return 0
 
 
 if __name__ == "__main__":

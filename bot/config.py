@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from commands.errors import FlagopsError
 
-Mode = Literal["serve", "console"]
+Mode = Literal["serve", "console", "migrate"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///flagops.sqlite3"
 
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     flagops_timezone: str = Field("UTC", description="channels' time zone unless /flag config tz sets one")
     flagops_confirm_ttl: timedelta = timedelta(minutes=15)
     flagops_scheduler: Literal["on", "off"] = "on"
+    flagops_migrate_on_start: bool = Field(
+        True, description="migrate the database at start (false: `python -m bot migrate` as a release step)"
+    )
     flagops_secret_key: SecretStr | None = None
     ld_timeout: float = Field(10.0, gt=0, description="seconds to wait for LaunchDarkly per request")
     ld_max_rate_limit_wait: float = Field(30.0, ge=0, description="seconds to wait out 429s, in all")
@@ -177,6 +180,15 @@ CONSOLE_SETTINGS: dict[str, Any] = {
 }
 
 
+MIGRATE_SETTINGS: dict[str, Any] = {
+    # ``python -m bot migrate`` touches only the database: it needs no Slack or LaunchDarkly
+    # credentials (a release step often runs without them), so these placeholders stand in.
+    "slack_bot_token": "xoxb-flagops-migrate",
+    "slack_signing_secret": "flagops-migrate",
+    "ld_api_token": "api-flagops-migrate",
+}
+
+
 def load_settings(mode: Mode = "serve", **overrides: Any) -> Settings:
     """Read the settings from the environment and ``.env``; explain every problem at once.
 
@@ -193,7 +205,13 @@ def load_settings(mode: Mode = "serve", **overrides: Any) -> Settings:
         ConfigError: a required variable is missing or a value is invalid. The message names each
             variable and points to the offline console; it never contains a secret.
     """
-    values = {**CONSOLE_SETTINGS, **overrides} if mode == "console" else overrides
+    values = (
+        {**CONSOLE_SETTINGS, **overrides}
+        if mode == "console"
+        else {**MIGRATE_SETTINGS, **overrides}
+        if mode == "migrate"
+        else overrides
+    )
     try:
         return Settings(**values)
     except ValidationError as exc:

@@ -10,6 +10,11 @@ only by the revisions in ``bot/migrations/versions`` (a test checks the two agre
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -27,12 +32,14 @@ from sqlalchemy import (
     Table,
     Text,
     event,
+    text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from bot.config import normalise_database_url
+from bot.config import ConfigError, normalise_database_url
 
 # How long SQLite waits for another connection's write lock before failing: concurrent
 # compare-and-set updates queue up on it instead of failing with "database is locked".
@@ -223,6 +230,11 @@ def alembic_config() -> Config:
     return config
 
 
+# The key of the Postgres advisory lock that serializes migrations across processes: any fixed
+# 64-bit number no other code on the database uses ("flagops" in ASCII).
+MIGRATION_LOCK_KEY = 0x666C61676F7073
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     # env.py runs the migrations on this connection instead of opening its own.
@@ -233,14 +245,72 @@ def _upgrade(connection: Connection, revision: str) -> None:
 async def migrate(database: str | AsyncEngine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (all migrations by default). Idempotent.
 
+    Safe to run from several processes at once (web instances and the clock starting together on
+    a first deploy): on Postgres the upgrade runs inside a transaction that first takes a
+    transaction-level advisory lock (``pg_advisory_xact_lock``), so a second process waits for the
+    first to commit and then finds nothing to do; on SQLite an exclusive lock on a file beside the
+    database does the same.
+
     Args:
         database: a database URL, or an engine to borrow a connection from.
         revision: the Alembic revision to upgrade to.
     """
     engine = create_engine(database) if isinstance(database, str) else database
     try:
-        async with engine.begin() as connection:
+        async with _sqlite_migration_lock(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                await connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
             await connection.run_sync(_upgrade, revision)
     finally:
         if isinstance(database, str):
             await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``<database>.migrate-lock`` while SQLite migrates (no-op elsewhere)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # flock blocks: wait for it in a thread, never on the event loop.
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision(), head
+
+
+async def require_current_schema(database: str) -> None:
+    """Check that the schema is at the newest migration (``FLAGOPS_MIGRATE_ON_START=false``).
+
+    Raises:
+        ConfigError: it is not (or the database cannot be read); the message says what to run.
+    """
+    engine = create_engine(database)
+    try:
+        async with engine.connect() as connection:
+            current, head = await connection.run_sync(_current_and_head)
+    except (OSError, SQLAlchemyError) as exc:
+        raise ConfigError(
+            f"The database could not be read to check its schema ({type(exc).__name__}). "
+            "Check DATABASE_URL."
+        ) from None
+    finally:
+        await engine.dispose()
+    if current != head:
+        raise ConfigError(
+            f"The database schema is at {current or 'nothing'}, not at {head}, and "
+            "FLAGOPS_MIGRATE_ON_START is false: run `python -m bot migrate` first (the Procfile's "
+            "release step does), or unset FLAGOPS_MIGRATE_ON_START."
+        )

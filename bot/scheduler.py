@@ -449,7 +449,8 @@ async def clock_forever(settings: Settings) -> None:
     from bot.slack_client import make_slack_client
     from bot.store import Store
 
-    await migrate(settings.database_url)
+    if settings.flagops_migrate_on_start:
+        await migrate(settings.database_url)
     store = Store.from_url(settings.database_url)
     ld = LaunchDarklyClient(
         settings.ld_base_url,

@@ -71,7 +71,8 @@ class Runtime:
         slack_client: AsyncWebClient | None = None,
         ld_client: LaunchDarklyClient | None = None,
     ) -> Runtime:
-        """Migrate the database, then build the clients and the Bolt app.
+        """Migrate the database (unless ``FLAGOPS_MIGRATE_ON_START=false``), then build the clients
+        and the Bolt app.
 
         Args:
             settings: the bot's settings.
@@ -82,7 +83,8 @@ class Runtime:
         Returns:
             The runtime; ``await runtime.close()`` when done.
         """
-        await migrate(settings.database_url)
+        if settings.flagops_migrate_on_start:
+            await migrate(settings.database_url)
         store = Store.from_url(settings.database_url)
         ld = ld_client or LaunchDarklyClient(
             settings.ld_base_url,

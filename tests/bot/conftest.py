@@ -4,6 +4,7 @@ end-to-end harness (see ``tests/bot/harness.py``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -30,12 +31,12 @@ def _plain_postgres(url: str) -> str:
     return normalise_database_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh Postgres database for this test session, dropped at the end.
+@contextlib.contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    """A new, empty Postgres database on ``TEST_DATABASE_URL``'s server, dropped afterwards.
 
-    Each session gets its own database (``flagops_test_<random>``), so concurrent or repeated runs
-    on one server never see each other's rows.
+    Each gets its own name (``flagops_test_<random>``), so concurrent or repeated runs on one
+    server never see each other's rows.
     """
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
@@ -61,6 +62,20 @@ def postgres_url() -> Iterator[str]:
         yield make_url(normalise_database_url(base)).set(database=name).render_as_string(hide_password=False)
     finally:
         run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database for this test session, dropped at the end."""
+    with _fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A fresh Postgres database of this test's own, never migrated, dropped at the end."""
+    with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

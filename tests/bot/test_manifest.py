@@ -75,3 +75,4 @@ def test_home_tab_is_off_and_http_mode_by_default() -> None:
 def test_procfile_runs_the_web_process() -> None:
     lines = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
     assert "web: python -m bot" in lines
+    assert "release: python -m bot migrate" in lines
