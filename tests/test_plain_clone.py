@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_guard_sees_a_read_beside_the_repository() -> None:
     before = len(conftest.outside_reads)
     assert conftest._is_outside(ROOT.parent / "shared" / "seeds" / "README.md")
-    assert conftest._is_outside(str(ROOT.parent / "other-checkout"))
+    assert conftest._is_outside(str(ROOT.parent / "shared"))
     assert not conftest._is_outside(ROOT / "tests" / "data" / "seed_examples.json")
-    assert not conftest._is_outside(ROOT.parent / "pytest-of-root" / "x")
+    assert not conftest._is_outside(ROOT.parent / "shared-not" / "x")
     assert not conftest._is_outside(3)
     assert len(conftest.outside_reads) == before
 
