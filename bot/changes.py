@@ -23,6 +23,7 @@ Nothing here knows Slack's or LaunchDarkly's wire formats: ``bot.messenger`` sen
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -38,10 +39,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import blocks, scheduled_changes
+from bot import outcome as outcomes
 from bot.blocks import CardView
 from bot.config import Settings
 from bot.explain import explain_error
-from bot.flags import FlagReader, change_is_in
+from bot.flags import FlagReader
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.messenger import Messenger, ReplyTo
@@ -186,6 +188,10 @@ class ChangeService:
         # The router's handlers of reserved verbs (e.g. `undo <id>`), so a superseded card made by
         # one of them can be made again; the router fills it in.
         self.verb_handlers: dict[str, Callable[[Who, ReservedCommand, str], Awaitable[None]]] = {}
+        # This process, as the owner of the leases on the changes it applies.
+        self.instance_id = uuid.uuid4().hex[:16]
+        self._work: set[asyncio.Task[Any]] = set()  # clicks being handled (drained at stop)
+        self._timers: set[asyncio.Task[Any]] = set()  # settle checks waiting for their time
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -377,7 +383,17 @@ class ChangeService:
         )
 
     async def click(self, action_id: str, change_id: str, who: Who) -> None:
-        """Handle a card button (after the ack)."""
+        """Handle a card button (after the ack); a stopping process lets it finish (``drain``)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._work.add(task)
+        try:
+            await self._click(action_id, change_id, who)
+        finally:
+            if task is not None:
+                self._work.discard(task)
+
+    async def _click(self, action_id: str, change_id: str, who: Who) -> None:
         change = await self.store.get_change(change_id)
         if change is None:
             await self.tell(who, ":grey_question: I don't know this change any more.")
@@ -458,6 +474,7 @@ class ChangeService:
             who.user_id,
             detail="Apply anyway pressed" if anyway else "Apply pressed",
             ignore_conflicts=anyway,
+            **self._lease(),
         )
         if won is None:
             await self.tell(who, "This change is already being applied.")
@@ -470,10 +487,27 @@ class ChangeService:
             return
         if self.approvals is not None and not await self.approvals.may_act(who, "send this change again"):
             return  # issue 5: as for Apply
+        # Only once the outcome was decided for good (settle_at cleared): before that the first
+        # write may still land, and sending again could apply the change twice.
         won = await self.store.transition(
-            change.id, [OUTCOME_UNKNOWN], APPLYING, who.user_id, detail="Send again"
+            change.id,
+            [OUTCOME_UNKNOWN],
+            APPLYING,
+            who.user_id,
+            detail="Send again",
+            require={"settle_at": None},
+            **self._lease(),
         )
         if won is None:
+            latest = await self.store.get_change(change.id) or change
+            if latest.state == OUTCOME_UNKNOWN and latest.settle_at is not None:
+                await self.tell(
+                    who,
+                    ":hourglass: LaunchDarkly may still apply the first attempt, so nothing is sent yet: "
+                    f"I look again at {_clock_time(latest.settle_at)} UTC and say in the thread whether it "
+                    "landed. *Send again* works after that, if it did not.",
+                )
+                return
             await self.tell(who, "This change is not waiting to be sent again.")
             return
         await self._apply(won, who, resend=True)
@@ -576,6 +610,8 @@ class ChangeService:
         if proposal.execute_at_ms is not None:  # issue 6: a LaunchDarkly scheduled change, not a patch now
             await scheduled_changes.apply_scheduled(self, change, who, proposal)
             return
+        if resend and await self._landed_after_all(change, who, proposal):
+            return
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
         except CommandError as error:  # the flag is gone (404, with suggestions)
@@ -587,14 +623,6 @@ class ChangeService:
             )
             return
         if int(current.get("_version") or 0) != change.preview_version:
-            before = json.loads(change.flag_before_json or "{}")
-            if (
-                resend
-                and before
-                and change_is_in(before, current, proposal.semantic_patch(), change.environment)
-            ):
-                await self._applied(change, who, proposal, before, current, note="the earlier attempt landed")
-                return
             await self._supersede(change, who, current)
             return
         patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
@@ -728,9 +756,21 @@ class ChangeService:
             await self._finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
 
     async def _outcome_unknown(
-        self, change: Change, who: Who, error: FlagopsError | None, *, cause: str | None = None
+        self,
+        change: Change,
+        who: Who,
+        error: FlagopsError | None,
+        *,
+        cause: str | None = None,
+        settled: bool = False,
     ) -> None:
-        """A write that may or may not have happened: find out by reading the flag, never resend."""
+        """A write that may or may not have happened: ask LaunchDarkly, never resend.
+
+        ``settled``: the settle window has already passed since the write (a change taken over
+        from a process that is gone), so the first look decides for good.
+        """
+        now = self.clock()
+        settle_at = now if settled else now + timedelta(seconds=self.settings.settle_seconds)
         moved = await self.store.transition(
             change.id,
             [APPLYING],
@@ -738,49 +778,204 @@ class ChangeService:
             who.user_id,
             ld_status=getattr(error, "status", None),
             detail=str(error) if error else (cause or "interrupted"),
+            settle_at=settle_at,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         if moved is None:
             return  # settled by someone else meanwhile: their outcome stands
-        change = moved
+        text = explain_error(error) if error else (cause or "The bot stopped while applying it.")
+        await self._decide_outcome(moved, who, text, settled=settled)
+
+    async def _decide_outcome(self, change: Change, who: Who, cause: str, *, settled: bool) -> None:
+        """Say what LaunchDarkly shows about a change in ``outcome_unknown`` (see ``bot.outcome``)."""
         proposal = Proposal.model_validate_json(change.request_json)
-        cause = explain_error(error) if error else (cause or "The bot stopped while applying it.")
-        try:
-            current = await self.flags.flag(change.project, change.flag_key, fresh=True)
-        except CommandError:  # 404: the flag is gone
-            if "deleteFlag" in _kinds(proposal):
-                before = json.loads(change.flag_before_json or "{}")
-                await self._applied(change, who, proposal, before, {**before, "_deleted": True})
-                return
-            await self._update_card(
-                change,
-                f":warning: Outcome unknown: {cause} The flag no longer exists in LaunchDarkly.",
-                buttons=(blocks.CANCEL,),
-            )
-            await self._reply(change, f":warning: Outcome unknown: {cause} The flag no longer exists.")
-            return
-        except ld_errors.LaunchDarklyError as read_error:
-            message = (
-                f":warning: Outcome unknown: {cause} I could not re-read the flag either "
-                f"({explain_error(read_error)}). Check the flag before pressing *Send again*."
-            )
-            await self._update_card(change, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
-            await self._reply(change, message)
-            return
         before = json.loads(change.flag_before_json or "{}")
-        if before and change_is_in(before, current, proposal.semantic_patch(), change.environment):
-            await self._applied(change, who, proposal, before, current)
+
+        async def read_flag() -> dict[str, Any]:
+            return await self.flags.flag(change.project, change.flag_key, fresh=True)
+
+        result = await outcomes.decide(
+            self.ld,
+            project=change.project,
+            flag_key=change.flag_key,
+            env=change.environment,
+            change_id=change.id,
+            since=_aware(change.created_at),
+            settled=settled,
+            before=before or None,
+            patch=proposal.semantic_patch(),
+            read_flag=read_flag,
+        )
+        verdict = result.verdict
+        if verdict is outcomes.Verdict.LANDED:
+            after = result.current or (result.entry.current_version if result.entry else None)
+            if after is None:
+                after = {**before, "_deleted": True} if result.gone else before
+            await self._applied(
+                change, who, proposal, before, after, note="LaunchDarkly's audit log shows this change"
+            )
             return
-        await self._update_card(
-            change,
-            f":warning: Outcome unknown: {cause} I re-read the flag: the change is *not* in it. "
-            "*Send again* sends it once more.",
-            buttons=(blocks.SEND_AGAIN, blocks.CANCEL),
+        if verdict is outcomes.Verdict.SHOWN and result.current is not None:
+            await self._applied(
+                change,
+                who,
+                proposal,
+                before,
+                result.current,
+                note="the flag shows every value this change sets (the audit log could not be read to "
+                "confirm that this write made them)",
+            )
+            return
+        if not settled:
+            # It may still land: look again once the settle window has passed; nothing is offered
+            # to press meanwhile.
+            assert change.settle_at is not None
+            when = _clock_time(change.settle_at)
+            message = (
+                f":hourglass: Outcome unknown: {cause} LaunchDarkly may still apply it, so nothing is "
+                f"resent. I look again at {when} UTC and say here whether it landed."
+            )
+            await self._update_card(change, message)
+            await self._reply(change, message)
+            self._settle_later(change.id, _aware(change.settle_at))
+            return
+        final = await self.store.transition(
+            change.id,
+            [OUTCOME_UNKNOWN],
+            OUTCOME_UNKNOWN,
+            "flagops",
+            detail=f"outcome decided: {verdict.value}",
+            require={"settle_at": change.settle_at},
+            settle_at=None,
         )
-        await self._reply(
-            change,
-            f":warning: Outcome unknown: {cause} The flag does not show the change; "
-            "nothing is resent unless you press *Send again*.",
+        if final is None:
+            return  # decided elsewhere meanwhile
+        if result.gone:
+            none = verdict is outcomes.Verdict.NOT_LANDED
+            message = f":warning: {cause} The flag no longer exists in LaunchDarkly" + (
+                ", and its audit log shows no change from this card." if none else "."
+            )
+            await self._update_card(final, message, buttons=(blocks.CANCEL,))
+            await self._reply(final, message)
+            return
+        if verdict is outcomes.Verdict.NOT_LANDED:
+            message = (
+                f":x: Not applied. {cause} LaunchDarkly's audit log shows no change from this card "
+                f"{_seconds(self.settings.settle_seconds)} later, so it did not land. "
+                "*Send again* sends it once more."
+            )
+        elif verdict is outcomes.Verdict.NOT_SHOWN:
+            message = (
+                f":warning: Outcome unknown: {cause} LaunchDarkly's audit log could not be read "
+                f"({result.audit_error}), and the flag does not show the change. "
+                "Check the flag before pressing *Send again*."
+            )
+        else:
+            message = (
+                f":warning: Outcome unknown: {cause} Neither LaunchDarkly's audit log nor the flag could "
+                "be read. Check the flag in LaunchDarkly before pressing *Send again*."
+            )
+        await self._update_card(final, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+        await self._reply(final, message)
+
+    async def _landed_after_all(self, change: Change, who: Who, proposal: Proposal) -> bool:
+        """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
+        before = json.loads(change.flag_before_json or "{}")
+
+        async def read_flag() -> dict[str, Any]:
+            return await self.flags.flag(change.project, change.flag_key, fresh=True)
+
+        result = await outcomes.decide(
+            self.ld,
+            project=change.project,
+            flag_key=change.flag_key,
+            env=change.environment,
+            change_id=change.id,
+            since=_aware(change.created_at),
+            settled=True,
+            before=before or None,
+            patch=proposal.semantic_patch(),
+            read_flag=read_flag,
         )
+        if result.verdict is outcomes.Verdict.LANDED:
+            after = result.current or (result.entry.current_version if result.entry else None) or before
+            note = "the earlier attempt landed (LaunchDarkly's audit log shows it); nothing was resent"
+            await self._applied(change, who, proposal, before, after, note=note)
+            return True
+        if result.verdict is outcomes.Verdict.UNKNOWN:
+            await self._outcome_unknown(
+                change, who, None, cause="Nothing was resent: LaunchDarkly could not be read to check "
+                "whether the first attempt landed.", settled=True
+            )
+            return True
+        return False
+
+    # --- settling unknown outcomes ------------------------------------------------------------
+
+    def _settle_later(self, change_id: str, at: datetime) -> None:
+        """Decide ``change_id`` for good at ``at`` in this process (the sweep does it after a restart)."""
+
+        async def wait_then_settle() -> None:
+            delay = (at - self.clock()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self.settle(change_id)
+            except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+                log.exception("settling change %s failed; the sweep tries again", change_id)
+
+        task = asyncio.create_task(wait_then_settle(), name=f"flagops-settle-{change_id}")
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def settle(self, change_id: str) -> None:
+        """Decide an unknown outcome whose settle time has come (once, whichever instance asks)."""
+        change = await self.store.get_change(change_id)
+        if change is None or change.state != OUTCOME_UNKNOWN or change.settle_at is None:
+            return
+        if _aware(change.settle_at) > self.clock():
+            return
+        # Claim the check: push settle_at on, so that another instance's sweep leaves it alone
+        # while this one asks LaunchDarkly (and takes it up again if this process dies).
+        claimed = await self.store.transition(
+            change.id,
+            [OUTCOME_UNKNOWN],
+            OUTCOME_UNKNOWN,
+            "flagops",
+            detail="settle window over: deciding the outcome",
+            require={"settle_at": change.settle_at},
+            settle_at=self.clock() + timedelta(seconds=60),
+        )
+        if claimed is None:
+            return
+        who = Who(change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id))
+        await self._decide_outcome(claimed, who, "LaunchDarkly did not answer the write.", settled=True)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Let the clicks in flight finish (at most ``grace`` seconds, ``FLAGOPS_SHUTDOWN_GRACE``).
+
+        Settle checks waiting for their time are cancelled: their time is stored, and the sweep
+        of whichever instance runs next decides them. A click still running after the grace keeps
+        its lease; once that expires (and the settle window passed) another instance settles it.
+        """
+        for timer in list(self._timers):
+            timer.cancel()
+        current = asyncio.current_task()
+        work = [t for t in self._work if t is not current and not t.done()]
+        if work:
+            grace = self.settings.flagops_shutdown_grace if grace is None else grace
+            log.info("waiting up to %.0f s for %d change(s) in flight", grace, len(work))
+            _done, pending = await asyncio.wait(work, timeout=grace)
+            if pending:
+                log.warning("%d change(s) still in flight at stop; their leases will expire", len(pending))
+        await asyncio.gather(*self._timers, return_exceptions=True)
+
+    def _lease(self) -> dict[str, Any]:
+        """The columns that make this instance the owner of a change it moves to ``applying``."""
+        now = self.clock()
+        expires = now + self._apply_budget()
+        return {"lease_owner": self.instance_id, "lease_expires_at": expires, "sent_at": now}
 
     async def _supersede(self, change: Change, who: Who, current: dict[str, Any]) -> None:
         moved = await self.store.transition(
@@ -851,11 +1046,15 @@ class ChangeService:
         stuck_after = max(stuck_after, self._apply_budget())
         for change in await self.store.due_expiries(now):
             await self._settle(change, self._expire(change))
-        for change in await self.store.stuck_applying(now - stuck_after):
+        # A change whose owner's lease expired and whose write had the whole settle window to land.
+        leases = now - timedelta(seconds=self.settings.settle_seconds)
+        for change in await self.store.stuck_applying(now - stuck_after, lease_expired_before=leases):
             who = Who(
                 change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id)
             )
             await self._settle(change, self._interrupted(change, who))
+        for change in await self.store.due_settles(now):
+            await self._settle(change, self.settle(change.id))
 
     async def _settle(self, change: Change, work: Awaitable[None]) -> None:
         """Run one change's sweep work; a failure is logged and the sweep goes on with the rest."""
@@ -888,7 +1087,7 @@ class ChangeService:
                 f"for {change.flag_key} before asking again.",
             )
             return
-        await self._outcome_unknown(change, who, None)
+        await self._outcome_unknown(change, who, None, settled=True)
 
     async def _expire(self, change: Change) -> None:
         moved = await self.store.transition(
@@ -1000,6 +1199,15 @@ def _duration(delta: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _clock_time(moment: datetime) -> str:
+    """``21:04:05``: an instant in UTC, to the second."""
+    return _aware(moment).astimezone(UTC).strftime("%H:%M:%S")
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
 def _kinds(proposal: Proposal) -> set[str]:

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     flagops_secret_key: SecretStr | None = None
     ld_timeout: float = Field(10.0, gt=0, description="seconds to wait for LaunchDarkly per request")
     ld_max_rate_limit_wait: float = Field(30.0, ge=0, description="seconds to wait out 429s, in all")
+    flagops_settle_window: float = Field(
+        0.0,
+        ge=0,
+        description="seconds after a write with an unknown outcome before it is decided for good "
+        "(at least LD_TIMEOUT + LD_MAX_RATE_LIMIT_WAIT)",
+    )
+    flagops_shutdown_grace: float = Field(
+        20.0, ge=0, description="seconds a stopping process lets the writes in flight finish"
+    )
     # Approvals and linked accounts (bot/approvals.py, bot/accounts.py).
     flagops_require_linked_accounts: bool = False
     flagops_approvals_channel: str | None = Field(None, description="channel id for every approval card")
@@ -161,6 +170,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def settle_seconds(self) -> float:
+        """How long after a write was sent LaunchDarkly may still apply it: the configured
+        window, and never less than the request timeout plus the longest rate-limit wait."""
+        return max(self.flagops_settle_window, self.ld_timeout + self.ld_max_rate_limit_wait)
 
     @property
     def slack_api_base(self) -> str | None:

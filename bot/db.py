@@ -99,6 +99,12 @@ changes = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    # Who holds a change in ``applying`` and until when; when its write was sent; when an unknown
+    # outcome is decided for good (migration 0005, see bot/outcome.py).
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("settle_at", UTCDateTime, nullable=True),
     Index("ix_changes_state_expires_at", "state", "expires_at"),
     Index("ix_changes_channel_card", "channel_id", "card_ts"),
 )

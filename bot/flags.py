@@ -14,10 +14,9 @@ from bot.config import Settings
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from commands.engine import apply as engine_apply
-from commands.errors import CommandError, EngineRefusal
+from commands.errors import CommandError
 from commands.instructions import SemanticPatch
 from commands.intents import ChangeCommand, MaintainerMember
-from commands.summary import all_facts
 
 FLAG_CACHE_SECONDS = 5.0
 ENVIRONMENT_CACHE_SECONDS = 60.0
@@ -141,20 +140,3 @@ class FlagReader:
             site = next(iter(envs.values())).get("_site")
         href = (site or {}).get("href")
         return f"{self.settings.ld_base_url}{href}" if href else None
-
-
-def change_is_in(
-    before: dict[str, Any], current: dict[str, Any], patch: SemanticPatch, env: str | None
-) -> bool:
-    """Whether ``current`` shows every fact the change would have moved (after an unknown outcome)."""
-    try:
-        expected = engine_apply(before, patch)
-    except EngineRefusal:
-        return False
-    if expected.get("_deleted"):
-        return False
-    want = {f.key: f.text for f in all_facts(expected, env)}
-    had = {f.key: f.text for f in all_facts(before, env)}
-    have = {f.key: f.text for f in all_facts(current, env)}
-    moved = [key for key in set(want) | set(had) if want.get(key) != had.get(key)]
-    return bool(moved) and all(have.get(key) == want.get(key) for key in moved)

@@ -26,7 +26,6 @@ from bot.changes import APPROVAL_REQUESTED, ChangeService, Proposal
 from bot.db import changes as changes_table
 from bot.db import jobs as jobs_table
 from bot.explain import explain_error
-from bot.flags import change_is_in
 from bot.jobs import (
     APPROVAL_REMINDER,
     DIGEST,
@@ -38,6 +37,7 @@ from bot.jobs import (
 )
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FeatureFlag
+from bot.outcome import documents_show
 from bot.schedule_time import describe_moment
 from bot.store import Change
 from commands.errors import CommandError
@@ -293,7 +293,7 @@ class ReminderService:
         before = json.loads(change.flag_before_json or "{}")
         current = await self.flags.flag(project, flag_key, fresh=True)
         when = describe_moment(datetime.fromtimestamp(int(target["execute_at_ms"]) / 1000, UTC), "UTC")
-        if before and change_is_in(before, current, proposal.semantic_patch(), env):
+        if before and documents_show(before, current, proposal.semantic_patch()):
             lines = [blocks.fact_change_line(c) for c in diff_facts(before, current, env)[:12]]
             await self._reply(
                 change,

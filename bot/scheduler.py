@@ -467,6 +467,7 @@ async def clock_forever(settings: Settings) -> None:
         await asyncio.Event().wait()
     finally:
         await scheduler.stop()
+        await changes.drain()
         await ld.aclose()
         await store.close()
 

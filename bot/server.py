@@ -105,9 +105,11 @@ class Runtime:
         return runtime
 
     async def close(self) -> None:
-        """Stop the scheduler; close the LaunchDarkly connection pool and the database pool."""
+        """Stop the scheduler, let the writes in flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then
+        close the LaunchDarkly connection pool and the database pool."""
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.changes.drain()
         await self.ld.aclose()
         await self.store.close()
 

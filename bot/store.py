@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.db import audit, changes, create_engine
@@ -75,6 +75,10 @@ UPDATABLE_FIELDS = frozenset(
         "approval_request_id",
         "outcome_json",
         "expires_at",
+        "lease_owner",
+        "lease_expires_at",
+        "sent_at",
+        "settle_at",
     }
 )
 
@@ -114,6 +118,14 @@ class Change(BaseModel):
     expires_at: datetime
     version: int
     """Incremented by every write, for optimistic checks."""
+    lease_owner: str | None = None
+    """The instance holding the change in ``applying``."""
+    lease_expires_at: datetime | None = None
+    """Until when that instance may finish the apply undisturbed."""
+    sent_at: datetime | None = None
+    """When the write was last sent to LaunchDarkly."""
+    settle_at: datetime | None = None
+    """In ``outcome_unknown``: when the outcome is decided for good; None once it is."""
 
 
 class AuditEntry(BaseModel):
@@ -264,6 +276,7 @@ class Store:
         *,
         ld_status: int | None = None,
         detail: str | None = None,
+        require: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> Change | None:
         """Move a change to ``to_state`` if, and only if, it is now in one of ``from_states``.
@@ -280,6 +293,8 @@ class Store:
             ld_status: LaunchDarkly's HTTP status, when the move follows a call; also stored on
                 the change.
             detail: a note for the audit row.
+            require: columns that must also hold these values for the move to happen (None:
+                IS NULL), checked in the same conditional UPDATE.
             **fields: other columns to set in the same update (see ``UPDATABLE_FIELDS``).
 
         Returns:
@@ -309,12 +324,11 @@ class Store:
             values["ld_status"] = ld_status
         # The WHERE clause is the whole decision; RETURNING gives the winner the row (and the
         # state it left) without a second read (SQLite >= 3.35 and Postgres both support it).
-        statement = (
-            update(changes)
-            .where(changes.c.id == change_id, changes.c.state.in_([str(s) for s in from_states]))
-            .values(values)
-            .returning(*changes.c)
-        )
+        conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in from_states])]
+        for name, value in (require or {}).items():
+            column = changes.c[name]
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(changes).where(*conditions).values(values).returning(*changes.c)
         async with self.engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
             if row is None:
@@ -368,21 +382,49 @@ class Store:
         )
         return await self._select(statement)
 
-    async def stuck_applying(self, older_than: timedelta | datetime) -> list[Change]:
+    async def stuck_applying(
+        self, older_than: timedelta | datetime, *, lease_expired_before: datetime | None = None
+    ) -> list[Change]:
         """Changes left in ``applying`` longer than they should be (e.g. across a restart).
+
+        A change with a lease is stuck only once its lease expired before ``lease_expired_before``
+        (its owner is gone and the settle window has passed); one without a lease (written
+        before leases existed) once it was last written before ``older_than``.
 
         Args:
             older_than: an age (``timedelta``: last written more than this long ago) or an
                 instant (``datetime``: last written before it).
+            lease_expired_before: the cutoff for leases (default: the same instant).
 
         Returns:
             The changes, oldest first.
         """
         cutoff = self._clock() - older_than if isinstance(older_than, timedelta) else older_than
+        leases = lease_expired_before or cutoff
         statement = (
             select(changes)
-            .where(changes.c.state == State.APPLYING.value, changes.c.updated_at < cutoff)
+            .where(
+                changes.c.state == State.APPLYING.value,
+                or_(
+                    and_(changes.c.lease_expires_at.is_(None), changes.c.updated_at < cutoff),
+                    changes.c.lease_expires_at < leases,
+                ),
+            )
             .order_by(changes.c.updated_at, changes.c.id)
+        )
+        return await self._select(statement)
+
+    async def due_settles(self, now: datetime | None = None) -> list[Change]:
+        """Changes in ``outcome_unknown`` whose settle time has come (decide them for good)."""
+        cutoff = now or self._clock()
+        statement = (
+            select(changes)
+            .where(
+                changes.c.state == State.OUTCOME_UNKNOWN.value,
+                changes.c.settle_at.is_not(None),
+                changes.c.settle_at <= cutoff,
+            )
+            .order_by(changes.c.settle_at, changes.c.id)
         )
         return await self._select(statement)
 

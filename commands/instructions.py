@@ -589,8 +589,9 @@ class SemanticPatch(BaseModel):
         return any(i.environment_scoped for i in self.instructions)
 
     def body(self) -> dict[str, Any]:
-        """The JSON body to send: exactly the fields that were given."""
-        body = self.model_dump(mode="json", exclude_unset=True)
+        """The JSON body to send: exactly the fields that were given and have a value (an absent
+        comment is left out, never sent as ``null``: LaunchDarkly's ``comment`` is a string)."""
+        body = self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
         body["instructions"] = [instruction.body() for instruction in self.instructions]
         return body
 

@@ -50,6 +50,7 @@ from bot.launchdarkly.errors import (
 )
 from bot.launchdarkly.models import (
     ApprovalRequest,
+    AuditEntry,
     CallerIdentity,
     Environment,
     FeatureFlag,
@@ -520,6 +521,35 @@ class LaunchDarklyClient:
             token=token,
         )
         return FeatureFlag.model_validate(data)
+
+    # --- audit log ------------------------------------------------------------------------------
+
+    async def list_audit_log(
+        self,
+        spec: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 20,
+        token: str | None = None,
+    ) -> Page[AuditEntry]:
+        """One page of audit log entries for a resource specifier, newest first.
+
+        Args:
+            spec: e.g. ``proj/demo:env/test:flag/new-checkout`` (``env/*`` for every environment).
+            after: only entries after this instant (epoch ms); before: only entries before it.
+            limit: 1 to 20 (LaunchDarkly's bounds). Page on with ``before`` = the last entry's date.
+        """
+        params: dict[str, str | int] = {"spec": spec, "limit": max(1, min(limit, 20))}
+        if after is not None:
+            params["after"] = after
+        if before is not None:
+            params["before"] = before
+        return await self._get_page(AuditEntry, "/api/v2/auditlog", params=params, token=token)
+
+    async def get_audit_entry(self, entry_id: str, *, token: str | None = None) -> AuditEntry:
+        """One audit log entry, with ``previousVersion`` / ``currentVersion`` where it has them."""
+        return await self._get_model(AuditEntry, f"/api/v2/auditlog/{entry_id}", token=token)
 
     # --- projects, environments, members --------------------------------------------------------
 

@@ -337,6 +337,36 @@ class FlagLink(LDModel):
 
 # --- Collections ------------------------------------------------------------------------------
 
+# --- Audit log --------------------------------------------------------------------------------
+
+
+class AuditAccess(LDModel):
+    action: str | None = None
+    resource: str | None = None
+
+
+class AuditEntry(LDModel):
+    """One audit log entry (``AuditLogEntryListingRep``; ``AuditLogEntryRep`` adds the versions).
+
+    Only ``_id`` and ``date`` are required here: whether a change landed is decided from the
+    entry's ``comment`` and resource, and everything else (member, title) is enrichment that a
+    sparse answer may lack.
+    """
+
+    id: str = Field(alias="_id")
+    date: int
+    kind: str | None = None
+    name: str | None = None
+    description: str | None = None
+    comment: str | None = None
+    title: str | None = None
+    accesses: list[AuditAccess] = []
+    member: dict[str, Any] | None = None
+    token: dict[str, Any] | None = None
+    previous_version: dict[str, Any] | None = Field(default=None, alias="previousVersion")
+    current_version: dict[str, Any] | None = Field(default=None, alias="currentVersion")
+
+
 ItemT = TypeVar("ItemT", bound=LDModel)
 
 

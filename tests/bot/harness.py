@@ -67,6 +67,9 @@ class Harness:
         """
         exit_stack = contextlib.AsyncExitStack()
         settings.setdefault("flagops_scheduler", "off")
+        # No test waits out LaunchDarkly's 429s for long; it keeps the settle window of unknown
+        # outcomes (LD_TIMEOUT + this, at least) short.
+        settings.setdefault("ld_max_rate_limit_wait", 1.0)
         stack = await exit_stack.enter_async_context(
             offline_stack(
                 database_url=database_url, sandbox=sandbox, slack=slack, features=features, **settings

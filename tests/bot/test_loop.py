@@ -10,8 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from bot.blocks import SEND_AGAIN
+from bot.changes import Who
+from bot.db import changes as changes_table
 from bot.launchdarkly.sandbox import SandboxState
+from bot.messenger import ReplyTo
 from commands.demo import demo_flag
 from commands.instructions import AddTags, SemanticPatch, TurnFlagOn
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
@@ -309,10 +314,12 @@ async def test_outcome_unknown_after_a_5xx_then_send_again(start_bot: StartBot) 
     bot.sandbox.faults = bot.sandbox.faults.model_copy(
         update={"error_every": 1, "error_status": 503, "methods": ["PATCH"]}
     )
-    await click(bot, "Apply")
+    await click(bot, "Apply")  # idle() waits through the settle window's second look
     assert env(bot, "new-checkout", "test")["on"] is True
-    assert "Outcome unknown" in card_text(bot)
-    assert "*not* in it" in card_text(bot)
+    first, last = texts(bot)[0], texts(bot)[-1]
+    assert "Outcome unknown" in first and "I look again at" in first and "nothing is resent" in first
+    assert "Not applied" in last and "audit log shows no change from this card" in last
+    assert "Not applied" in card_text(bot)
     assert buttons(bot) == ["Send again", "Cancel"]
     assert len(bot.ld_patches()) == 1, "never resent automatically"
 
@@ -343,6 +350,11 @@ def test_demo_flag_is_what_the_scenarios_expect() -> None:
     assert isinstance(SandboxState.demo(), SandboxState)
 
 
+async def _change_id(bot: Harness) -> str:
+    (change,) = await bot.stack.runtime.store._select(select(changes_table))
+    return change.id
+
+
 async def test_a_late_landing_write_is_never_applied_twice(start_bot: StartBot) -> None:
     bot = await start_bot(ld_timeout=0.3)
     await run(bot, "/flag off new-checkout test")
@@ -350,15 +362,20 @@ async def test_a_late_landing_write_is_never_applied_twice(start_bot: StartBot) 
     bot.sandbox.faults = bot.sandbox.faults.model_copy(
         update={"hang": 0.8, "hang_every": 1, "methods": ["PATCH"], "apply_before_fault": False}
     )
-    await click(bot, "Apply")
-    assert "Outcome unknown" in card_text(bot)
-    await asyncio.sleep(1.0)
+    response = await bot.click("Apply")
+    assert response.status_code == 200
+    await asyncio.sleep(0.6)  # the PATCH has timed out; the first look finds nothing yet
+    assert "Outcome unknown" in card_text(bot) and buttons(bot) == []
+    # A Send again that arrives now (a replayed click, another instance's stale card) is refused.
+    change_id = await _change_id(bot)
+    who = Who(ALICE, "alice", ReplyTo(RELEASES, ALICE))
+    await bot.stack.runtime.changes.click(SEND_AGAIN, change_id, who)
+    assert any("may still apply the first attempt" in t for t in bot.ephemeral_texts())
+    await bot.idle()
     assert env(bot, "new-checkout", "test")["on"] is False, "it landed after all"
-    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"hang": 0.0, "hang_every": 0})
-    await click(bot, "Send again")
-    # The flag now shows the change: the bot says so and sends nothing.
+    # The second look, after the settle window, finds the write in LaunchDarkly's audit log.
+    assert "Applied" in card_text(bot) and "audit log shows this change" in card_text(bot)
     assert len(bot.ld_patches()) == 1
-    assert "the earlier attempt landed" in card_text(bot)
 
 
 async def test_send_again_after_someone_else_changed_the_flag_asks_again(start_bot: StartBot) -> None:

@@ -86,6 +86,14 @@ def _paged(request: Request, items: list[JsonDoc], default_limit: int = 20, max_
     return {"items": items[offset : offset + limit], "totalCount": total, "_links": links}
 
 
+def _spec_matches(spec: str, resource: str) -> bool:
+    """Whether a resource (``proj/demo:env/test:flag/x``) falls under a specifier, ``*`` matching
+    any key and a specifier naming fewer parts matching every resource under them."""
+    wanted = dict(part.split("/", 1) for part in spec.split(":") if "/" in part)
+    have = dict(part.split("/", 1) for part in resource.split(":") if "/" in part)
+    return all(key in have and (value == "*" or value == have[key]) for key, value in wanted.items())
+
+
 def _environments_of(flag: JsonDoc, keys: Iterable[str] | None, summary: bool) -> JsonDoc:
     doc = dict(flag)
     envs = flag.get("environments") or {}
@@ -193,6 +201,46 @@ class SandboxRoutes:
                 items.append({**status, "_links": links})
         self_link = {"href": f"/api/v2/flag-statuses/{project_key}/{env_key}", "type": "application/json"}
         return JSONResponse({"_links": {"self": self_link}, "items": items})
+
+    # --- audit log ---------------------------------------------------------------------------
+
+    async def list_audit_log(self, request: Request) -> Response:
+        """``GET /api/v2/auditlog``: newest first; ``spec``, ``q`` (names), ``before``/``after``
+        (ms), ``limit`` 1-20 (default 10); ``_links.next`` pages on by ``before``. List entries
+        carry no versions, as LaunchDarkly documents."""
+        self.account(request)
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", 10))
+            before = int(query["before"]) if "before" in query else None
+            after = int(query["after"]) if "after" in query else None
+        except ValueError as exc:
+            raise invalid("limit, before and after must be integers") from exc
+        if not 1 <= limit <= 20:
+            raise invalid("limit must be between 1 and 20")
+        spec, text = query.get("spec"), (query.get("q") or "").lower()
+        found = [
+            e
+            for e in reversed(self.state.ld_audit)
+            if (before is None or e["date"] < before)
+            and (after is None or e["date"] > after)
+            and (not spec or any(_spec_matches(spec, a["resource"]) for a in e["accesses"]))
+            and (not text or text in str(e.get("name", "")).lower())
+        ]
+        page = found[:limit]
+        items = [{k: v for k, v in e.items() if k not in ("previousVersion", "currentVersion")} for e in page]
+        links: JsonDoc = {"self": {"href": str(request.url.path), "type": "application/json"}}
+        if len(found) > limit:
+            next_query = {**query, "before": str(page[-1]["date"]), "limit": str(limit)}
+            links["next"] = {"href": f"/api/v2/auditlog?{urlencode(next_query)}", "type": "application/json"}
+        return JSONResponse({"items": items, "_links": links})
+
+    async def get_audit_entry(self, request: Request) -> Response:
+        self.account(request)
+        for entry in self.state.ld_audit:
+            if entry["_id"] == request.path_params["id"]:
+                return JSONResponse({k: v for k, v in entry.items() if v is not None})
+        raise changes.not_found("Unknown audit log entry")
 
     # --- projects, environments, members --------------------------------------------------------
 
@@ -569,6 +617,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route(links, r.create_link, methods=["POST"]),
         Route(f"{links}/{{id}}", r.patch_link, methods=["PATCH"]),
         Route(f"{links}/{{id}}", r.delete_link, methods=["DELETE"]),
+        Route("/api/v2/auditlog", r.list_audit_log, methods=["GET"]),
+        Route("/api/v2/auditlog/{id}", r.get_audit_entry, methods=["GET"]),
         Route("/api/v2/members", r.list_members, methods=["GET"]),
         Route("/api/v2/members/{id}", r.get_member, methods=["GET"]),
         Route("/api/v2/caller-identity", r.caller_identity, methods=["GET"]),

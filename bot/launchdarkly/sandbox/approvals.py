@@ -208,7 +208,15 @@ def apply_approval(state: SandboxState, account: Account, stored: StoredApproval
             doc["status"] = "failed"
             doc["_version"] += 1
             raise
-        store_flag(project, stored.flag, after)
+        store_flag(
+            state,
+            stored.project,
+            stored.flag,
+            after,
+            member=account.member,
+            comment=comment if isinstance(comment, str) else stored.comment,
+            environments=[stored.env],
+        )
         doc["status"] = "completed"
         doc["appliedDate"] = state.clock()
     doc["appliedByMemberId"] = account.member_id
@@ -385,7 +393,15 @@ def run_due(state: SandboxState, now: int) -> list[JsonDoc]:
             project = get_project(state, stored.project)
             flag = get_flag(project, stored.flag)
             after = run_engine(state, project, flag, _patch_for(stored.env, stored.doc["instructions"]))
-            store_flag(project, stored.flag, after)
+            store_flag(
+                state,
+                stored.project,
+                stored.flag,
+                after,
+                member=state.member_by_id(str(stored.doc["_maintainerId"])),
+                comment=stored.comment,
+                environments=[stored.env],
+            )
         except ApiError as error:
             result = {"_id": stored.doc["_id"], "status": "failed", "message": error.message}
         approval = state.approvals.get(stored.approval_id or "")

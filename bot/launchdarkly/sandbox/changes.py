@@ -198,13 +198,42 @@ def run_engine(state: SandboxState, project: Project, flag: JsonDoc, patch: Sema
         raise invalid(refusal.message) from refusal
 
 
-def store_flag(project: Project, key: str, after: JsonDoc) -> JsonDoc:
-    """Store (or, for a ``_deleted`` result, remove) a flag; return the document to answer."""
-    if after.pop("_deleted", False):
+def store_flag(
+    state: SandboxState,
+    project_key: str,
+    key: str,
+    after: JsonDoc,
+    *,
+    member: JsonDoc | None,
+    comment: str | None,
+    environments: list[str],
+) -> JsonDoc:
+    """Store (or, for a ``_deleted`` result, remove) a flag and write LaunchDarkly's audit entry;
+    return the document to answer."""
+    project = get_project(state, project_key)
+    before = project.flags.get(key)
+    deleted = bool(after.pop("_deleted", False))
+    if deleted:
         project.flags.pop(key, None)
     else:
         project.flags[key] = after
+    state.record_flag_change(
+        project=project_key,
+        flag_key=key,
+        before=before,
+        after=None if deleted else after,
+        member=member,
+        comment=comment,
+        environments=environments,
+        title_verb="deleted the flag" if deleted else "updated the flag",
+    )
     return after
+
+
+def changed_environments(before: JsonDoc, after: JsonDoc) -> list[str]:
+    """The environments whose configuration differs between two versions of a flag."""
+    was, now = before.get("environments") or {}, after.get("environments") or {}
+    return sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
 
 
 def semantic_patch(
@@ -232,7 +261,16 @@ def semantic_patch(
     if dry_run:
         after.pop("_deleted", None)
         return after
-    answer = store_flag(project, flag_key, after)
+    envs = [patch.environmentKey] if patch.environmentKey and parts else changed_environments(flag, after)
+    answer = store_flag(
+        state,
+        project_key,
+        flag_key,
+        after,
+        member=account.member,
+        comment=patch.comment,
+        environments=envs,
+    )
     state.record(
         {
             "memberId": account.member_id,
@@ -303,7 +341,15 @@ def json_patch(
     _check_read_only(flag, after)
     _bump(flag, after, state.clock())
     if not dry_run:
-        project.flags[flag_key] = after
+        store_flag(
+            state,
+            project_key,
+            flag_key,
+            after,
+            member=account.member,
+            comment=comment if isinstance(comment, str) else None,
+            environments=changed_environments(flag, after),
+        )
         state.record(
             {
                 "memberId": account.member_id,
@@ -355,7 +401,15 @@ def merge_patch(
     _check_read_only(flag, after)
     _bump(flag, after, state.clock())
     if not dry_run:
-        project.flags[flag_key] = after
+        store_flag(
+            state,
+            project_key,
+            flag_key,
+            after,
+            member=account.member,
+            comment=None,
+            environments=changed_environments(flag, after),
+        )
         state.record(
             {
                 "memberId": account.member_id,

@@ -133,6 +133,9 @@ class SandboxState:
     scheduled: dict[str, StoredScheduled] = field(default_factory=dict)
     links: dict[str, StoredLink] = field(default_factory=dict)
     audit: list[JsonDoc] = field(default_factory=list)
+    #: LaunchDarkly's own audit log (``GET /api/v2/auditlog``): one entry per flag change, in the
+    #: shape of ``AuditLogEntryRep`` (versions included; the list route leaves them out).
+    ld_audit: list[JsonDoc] = field(default_factory=list)
     requests: list[JsonDoc] = field(default_factory=list)
     request_count: int = 0
     _initial: SandboxState | None = field(default=None, repr=False)
@@ -187,7 +190,8 @@ class SandboxState:
         if self._initial is None:
             raise RuntimeError("reset() needs remember_initial() first")
         fresh = copy.deepcopy(self._initial)
-        for name in ("projects", "accounts", "switches", "clock", "approvals", "scheduled", "links", "audit"):
+        kept = ("projects", "accounts", "switches", "clock", "approvals", "scheduled", "links")
+        for name in (*kept, "audit", "ld_audit"):
             setattr(self, name, getattr(fresh, name))
         self.faults = Faults()
         self.requests = []
@@ -209,6 +213,61 @@ class SandboxState:
     def record(self, entry: JsonDoc) -> None:
         """Add an audit entry (who changed what), dated now."""
         self.audit.append({"date": self.clock(), **entry})
+
+    def record_flag_change(
+        self,
+        *,
+        project: str,
+        flag_key: str,
+        before: JsonDoc | None,
+        after: JsonDoc | None,
+        member: JsonDoc | None,
+        comment: str | None,
+        environments: list[str],
+        title_verb: str = "updated the flag",
+    ) -> JsonDoc:
+        """Add an entry to LaunchDarkly's audit log for a change of a flag.
+
+        Dates are strictly increasing (one ms apart at least), so paging by ``before`` never
+        skips an entry recorded in the same millisecond.
+        """
+        last = self.ld_audit[-1]["date"] if self.ld_audit else 0
+        date = max(self.clock(), last + 1)
+        name = str((after or before or {}).get("name") or flag_key)
+        resources = [f"proj/{project}:env/{env}:flag/{flag_key}" for env in environments] or [
+            f"proj/{project}:env/*:flag/{flag_key}"
+        ]
+        entry_id = new_id()
+        who = (member or {}).get("email") or "someone"
+        entry: JsonDoc = {
+            "_id": entry_id,
+            "_accountId": self.account_id,
+            "_links": {"self": {"href": f"/api/v2/auditlog/{entry_id}", "type": "application/json"}},
+            "date": date,
+            "accesses": [{"action": "updateFlag", "resource": r} for r in resources],
+            "kind": "flag",
+            "name": name,
+            "description": f"{who} {title_verb} {name}",
+            "shortDescription": title_verb,
+            "titleVerb": title_verb,
+            "title": f"{who} {title_verb} [{name}]",
+            "target": {"name": name, "resources": resources},
+            "previousVersion": copy.deepcopy(before),
+            "currentVersion": copy.deepcopy(after),
+        }
+        if comment:
+            entry["comment"] = comment
+        if member is not None:
+            entry["member"] = {
+                "_id": member.get("_id"),
+                "_links": member.get("_links", {}),
+                "email": member.get("email"),
+                "role": member.get("role"),
+                "firstName": member.get("firstName"),
+                "lastName": member.get("lastName"),
+            }
+        self.ld_audit.append(entry)
+        return entry
 
 
 def _member_doc(member: JsonDoc) -> JsonDoc:
