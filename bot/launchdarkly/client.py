@@ -201,8 +201,12 @@ class LaunchDarklyClient:
         content_type: str = "application/json",
         beta: bool = False,
         token: str | None = None,
+        changes_nothing: bool = False,
     ) -> Any:
         """Send one call, applying the retry policy; return the decoded JSON (None for no body).
+
+        ``changes_nothing``: a write that cannot change anything (a dry run) is retried and
+        explained like a read: its lost answer is a timeout, never an unknown outcome.
 
         Raises:
             LaunchDarklyError: the subclass for the outcome (see ``errors``).
@@ -215,7 +219,7 @@ class LaunchDarklyClient:
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
-        is_read = method in _READ_METHODS
+        is_read = method in _READ_METHODS or changes_nothing
         query = {k: str(v) for k, v in (params or {}).items()}
         rate_limit_waited = 0.0
         rate_limit_hits = 0
@@ -236,7 +240,7 @@ class LaunchDarklyClient:
                     retries += 1
                     await self._sleep(self._backoff(retries))
                     continue
-                raise self._transport_error(exc, method, path, sent=True) from exc
+                raise self._transport_error(exc, method, path, sent=not changes_nothing) from exc
 
             status = response.status_code
             if status == 429:
@@ -482,6 +486,7 @@ class LaunchDarklyClient:
             body=patch.body(),
             content_type=SEMANTIC_PATCH_CONTENT_TYPE,
             token=token,
+            changes_nothing=dry_run,
         )
         return FeatureFlag.model_validate(data)
 

@@ -71,7 +71,7 @@ class SandboxMiddleware:
         faults = state.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
-        counted = faults.applies_to(method)
+        counted = faults.applies_to(method, scope["path"])
         if counted and _every(faults.rate_limit_every, count):
             await self._rate_limited(send, entry)
             return

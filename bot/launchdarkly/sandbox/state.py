@@ -44,9 +44,12 @@ class Faults(BaseModel):
         default=True, description="drops and hangs happen after the request was handled"
     )
     methods: list[str] = Field(default_factory=list, description="methods the faults apply to")
+    paths: list[str] = Field(default_factory=list, description="path prefixes the faults apply to")
 
-    def applies_to(self, method: str) -> bool:
-        """Whether the counted faults apply to a request with this method."""
+    def applies_to(self, method: str, path: str = "") -> bool:
+        """Whether the counted faults apply to a request with this method and path."""
+        if self.paths and not any(path.startswith(prefix) for prefix in self.paths):
+            return False
         return not self.methods or method.upper() in {m.upper() for m in self.methods}
 
 
