@@ -218,7 +218,9 @@ class ChangeService:
                     f"channel's default with `{self.settings.flagops_command} config env <env>`."
                 )
             command = command.model_copy(update={"environment": default})
-        before = await self.flags.flag(project, command.flag)
+        # Read fresh: the card states "before → after", and another instance's write within
+        # the cache's seconds would make this instance's copy stale (its Apply then superseded).
+        before = await self.flags.flag(project, command.flag, fresh=True)
         await self.flags.check_environment(project, command.environment, before)
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
         patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
@@ -250,7 +252,7 @@ class ChangeService:
                 "(`/flag raw <flag> <env> [...]`), or `python -m commands explain` to see the request."
             )
         project = command.project or await self.project_for(who)
-        before = await self.flags.flag(project, command.flag)
+        before = await self.flags.flag(project, command.flag, fresh=True)
         patch = SemanticPatch.model_validate(command.body)
         env = patch.environmentKey or command.environment
         await self.flags.check_environment(project, env, before)

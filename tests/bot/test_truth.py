@@ -243,3 +243,18 @@ def test_sandbox_state_has_an_empty_audit_log_after_reset() -> None:
     )
     state.reset()
     assert state.ld_audit == []
+
+
+async def test_two_instances_do_not_supersede_each_others_cards(start_bot: StartBot) -> None:
+    # Each instance keeps a short flag cache; a card is previewed against the flag as
+    # LaunchDarkly holds it, so a write made through the other instance does not make it stale.
+    first = await start_bot()
+    second = await start_bot(sandbox=first.sandbox, slack=first.slack)
+    await run(first, "/flag show new-checkout test")  # fills the first instance's cache
+    await run(second, "/flag off new-checkout test")
+    await click(second, "Apply")
+    await run(first, "/flag on new-checkout test")
+    await click(first, "Apply")
+    assert "Applied" in card_text(first) and "changed since this preview" not in card_text(first)
+    env = first.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]
+    assert env["on"] is True
