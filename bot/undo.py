@@ -3,9 +3,15 @@
 The inverse is computed from the flag as it was before the apply (``changes.flag_before_json``)
 and the flag as it is now: every part the change touched is set back with one instruction.
 
-* environment: on ↔ off; rules, targets and prerequisites with ``replaceRules`` /
-  ``replaceTargets`` / ``replacePrerequisites``; the default rule, the off variation and event
-  tracking with their ``update*`` instructions;
+* environment: on ↔ off; targets, rules and prerequisites by the *minimal* inverse of what the
+  change itself did (the difference between the flag before and right after it): a target it
+  added is removed and one it removed is added back (``removeTargets`` / ``addTargets``), a rule
+  it added is removed by its id, one it removed is added back in its place, one it edited has its
+  serving, description, event tracking or clauses set back (``updateRule…``, ``removeClauses`` +
+  ``addClauses``), prerequisites likewise; so an undo never takes away what others added since.
+  Only a reordering of rules has nothing finer than ``replaceRules``, and then the card lists what
+  else that replace reverts. The default rule, the off variation and event tracking with their
+  ``update*`` instructions;
 * flag: tags (added ↔ removed), name, description, temporary, client-side availability,
   maintainer, custom properties, variations' names and values, defaults;
 * lifecycle: archive ↔ restore, deprecate ↔ restore deprecated; a delete cannot be undone, and
@@ -38,30 +44,35 @@ from commands.engine import apply as engine_apply
 from commands.engine.parts import part_of
 from commands.errors import CommandError, EngineRefusal
 from commands.instructions import (
+    AddClauses,
+    AddPrerequisite,
+    AddRule,
     AddTags,
+    AddTargets,
     ArchiveFlag,
     DeprecateFlag,
     Instruction,
     MakeFlagPermanent,
     MakeFlagTemporary,
-    PrerequisiteSpec,
+    RemoveClauses,
     RemoveCustomProperties,
     RemoveMaintainer,
+    RemovePrerequisite,
+    RemoveRule,
     RemoveTags,
+    RemoveTargets,
     RemoveVariation,
     ReplaceCustomProperties,
-    ReplacePrerequisites,
     ReplaceRules,
-    ReplaceTargets,
     RestoreDeprecatedFlag,
     RestoreFlag,
     RuleSpec,
     SemanticPatch,
-    TargetSpec,
     TurnFlagOff,
     TurnFlagOn,
     TurnOffClientSideAvailability,
     TurnOnClientSideAvailability,
+    UpdateClause,
     UpdateDefaultVariation,
     UpdateDescription,
     UpdateFallthroughVariationOrRollout,
@@ -69,6 +80,10 @@ from commands.instructions import (
     UpdateMaintainerTeam,
     UpdateName,
     UpdateOffVariation,
+    UpdatePrerequisite,
+    UpdateRuleDescription,
+    UpdateRuleTrackEvents,
+    UpdateRuleVariationOrRollout,
     UpdateTrackEvents,
     UpdateTrackEventsFallthrough,
     UpdateVariation,
@@ -142,6 +157,7 @@ def inverse_patch(
     applied: SemanticPatch,
     *,
     other_flags: dict[str, dict[str, Any]] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> SemanticPatch:
     """The instructions that set everything ``applied`` changed back to how ``before`` had it.
 
@@ -150,6 +166,8 @@ def inverse_patch(
         current: the flag now (the inverse is computed against it, so it changes only what differs).
         applied: the applied patch.
         other_flags: prerequisite flags by key (their variation ids restore prerequisites).
+        after: the flag right after the apply (default: ``current``, when nothing changed since);
+            what the change itself did is the difference between ``before`` and it.
 
     Returns:
         The inverse patch (``environmentKey`` set when any instruction needs it).
@@ -162,14 +180,17 @@ def inverse_patch(
     if env_key:
         old = _env(before, env_key)
         now = _env(current, env_key)
+        if after is None:
+            after = current
+        then = (after.get("environments") or {}).get(env_key) or now
         builders.update(
             {
                 "env:on": lambda: _on(old, now),
-                "env:rules": lambda: _rules(before, old, now),
-                "env:targets": lambda: _targets(before, old, now),
+                "env:rules": lambda: _rules_minimal(before, old, then, now),
+                "env:targets": lambda: _targets_minimal(before, old, then, now),
                 "env:fallthrough": lambda: _fallthrough(before, old, now),
                 "env:offVariation": lambda: _off_variation(before, old, now),
-                "env:prerequisites": lambda: _prerequisites(old, now, other_flags or {}),
+                "env:prerequisites": lambda: _prerequisites_minimal(old, then, now, other_flags or {}),
                 "env:trackEvents": lambda: _track(old, now, "trackEvents"),
                 "env:trackEventsFallthrough": lambda: _track(old, now, "trackEventsFallthrough"),
             }
@@ -284,29 +305,143 @@ def _rules(flag: dict[str, Any], old: dict[str, Any], now: dict[str, Any]) -> li
     return [ReplaceRules(rules=specs)]
 
 
-def _target_entries(env: dict[str, Any]) -> list[tuple[str, int, tuple[str, ...]]]:
-    entries = list(env.get("targets") or []) + list(env.get("contextTargets") or [])
-    return sorted(
-        (e.get("contextKind") or "user", int(e.get("variation", -1)), tuple(e.get("values") or []))
-        for e in entries
-        if e.get("values")
-    )
+def _targets_by(env: dict[str, Any]) -> dict[tuple[str, int], set[str]]:
+    """(context kind, variation index) → the keys targeted to it."""
+    found: dict[tuple[str, int], set[str]] = {}
+    for entry in list(env.get("targets") or []) + list(env.get("contextTargets") or []):
+        key = (entry.get("contextKind") or "user", int(entry.get("variation", -1)))
+        found.setdefault(key, set()).update(str(v) for v in entry.get("values") or [])
+    return found
 
 
-def _targets(flag: dict[str, Any], old: dict[str, Any], now: dict[str, Any]) -> list[Instruction]:
-    if _target_entries(old) == _target_entries(now):
-        return []
-    entries = list(old.get("targets") or []) + list(old.get("contextTargets") or [])
-    specs = [
-        TargetSpec(
-            contextKind=e.get("contextKind") or "user",
-            variationId=_variation_id(flag, int(e["variation"])),
-            values=list(e["values"]),
-        )
-        for e in entries
-        if e.get("values")
-    ]
-    return [ReplaceTargets(targets=specs)]
+def _targets_minimal(
+    flag: dict[str, Any], old: dict[str, Any], then: dict[str, Any], now: dict[str, Any]
+) -> list[Instruction]:
+    """Remove the targets the change added, add back the ones it removed; nothing else."""
+    was, did, has = _targets_by(old), _targets_by(then), _targets_by(now)
+    out: list[Instruction] = []
+    for kind, variation in sorted(set(was) | set(did)):
+        added = did.get((kind, variation), set()) - was.get((kind, variation), set())
+        still = sorted(added & has.get((kind, variation), set()))
+        if still:
+            out.append(
+                RemoveTargets(contextKind=kind, variationId=_variation_id(flag, variation), values=still)
+            )
+    for kind, variation in sorted(set(was) | set(did)):
+        removed = was.get((kind, variation), set()) - did.get((kind, variation), set())
+        # A key someone has targeted again since (to any variation) is left where it is.
+        elsewhere = {v for (k, _var), values in has.items() if k == kind for v in values}
+        back = sorted(removed - elsewhere)
+        if back:
+            out.append(AddTargets(contextKind=kind, variationId=_variation_id(flag, variation), values=back))
+    return out
+
+
+def _rule_spec(flag: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        **_serve_args(flag, rule),
+        "clauses": [_clause(c) for c in rule.get("clauses") or []],
+        "trackEvents": bool(rule.get("trackEvents")),
+    }
+    if rule.get("description") is not None:
+        spec["description"] = rule["description"]
+    return spec
+
+
+def _clause(clause: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "contextKind": clause.get("contextKind") or "user",
+        "attribute": clause["attribute"],
+        "op": clause["op"],
+        "negate": bool(clause.get("negate")),
+        "values": list(clause.get("values") or []),
+    }
+
+
+def _serving(rule: dict[str, Any]) -> Any:
+    return (rule.get("variation"), _without_ids(rule.get("rollout")))
+
+
+def _rules_minimal(
+    flag: dict[str, Any], old: dict[str, Any], then: dict[str, Any], now: dict[str, Any]
+) -> list[Instruction]:
+    """Undo exactly what the change did to the rules (see the module docstring)."""
+    was = {str(r.get("_id")): r for r in old.get("rules") or []}
+    did = {str(r.get("_id")): r for r in then.get("rules") or []}
+    has = {str(r.get("_id")): r for r in now.get("rules") or []}
+    kept = [rid for rid in was if rid in did]
+    if [rid for rid in (did) if rid in was] != kept:
+        return _rules(flag, old, now)  # a reordering: nothing finer than replaceRules
+    out: list[Instruction] = []
+    for rid in did:
+        if rid not in was and rid in has:
+            out.append(RemoveRule(ruleId=rid))
+    order = [str(r.get("_id")) for r in old.get("rules") or []]
+    for index, rid in enumerate(order):
+        if rid in did or rid in has:
+            continue
+        following = next((r for r in order[index + 1 :] if r in has), None)
+        out.append(AddRule.model_validate({**_rule_spec(flag, was[rid]), "beforeRuleId": following}))
+    for rid in kept:
+        before_rule, after_rule = was[rid], did[rid]
+        if rid not in has or _without_ids(before_rule) == _without_ids(after_rule):
+            continue
+        if _serving(before_rule) != _serving(after_rule):
+            serve = _serve_args(flag, before_rule)
+            out.append(UpdateRuleVariationOrRollout.model_validate({"ruleId": rid, **serve}))
+        if before_rule.get("description") != after_rule.get("description"):
+            description = str(before_rule.get("description") or "")
+            out.append(UpdateRuleDescription(ruleId=rid, description=description))
+        if bool(before_rule.get("trackEvents")) != bool(after_rule.get("trackEvents")):
+            out.append(UpdateRuleTrackEvents(ruleId=rid, trackEvents=bool(before_rule.get("trackEvents"))))
+        if _without_ids(before_rule.get("clauses")) != _without_ids(after_rule.get("clauses")):
+            out.extend(_clauses_minimal(rid, before_rule, after_rule, has[rid]))
+    return out
+
+
+def _clauses_minimal(
+    rule_id: str, before_rule: dict[str, Any], after_rule: dict[str, Any], now_rule: dict[str, Any]
+) -> list[Instruction]:
+    """Set back the clauses the change added, removed or edited in one rule, by clause id."""
+    was = {str(c.get("_id")): c for c in before_rule.get("clauses") or []}
+    did = {str(c.get("_id")): c for c in after_rule.get("clauses") or []}
+    has = {str(c.get("_id")): c for c in now_rule.get("clauses") or []}
+    out: list[Instruction] = []
+    added = [cid for cid in did if cid not in was and cid in has]
+    if added:
+        out.append(RemoveClauses(ruleId=rule_id, clauseIds=added))
+    for cid, clause in was.items():
+        if cid in did and cid in has and _without_ids(clause) != _without_ids(did[cid]):
+            update = {"ruleId": rule_id, "clauseId": cid, "clause": _clause(clause)}
+            out.append(UpdateClause.model_validate(update))
+    removed = [_clause(c) for cid, c in was.items() if cid not in did]
+    if removed:
+        out.append(AddClauses.model_validate({"ruleId": rule_id, "clauses": removed}))
+    return out
+
+
+def _prerequisites_minimal(
+    old: dict[str, Any], then: dict[str, Any], now: dict[str, Any], other_flags: dict[str, dict[str, Any]]
+) -> list[Instruction]:
+    was = {str(p["key"]): int(p["variation"]) for p in old.get("prerequisites") or []}
+    did = {str(p["key"]): int(p["variation"]) for p in then.get("prerequisites") or []}
+    has = {str(p["key"]): int(p["variation"]) for p in now.get("prerequisites") or []}
+    out: list[Instruction] = []
+    for key in sorted(set(was) | set(did)):
+        if key in did and key not in was:
+            if key in has:
+                out.append(RemovePrerequisite(key=key))
+            continue
+        if key not in was or was[key] == did.get(key) or has.get(key) == was[key]:
+            continue
+        if key not in other_flags:
+            raise CommandError(f"The prerequisite flag `{key}` is gone: prerequisites cannot be restored.")
+        variation = _variation_id(other_flags[key], was[key])
+        if key in has:
+            out.append(UpdatePrerequisite(key=key, variationId=variation))
+        else:
+            out.append(AddPrerequisite(key=key, variationId=variation))
+    return out
 
 
 def _fallthrough(flag: dict[str, Any], old: dict[str, Any], now: dict[str, Any]) -> list[Instruction]:
@@ -324,24 +459,6 @@ def _off_variation(flag: dict[str, Any], old: dict[str, Any], now: dict[str, Any
             "The flag served nothing when off before; no instruction can clear the off variation again."
         )
     return [UpdateOffVariation(variationId=_variation_id(flag, int(old["offVariation"])))]
-
-
-def _prerequisites(
-    old: dict[str, Any], now: dict[str, Any], other_flags: dict[str, dict[str, Any]]
-) -> list[Instruction]:
-    if (old.get("prerequisites") or []) == (now.get("prerequisites") or []):
-        return []
-    specs = []
-    for prerequisite in old.get("prerequisites") or []:
-        key = str(prerequisite["key"])
-        if key not in other_flags:
-            raise CommandError(f"The prerequisite flag `{key}` is gone: prerequisites cannot be restored.")
-        specs.append(
-            PrerequisiteSpec(
-                key=key, variationId=_variation_id(other_flags[key], int(prerequisite["variation"]))
-            )
-        )
-    return [ReplacePrerequisites(prerequisites=specs)]
 
 
 def _track(old: dict[str, Any], now: dict[str, Any], key: str) -> list[Instruction]:
@@ -592,8 +709,8 @@ class UndoService:
             key: await flags.flag(change.project, key)
             for key in sorted(_prerequisite_keys(before, applied.environmentKey))
         }
-        inverse = inverse_patch(before, current, applied, other_flags=others)
         after = _after(change, before, applied)
+        inverse = inverse_patch(before, current, applied, other_flags=others, after=after)
         try:
             undone = engine_apply(current, inverse, other_flags={**others, change.flag_key: current})
         except EngineRefusal as refusal:

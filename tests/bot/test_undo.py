@@ -31,13 +31,30 @@ def comparable(value: Any, *, in_rules: bool = False) -> Any:
     """``value`` without generated fields (see the module docstring)."""
     if isinstance(value, dict):
         return {
-            k: comparable(v, in_rules=in_rules or k in ("rules", "clauses"))
+            k: _set_of_targets(v)
+            if k in ("targets", "contextTargets")
+            else comparable(v, in_rules=in_rules or k in ("rules", "clauses"))
             for k, v in value.items()
             if k not in GENERATED and not (in_rules and k == "_id")
         }
     if isinstance(value, list):
         return [comparable(v, in_rules=in_rules) for v in value]
     return value
+
+
+def _set_of_targets(entries: Any) -> Any:
+    """Target lists as sets: LaunchDarkly gives the order of targeted keys no meaning, and a key
+    added back by ``addTargets`` comes last."""
+    if not isinstance(entries, list):
+        return entries
+    return sorted(
+        (
+            {**comparable(e), "values": sorted(e.get("values") or [])}
+            for e in entries
+            if isinstance(e, dict) and e.get("values")
+        ),
+        key=lambda e: (str(e.get("contextKind")), int(e.get("variation", -1))),
+    )
 
 
 def assert_restored(now: dict[str, Any], was: dict[str, Any]) -> None:
@@ -88,9 +105,10 @@ async def apply(bot: Harness, command: str, *, user: str = ALICE) -> None:
             "banner-color",
             ["updateFallthroughVariationOrRollout"],
         ),
-        ("/flag add rule pricing-page test if country in US,CA serve v2", "pricing-page", ["replaceRules"]),
-        ("/flag remove rule pricing-page test 2", "pricing-page", ["replaceRules"]),
-        ("/flag target new-checkout test user:carol,dave -> true", "new-checkout", ["replaceTargets"]),
+        # The minimal inverse of what the change did, never a replace of the whole list.
+        ("/flag add rule pricing-page test if country in US,CA serve v2", "pricing-page", ["removeRule"]),
+        ("/flag remove rule pricing-page test 2", "pricing-page", ["addRule"]),
+        ("/flag target new-checkout test user:carol,dave -> true", "new-checkout", ["removeTargets"]),
         ("/flag add tags new-checkout hotfix,incident", "new-checkout", ["removeTags"]),
         ("/flag remove tags new-checkout web", "new-checkout", ["addTags"]),
         ("/flag archive holiday-banner", "holiday-banner", ["restoreFlag"]),
@@ -228,3 +246,46 @@ async def test_an_undo_card_overtaken_by_a_flag_change_is_made_again(bot: Harnes
     await bot.click("Apply", message=fresh)
     await bot.idle()
     assert flag(bot, "new-checkout")["environments"]["test"]["on"] == original["environments"]["test"]["on"]
+
+
+async def test_undo_leaves_what_others_added_since(bot: Harness) -> None:
+    # The undo of "target alice" removes alice only: a replace of the whole list would silently
+    # take away the target bob added in LaunchDarkly since, and the rule he added.
+    await apply(bot, "/flag target new-checkout test user:alice-undo -> true")
+    applied_card = bot.card()
+    ld = bot.stack.runtime.ld
+    true_id = flag(bot, "new-checkout")["variations"][0]["_id"]
+    await ld.patch_flag_semantic(
+        "demo",
+        "new-checkout",
+        SemanticPatch(
+            environmentKey="test",
+            instructions=[AddTargets(variationId=true_id, values=["bob-since"], contextKind="user")],
+        ),
+        token="sandbox-bob",
+    )
+    await click_on(bot, applied_card, "Undo")
+    await click(bot, "Apply")
+    env = flag(bot, "new-checkout")["environments"]["test"]
+    values = {v for t in env["targets"] for v in t["values"]}
+    assert "alice-undo" not in values and "bob-since" in values
+    (undo_patch,) = bot.ld_patches()[-1:]
+    assert [i["kind"] for i in undo_patch["body"]["instructions"]] == ["removeTargets"]
+
+
+async def test_undo_of_an_added_rule_removes_that_rule_only(bot: Harness) -> None:
+    await apply(bot, "/flag add rule pricing-page test if country in US,CA serve v2")
+    applied_card = bot.card()
+    rules_after_ours = len(flag(bot, "pricing-page")["environments"]["test"]["rules"])
+    await apply(bot, "/flag add rule pricing-page test if country in FR serve v2", user=BOB)
+    await click_on(bot, applied_card, "Undo")
+    await click(bot, "Apply")
+    rules = flag(bot, "pricing-page")["environments"]["test"]["rules"]
+    assert len(rules) == rules_after_ours
+    clauses = [c["values"] for r in rules for c in r["clauses"]]
+    assert ["FR"] in clauses and ["US", "CA"] not in clauses
+
+
+async def click_on(bot: Harness, message: Any, which: str, *, user: str = ALICE) -> None:
+    assert (await bot.click(which, user=user, message=message)).status_code == 200
+    await bot.idle()
