@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.changes import ChangeService
 from bot.config import Settings
 from bot.launchdarkly.client import LaunchDarklyClient
-from bot.messenger import Messenger
+from bot.messenger import SLACK_RESPONSE_HOSTS, Messenger, is_slack_response_url
 from bot.slack_client import make_slack_client
 from bot.store import Store
 from commands.errors import CommandError
@@ -109,9 +109,16 @@ def build_app(
         process_before_response=False,
         logger=logging.getLogger("flagops.bolt"),
     )
-    app.error(handle_error)
+    hosts = settings.response_url_hosts
+
+    async def on_error(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
+    ) -> None:
+        await handle_error(error, body, respond, client, response_hosts=hosts)
+
+    app.error(on_error)
     changes = changes or ChangeService(
-        settings=settings, store=store, ld=ld_client, messenger=Messenger(client)
+        settings=settings, store=store, ld=ld_client, messenger=Messenger.of(client, settings)
     )
     deps = Deps(settings=settings, store=store, ld=ld_client, slack=client, changes=changes)
     for feature in FEATURES if features is None else features:
@@ -120,7 +127,12 @@ def build_app(
 
 
 async def handle_error(
-    error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
+    error: Exception,
+    body: dict[str, Any],
+    respond: AsyncRespond | None,
+    client: AsyncWebClient,
+    *,
+    response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS,
 ) -> None:
     """The one place unexpected errors end up (Bolt calls it for any listener or middleware error).
 
@@ -133,6 +145,10 @@ async def handle_error(
         body: the Slack payload being handled.
         respond: the payload's ``response_url`` responder, when it has one.
         client: the Web API client (for an ephemeral message when there is no ``response_url``).
+        response_hosts: the hosts a ``response_url`` may name (anything else is never called).
+
+    Only verified requests get here: the web front door answers 401 to anything whose signature
+    fails or cannot be checked, before Bolt sees it.
     """
     if isinstance(error, CommandError):
         text = f":warning: {error}"
@@ -141,7 +157,8 @@ async def handle_error(
         log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)
         text = GENERIC_ERROR.format(ref=ref)
     try:
-        if respond is not None and body.get("response_url"):
+        url = body.get("response_url")
+        if respond is not None and isinstance(url, str) and is_slack_response_url(url, response_hosts):
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
         user, channel = _user_and_channel(body)
@@ -154,9 +171,15 @@ async def handle_error(
 
 
 def _user_and_channel(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    user = body.get("user_id") or (body.get("user") or {}).get("id")
-    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
-    return user, channel
+    """The user and channel a payload names, whatever their shape (an id string or an object)."""
+
+    def pick(flat: str, nested: str) -> str | None:
+        value = body.get(flat) or body.get(nested)
+        if isinstance(value, dict):
+            value = value.get("id")
+        return value if isinstance(value, str) and value else None
+
+    return pick("user_id", "user"), pick("channel_id", "channel")
 
 
 def _describe(body: dict[str, Any]) -> str:

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         description="seconds after a write with an unknown outcome before it is decided for good "
         "(at least LD_TIMEOUT + LD_MAX_RATE_LIMIT_WAIT)",
     )
+    flagops_response_url_hosts: str = Field(
+        "hooks.slack.com,hooks.slack-gov.com",
+        description="hosts a payload's response_url may point to (Slack's; GovSlack's)",
+    )
     flagops_shutdown_grace: float = Field(
         20.0, ge=0, description="seconds a stopping process lets the writes in flight finish"
     )
@@ -172,6 +176,11 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @property
+    def response_url_hosts(self) -> frozenset[str]:
+        """The hosts a ``response_url`` may name: anything else is never called."""
+        return frozenset(h.strip().lower() for h in self.flagops_response_url_hosts.split(",") if h.strip())
+
+    @property
     def settle_seconds(self) -> float:
         """How long after a write was sent LaunchDarkly may still apply it: the configured
         window, and never less than the request timeout plus the longest rate-limit wait."""
@@ -192,6 +201,8 @@ CONSOLE_SETTINGS: dict[str, Any] = {
     "ld_api_token": "api-flagops-console",
     "ld_project": "demo",
     "flagops_scheduler": "off",
+    # The console's fake Slack hands out response_urls on loopback.
+    "flagops_response_url_hosts": "hooks.slack.com,hooks.slack-gov.com,127.0.0.1",
 }
 
 

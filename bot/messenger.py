@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.config import Settings
 from commands.errors import FlagopsError
 
 log = logging.getLogger(__name__)
@@ -47,11 +49,41 @@ class ReplyTo:
     thread_ts: str | None = None
 
 
+SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_slack_response_url(url: str | None, hosts: frozenset[str] = SLACK_RESPONSE_HOSTS) -> bool:
+    """Whether ``url`` is a ``response_url`` on one of ``hosts`` (https; http only on loopback).
+
+    A payload's ``response_url`` is data from the request: the bot posts to it only on Slack's
+    own hosts, so a forged or tampered one never makes the bot send anything elsewhere.
+    """
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    if host not in hosts:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
+
+
 class Messenger:
     """Sends cards, replies and ephemeral answers through one ``AsyncWebClient``."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS
+    ) -> None:
         self.client = client
+        self.response_hosts = response_hosts
+
+    @classmethod
+    def of(cls, client: AsyncWebClient, settings: Settings) -> Messenger:
+        """A messenger whose ``response_url``s are limited to ``FLAGOPS_RESPONSE_URL_HOSTS``."""
+        return cls(client, response_hosts=settings.response_url_hosts)
 
     async def post(
         self, channel: str, text: str, blocks: list[dict[str, Any]], *, thread_ts: str | None = None
@@ -78,7 +110,7 @@ class Messenger:
 
     async def ephemeral(self, to: ReplyTo, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer one person only: through ``response_url`` when there is one, else postEphemeral."""
-        if to.response_url:
+        if to.response_url and is_slack_response_url(to.response_url, self.response_hosts):
             webhook = AsyncWebhookClient(to.response_url)
             webhook_response = await webhook.send(
                 text=text, blocks=blocks, response_type="ephemeral", replace_original=False

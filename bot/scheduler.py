@@ -459,7 +459,7 @@ async def clock_forever(settings: Settings) -> None:
         max_rate_limit_wait=settings.ld_max_rate_limit_wait,
     )
     changes = ChangeService(
-        settings=settings, store=store, ld=ld, messenger=Messenger(make_slack_client(settings))
+        settings=settings, store=store, ld=ld, messenger=Messenger.of(make_slack_client(settings), settings)
     )
     scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
     scheduler.start()

@@ -22,6 +22,7 @@ import uvicorn
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -93,7 +94,8 @@ class Runtime:
             max_rate_limit_wait=settings.ld_max_rate_limit_wait,
         )
         slack = slack_client or make_slack_client(settings)
-        changes = ChangeService(settings=settings, store=store, ld=ld, messenger=Messenger(slack))
+        messenger = Messenger.of(slack, settings)
+        changes = ChangeService(settings=settings, store=store, ld=ld, messenger=messenger)
         bolt = build_app(
             settings, ld_client=ld, store=store, slack_client=slack, features=features, changes=changes
         )
@@ -128,11 +130,23 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
     """
     holder: dict[str, Runtime] = {"runtime": runtime} if runtime is not None else {}
 
+    secret = settings.slack_signing_secret.get_secret_value()
+
     async def events(request: Request) -> Response:
         current = holder.get("runtime")
         if current is None:
             return PlainTextResponse("starting", status_code=503)
-        return await current.handler.handle(request)
+        # Verified here, before Bolt parses anything: a request whose signature fails, or whose
+        # headers cannot even be checked (a timestamp that is not a number, a non-ASCII
+        # signature), is a 401 and nothing else: no listener, no error handler, nothing sent.
+        body = await request.body()
+        if not verified(secret, request.headers, body):
+            return PlainTextResponse("invalid request", status_code=401)
+        try:
+            return await current.handler.handle(request)
+        except ValueError:  # a signed body Bolt cannot parse (e.g. a payload that is not JSON)
+            log.warning("a signed Slack request could not be parsed")
+            return PlainTextResponse("bad request", status_code=400)
 
     async def healthz(_request: Request) -> Response:
         ready = "runtime" in holder
@@ -156,6 +170,23 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
         routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz, methods=["GET"])],
         lifespan=lifespan,
     )
+
+
+def verified(secret: str, headers: Any, body: bytes, *, now: float | None = None) -> bool:
+    """Whether a request carries Slack's valid, fresh signature (``v0=HMAC(v0:ts:body)``).
+
+    Never raises: any header that cannot be read as Slack sends it means "not verified".
+    """
+    timestamp = headers.get("x-slack-request-timestamp")
+    signature = headers.get("x-slack-signature")
+    if not isinstance(timestamp, str) or not isinstance(signature, str):
+        return False
+    if not timestamp.isascii() or not timestamp.isdigit() or not signature.isascii():
+        return False
+    try:
+        return SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature)
+    except (ValueError, TypeError, UnicodeError):
+        return False
 
 
 def run_server(settings: Settings) -> int:

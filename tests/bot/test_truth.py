@@ -170,7 +170,9 @@ async def test_another_instance_settles_a_dead_owners_apply_only_after_its_lease
         database_url=postgres_url, sandbox=first.sandbox, slack=first.slack, ld_timeout=0.5
     )
     await run(first, "/flag target new-checkout test user:orphan -> true")
-    change = await only_change(first)
+    found = await first.stack.runtime.store.get_change(first.card().buttons[0]["value"])
+    assert found is not None
+    change = found
     # The first instance claims the change and dies: its lease stays, its write may be out.
     lease = first.stack.runtime.changes._lease()
     claimed = await first.stack.runtime.store.transition(

@@ -1,0 +1,161 @@
+"""Hostile input at the front door: nothing is done, and nothing is sent, for unverified requests;
+a verified payload's response_url is called only on Slack's hosts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from bot.app import _user_and_channel
+from bot.messenger import is_slack_response_url
+from bot.server import serve_in_loop, verified
+from bot.slack_payloads import SignedRequest, sign
+from tests.bot.harness import ALICE, RELEASES, Harness
+
+
+@contextlib.asynccontextmanager
+async def attacker() -> AsyncIterator[tuple[str, list[Any]]]:
+    """A server that records whatever reaches it (a forged response_url points here)."""
+    hits: list[Any] = []
+
+    async def record(request: Request) -> PlainTextResponse:
+        hits.append(await request.body())
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/{path:path}", record, methods=["POST", "GET"])])
+    async with serve_in_loop(app) as url:
+        # "localhost", not the loopback address the console's fake Slack is allowed on.
+        yield url.replace("127.0.0.1", "localhost"), hits
+
+
+def command_body(bot: Harness, text: str, response_url: str) -> bytes:
+    return urlencode(
+        {
+            "command": bot.stack.settings.flagops_command,
+            "text": text,
+            "user_id": ALICE,
+            "user_name": "alice",
+            "channel_id": RELEASES,
+            "team_id": "T1",
+            "trigger_id": "1.2.3",
+            "response_url": response_url,
+        }
+    ).encode()
+
+
+async def post(bot: Harness, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    raw = [(k.encode(), v.encode("utf-8")) for k, v in headers.items()]  # non-ASCII on purpose
+    async with httpx.AsyncClient() as http:
+        return await http.post(f"{bot.stack.bot_url}/slack/events", content=body, headers=raw)
+
+
+def nothing_done(bot: Harness) -> None:
+    assert not bot.ld_requests(), "nothing reaches LaunchDarkly"
+    assert not bot.slack.all_messages() and not bot.slack.ephemerals(), "nothing reaches Slack"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Slack-Request-Timestamp": "not-a-number", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "1e9", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "١٢٣٤", "X-Slack-Signature": "v0=00"},  # Arabic digits
+        {"X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "1700000000"},
+    ],
+    ids=["word", "float", "unicode-digits", "no-timestamp", "no-signature"],
+)
+async def test_headers_that_cannot_be_checked_are_a_401_and_nothing_else(
+    bot: Harness, headers: dict[str, str]
+) -> None:
+    async with attacker() as (url, hits):
+        body = command_body(bot, "off new-checkout test", url)
+        answer = await post(bot, body, {"Content-Type": "application/x-www-form-urlencoded", **headers})
+        await bot.idle()
+    assert answer.status_code == 401 and "Traceback" not in answer.text
+    assert hits == []
+    nothing_done(bot)
+
+
+async def test_a_non_ascii_signature_is_a_401(bot: Harness) -> None:
+    body = command_body(bot, "off new-checkout test", "https://hooks.slack.com/x")
+    headers = sign(bot.stack.settings.slack_signing_secret.get_secret_value(), body)
+    headers["X-Slack-Signature"] = "v0=é" + headers["X-Slack-Signature"][4:]
+    answer = await post(bot, body, headers)
+    await bot.idle()
+    assert answer.status_code == 401
+    nothing_done(bot)
+
+
+async def test_an_invalid_payload_is_a_401_before_anything_parses_it(bot: Harness) -> None:
+    body = b"payload=%7Bnot-json"
+    answer = await post(
+        bot, body, {"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=00"}
+    )
+    assert answer.status_code == 401
+    signed = SignedRequest(body, sign(bot.stack.settings.slack_signing_secret.get_secret_value(), body))
+    answer = await bot.send(signed)
+    await bot.idle()
+    assert answer.status_code in (200, 400) and "Traceback" not in answer.text
+    nothing_done(bot)
+
+
+async def test_a_verified_error_never_answers_on_a_foreign_response_url(bot: Harness) -> None:
+    # A correctly signed command whose response_url is not Slack's (a tampered payload, or a test
+    # of the rule): the answer goes to the user through chat.postEphemeral, never to that URL.
+    async with attacker() as (url, hits):
+        body = command_body(bot, "off no-such-flag-anywhere test", url)
+        answer = await bot.send(
+            SignedRequest(body, sign(bot.stack.settings.slack_signing_secret.get_secret_value(), body))
+        )
+        await bot.idle()
+    assert answer.status_code == 200
+    assert hits == []
+    assert bot.ephemeral_texts(ALICE), "the user is still told"
+
+
+def test_the_verifier_never_raises() -> None:
+    secret = "s"
+    body = b"x=1"
+    good = sign(secret, body)
+    assert verified(secret, {k.lower(): v for k, v in good.items()}, body)
+    for headers in (
+        {},
+        {"x-slack-request-timestamp": "abc", "x-slack-signature": "v0=1"},
+        {"x-slack-request-timestamp": "99999999999999999999999", "x-slack-signature": "v0=1"},
+        {"x-slack-request-timestamp": good["X-Slack-Request-Timestamp"], "x-slack-signature": "v0=\u0000"},
+    ):
+        assert verified(secret, headers, body) is False
+
+
+def test_response_urls_only_on_slacks_hosts() -> None:
+    assert is_slack_response_url("https://hooks.slack.com/commands/T1/1/abc")
+    assert is_slack_response_url("https://hooks.slack-gov.com/commands/T1/1/abc")
+    for url in (
+        "http://hooks.slack.com/x",
+        "https://hooks.slack.com.evil.example/x",
+        "https://evil.example/?hooks.slack.com",
+        "https://user@evil.example/x",
+        "https://[::1/x",
+        "",
+        None,
+    ):
+        assert not is_slack_response_url(url), url
+    assert is_slack_response_url("http://127.0.0.1:9/x", frozenset({"127.0.0.1"}))
+
+
+def test_the_error_handler_reads_users_in_any_shape() -> None:
+    assert _user_and_channel({"user": "U1", "channel": "C1"}) == ("U1", "C1")
+    assert _user_and_channel({"user": {"id": "U1"}, "channel": {"id": "C1"}}) == ("U1", "C1")
+    assert _user_and_channel({"user": 5, "channel": ["x"]}) == (None, None)
+    assert json.dumps(_user_and_channel({}))
