@@ -20,6 +20,16 @@ from commands.intents import ChangeCommand, MaintainerMember
 
 FLAG_CACHE_SECONDS = 5.0
 ENVIRONMENT_CACHE_SECONDS = 60.0
+#: At most this many flags and projects are cached (the oldest entry makes room), so no number of
+#: spellings can grow the process without bound.
+CACHE_ENTRIES = 256
+
+
+def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
 
 
 class FlagReader:
@@ -33,7 +43,7 @@ class FlagReader:
 
     def remember(self, project: str, key: str, flag: dict[str, Any]) -> None:
         """Cache a flag document just received (e.g. the answer to an applied PATCH)."""
-        self._flag_cache[(project, key)] = (time.monotonic(), flag)
+        _bounded_put(self._flag_cache, (project, key), (time.monotonic(), flag))
 
     async def flag(self, project: str, key: str, *, fresh: bool = False) -> dict[str, Any]:
         cached = self._flag_cache.get((project, key))
@@ -43,7 +53,7 @@ class FlagReader:
             flag = (await self.ld.get_flag(project, key)).document()
         except ld_errors.NotFound as error:
             raise CommandError(await self._not_found_message(project, key, error)) from error
-        self._flag_cache[(project, key)] = (time.monotonic(), flag)
+        _bounded_put(self._flag_cache, (project, key), (time.monotonic(), flag))
         return flag
 
     async def _not_found_message(self, project: str, key: str, error: ld_errors.NotFound) -> str:
@@ -69,7 +79,7 @@ class FlagReader:
         if cached is None or time.monotonic() - cached[0] > ENVIRONMENT_CACHE_SECONDS:
             envs = await self.ld.all_environments(project)
             cached = (time.monotonic(), {e.key: e.model_dump(mode="json", by_alias=True) for e in envs})
-            self._env_cache[project] = cached
+            _bounded_put(self._env_cache, project, cached)
         return dict(cached[1].get(env_key) or {})
 
     async def check_environment(self, project: str, env: str | None, flag: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -63,6 +64,7 @@ from bot.launchdarkly.models import (
     ScheduledChange,
 )
 from commands.instructions import FlagJsonPatch, Instruction, JsonPatch, MergePatch, SemanticPatch
+from commands.keys import check_key
 
 API_VERSION = "20240415"
 BETA_API_VERSION = "beta"
@@ -380,7 +382,7 @@ class LaunchDarklyClient:
         """
         params = {"env": env if isinstance(env, str) else ",".join(env)} if env else None
         return await self._get_model(
-            FeatureFlag, f"/api/v2/flags/{project}/{key}", params=params, token=token
+            FeatureFlag, f"/api/v2/flags/{_seg(project)}/{_seg(key)}", params=params, token=token
         )
 
     async def list_flags(
@@ -416,7 +418,7 @@ class LaunchDarklyClient:
             params["env"] = env if isinstance(env, str) else ",".join(env)
         if not summary:
             params["summary"] = "0"
-        return await self._get_page(FeatureFlag, f"/api/v2/flags/{project}", params=params, token=token)
+        return await self._get_page(FeatureFlag, f"/api/v2/flags/{_seg(project)}", params=params, token=token)
 
     async def all_flags(
         self,
@@ -450,7 +452,9 @@ class LaunchDarklyClient:
 
     async def flag_statuses(self, project: str, env: str, *, token: str | None = None) -> list[FlagStatus]:
         """The status (new, active, inactive, launched) of every flag in an environment."""
-        page = await self._get_page(FlagStatus, f"/api/v2/flag-statuses/{project}/{env}", token=token)
+        page = await self._get_page(
+            FlagStatus, f"/api/v2/flag-statuses/{_seg(project)}/{_seg(env)}", token=token
+        )
         return page.items
 
     async def patch_flag_semantic(
@@ -481,7 +485,7 @@ class LaunchDarklyClient:
         params = _flags(dryRun=dry_run, ignoreConflicts=ignore_conflicts)
         data = await self._request(
             "PATCH",
-            f"/api/v2/flags/{project}/{key}",
+            f"/api/v2/flags/{_seg(project)}/{_seg(key)}",
             params=params,
             body=patch.body(),
             content_type=SEMANTIC_PATCH_CONTENT_TYPE,
@@ -520,7 +524,7 @@ class LaunchDarklyClient:
         """PATCH a flag with a plain JSON body (JSON patch or merge patch: ``application/json``)."""
         data = await self._request(
             "PATCH",
-            f"/api/v2/flags/{project}/{key}",
+            f"/api/v2/flags/{_seg(project)}/{_seg(key)}",
             params=_flags(ignoreConflicts=ignore_conflicts),
             body=body,
             token=token,
@@ -554,7 +558,7 @@ class LaunchDarklyClient:
 
     async def get_audit_entry(self, entry_id: str, *, token: str | None = None) -> AuditEntry:
         """One audit log entry, with ``previousVersion`` / ``currentVersion`` where it has them."""
-        return await self._get_model(AuditEntry, f"/api/v2/auditlog/{entry_id}", token=token)
+        return await self._get_model(AuditEntry, f"/api/v2/auditlog/{_seg(entry_id)}", token=token)
 
     # --- projects, environments, members --------------------------------------------------------
 
@@ -564,7 +568,7 @@ class LaunchDarklyClient:
         """One page of a project's environments, with their approval settings."""
         return await self._get_page(
             Environment,
-            f"/api/v2/projects/{project}/environments",
+            f"/api/v2/projects/{_seg(project)}/environments",
             params={"limit": limit, "offset": offset},
             token=token,
         )
@@ -581,7 +585,9 @@ class LaunchDarklyClient:
 
     async def patch_project(self, project: str, patch: JsonPatch, *, token: str | None = None) -> Project:
         """Change a project with a JSON patch (tags come back deduplicated and sorted)."""
-        data = await self._request("PATCH", f"/api/v2/projects/{project}", body=patch.body(), token=token)
+        data = await self._request(
+            "PATCH", f"/api/v2/projects/{_seg(project)}", body=patch.body(), token=token
+        )
         return Project.model_validate(data)
 
     async def find_member_by_email(self, email: str, *, token: str | None = None) -> Member | None:
@@ -596,7 +602,7 @@ class LaunchDarklyClient:
 
     async def get_member(self, member_id: str, *, token: str | None = None) -> Member:
         """One account member by id."""
-        return await self._get_model(Member, f"/api/v2/members/{member_id}", token=token)
+        return await self._get_model(Member, f"/api/v2/members/{_seg(member_id)}", token=token)
 
     async def get_caller_identity(self, *, token: str | None = None) -> CallerIdentity:
         """Who the token belongs to (``GET /api/v2/caller-identity``; ``member_id`` is the member)."""
@@ -627,14 +633,21 @@ class LaunchDarklyClient:
             if value is not None:
                 body[name] = value
         data = await self._request(
-            "POST", f"/api/v2/flag-links/projects/{project}/flags/{flag}", body=body, beta=True, token=token
+            "POST",
+            f"/api/v2/flag-links/projects/{_seg(project)}/flags/{_seg(flag)}",
+            body=body,
+            beta=True,
+            token=token,
         )
         return FlagLink.model_validate(data)
 
     async def list_flag_links(self, project: str, flag: str, *, token: str | None = None) -> list[FlagLink]:
         """The links of a flag; a beta endpoint."""
         page = await self._get_page(
-            FlagLink, f"/api/v2/flag-links/projects/{project}/flags/{flag}", beta=True, token=token
+            FlagLink,
+            f"/api/v2/flag-links/projects/{_seg(project)}/flags/{_seg(flag)}",
+            beta=True,
+            token=token,
         )
         return page.items
 
@@ -644,7 +657,7 @@ class LaunchDarklyClient:
         """Change a flag link with a JSON patch (a bare array); a beta endpoint."""
         data = await self._request(
             "PATCH",
-            f"/api/v2/flag-links/projects/{project}/flags/{flag}/{link_id}",
+            f"/api/v2/flag-links/projects/{_seg(project)}/flags/{_seg(flag)}/{_seg(link_id)}",
             body=patch.body(),
             beta=True,
             token=token,
@@ -655,7 +668,9 @@ class LaunchDarklyClient:
 
     @staticmethod
     def _approvals_path(project: str, flag: str, env: str) -> str:
-        return f"/api/v2/projects/{project}/flags/{flag}/environments/{env}/approval-requests"
+        return (
+            f"/api/v2/projects/{_seg(project)}/flags/{_seg(flag)}/environments/{_seg(env)}/approval-requests"
+        )
 
     async def create_approval_request(
         self,
@@ -701,7 +716,7 @@ class LaunchDarklyClient:
     ) -> ApprovalRequest:
         """One approval request of a flag in an environment."""
         return await self._get_model(
-            ApprovalRequest, f"{self._approvals_path(project, flag, env)}/{request_id}", token=token
+            ApprovalRequest, f"{self._approvals_path(project, flag, env)}/{_seg(request_id)}", token=token
         )
 
     async def review_approval_request(
@@ -724,7 +739,10 @@ class LaunchDarklyClient:
         if comment is not None:
             body["comment"] = comment
         data = await self._request(
-            "POST", f"{self._approvals_path(project, flag, env)}/{request_id}/reviews", body=body, token=token
+            "POST",
+            f"{self._approvals_path(project, flag, env)}/{_seg(request_id)}/reviews",
+            body=body,
+            token=token,
         )
         return ApprovalRequest.model_validate(data)
 
@@ -746,7 +764,10 @@ class LaunchDarklyClient:
         """
         body = {"comment": comment} if comment is not None else {}
         data = await self._request(
-            "POST", f"{self._approvals_path(project, flag, env)}/{request_id}/apply", body=body, token=token
+            "POST",
+            f"{self._approvals_path(project, flag, env)}/{_seg(request_id)}/apply",
+            body=body,
+            token=token,
         )
         return ApprovalRequest.model_validate(data)
 
@@ -754,7 +775,9 @@ class LaunchDarklyClient:
         self, project: str, flag: str, env: str, request_id: str, *, token: str | None = None
     ) -> None:
         """Delete an approval request."""
-        await self._request("DELETE", f"{self._approvals_path(project, flag, env)}/{request_id}", token=token)
+        await self._request(
+            "DELETE", f"{self._approvals_path(project, flag, env)}/{_seg(request_id)}", token=token
+        )
 
     async def list_all_approval_requests(
         self,
@@ -784,14 +807,16 @@ class LaunchDarklyClient:
         """One approval request by id, whatever its flag (``GET /api/v2/approval-requests/{id}``)."""
         params = {"expand": ",".join(expand)} if expand else None
         return await self._get_model(
-            ApprovalRequest, f"/api/v2/approval-requests/{request_id}", params=params, token=token
+            ApprovalRequest, f"/api/v2/approval-requests/{_seg(request_id)}", params=params, token=token
         )
 
     # --- scheduled changes ----------------------------------------------------------------------
 
     @staticmethod
     def _scheduled_path(project: str, flag: str, env: str) -> str:
-        return f"/api/v2/projects/{project}/flags/{flag}/environments/{env}/scheduled-changes"
+        return (
+            f"/api/v2/projects/{_seg(project)}/flags/{_seg(flag)}/environments/{_seg(env)}/scheduled-changes"
+        )
 
     async def create_scheduled_change(
         self,
@@ -834,14 +859,27 @@ class LaunchDarklyClient:
     ) -> ScheduledChange:
         """One scheduled change."""
         return await self._get_model(
-            ScheduledChange, f"{self._scheduled_path(project, flag, env)}/{change_id}", token=token
+            ScheduledChange, f"{self._scheduled_path(project, flag, env)}/{_seg(change_id)}", token=token
         )
 
     async def delete_scheduled_change(
         self, project: str, flag: str, env: str, change_id: str, *, token: str | None = None
     ) -> None:
         """Cancel a scheduled change."""
-        await self._request("DELETE", f"{self._scheduled_path(project, flag, env)}/{change_id}", token=token)
+        await self._request(
+            "DELETE", f"{self._scheduled_path(project, flag, env)}/{_seg(change_id)}", token=token
+        )
+
+
+def _seg(value: str) -> str:
+    """A key or id as one URL path segment: checked against LaunchDarkly's key syntax, then
+    percent-encoded, so no key can reach another endpoint (``x/../demo``, ``a?b``, ``a#b``, NUL).
+
+    Raises:
+        InvalidKey: the value is not a LaunchDarkly key; nothing is sent.
+    """
+    check_key(value)
+    return quote(value, safe="")
 
 
 def _flags(**flags: bool) -> dict[str, str | int]:

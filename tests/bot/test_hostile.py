@@ -159,3 +159,44 @@ def test_the_error_handler_reads_users_in_any_shape() -> None:
     assert _user_and_channel({"user": {"id": "U1"}, "channel": {"id": "C1"}}) == ("U1", "C1")
     assert _user_and_channel({"user": 5, "channel": ["x"]}) == (None, None)
     assert json.dumps(_user_and_channel({}))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["x/../demo", "demo?x=1", "demo#frag", "new-checkout/../banner-color", "a\x00b", "..", "-x", "é", ""],
+)
+async def test_keys_that_are_not_keys_never_reach_a_url(bot: Harness, key: str) -> None:
+    from commands.keys import InvalidKey
+
+    ld = bot.stack.runtime.ld
+    for call in (
+        lambda: ld.get_flag(key, "new-checkout"),
+        lambda: ld.get_flag("demo", key),
+        lambda: ld.all_environments(key),
+        lambda: ld.get_member(key),
+        lambda: ld.get_approval_request_by_id(key),
+    ):
+        with pytest.raises(InvalidKey, match="Nothing was sent"):
+            await call()
+    assert not bot.ld_requests()
+
+
+async def test_a_project_with_dots_and_slashes_is_refused_by_command_and_by_config(bot: Harness) -> None:
+    await bot.command("/flag off new-checkout test --project x/../demo")
+    await bot.command("/flag config project x/../demo")
+    await bot.idle()
+    said = " ".join(bot.ephemeral_texts(ALICE))
+    assert said.count("is not a LaunchDarkly") == 2, said
+    assert all("/x/" not in r["path"] and ".." not in r["path"] for r in bot.ld_requests())
+    assert not [r for r in bot.ld_requests() if r["method"] == "PATCH"]
+    env = bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]
+    assert env["on"] is True
+
+
+def test_the_flag_cache_is_bounded() -> None:
+    from bot import flags
+
+    cache: dict[Any, Any] = {}
+    for n in range(flags.CACHE_ENTRIES * 3):
+        flags._bounded_put(cache, ("demo", f"k{n}"), n)
+    assert len(cache) == flags.CACHE_ENTRIES and ("demo", f"k{flags.CACHE_ENTRIES * 3 - 1}") in cache
