@@ -46,6 +46,10 @@ class When:
         return describe_moment(self.at, self.tz)
 
 
+#: The furthest a change may be scheduled (far beyond any release plan; datetime overflows later).
+MAX_AHEAD = timedelta(days=3660)
+
+
 def describe_moment(moment: datetime, tz: str) -> str:
     """A moment in ``tz`` and in UTC, for people: ``Mon 30 Nov 2026 09:00 Europe/Berlin (08:00 UTC)``."""
     local = moment.astimezone(zone(tz))
@@ -90,6 +94,10 @@ def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
         seconds = parse_duration(text)
         if seconds <= 0:
             raise CommandError(f"`in {text}` is not in the future: give a positive duration.")
+        if seconds > MAX_AHEAD.total_seconds():
+            raise CommandError(
+                f"`in {text}` is too far ahead: a change can be scheduled at most {MAX_AHEAD.days} days out."
+            )
         return When(now.astimezone(UTC) + timedelta(seconds=seconds), tz)
     if kind != "at":
         raise CommandError(f"`{kind}` is not a schedule: use `at <time>` or `in <duration>`.")

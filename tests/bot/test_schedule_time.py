@@ -40,3 +40,9 @@ def test_times_with_a_time_of_day_are_read(text: str) -> None:
 def test_the_past_is_refused() -> None:
     with pytest.raises(CommandError, match="in the past"):
         resolve_when("at", "2026-03-01 09:00", now=MONDAY_0800_BERLIN, tz="Europe/Berlin")
+
+
+@pytest.mark.parametrize("text", ["999999 weeks", "99999999999 days"])
+def test_a_duration_too_far_ahead_is_refused_not_an_overflow(text: str) -> None:
+    with pytest.raises(CommandError, match="too far ahead|is not a duration"):
+        resolve_when("in", text, now=datetime(2026, 12, 1, tzinfo=UTC), tz="UTC")
