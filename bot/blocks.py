@@ -140,7 +140,8 @@ def card_title(view: CardView) -> str:
 def render_card(view: CardView) -> tuple[str, Blocks]:
     """The change card: who asked, the change in sentences, before → after, the exact request."""
     what = "; ".join(view.sentences) or "change the flag"
-    text = clip(f"<@{view.requester_id}> wants to {what[0].lower() + what[1:]} ({view.flag_key})", 3000)
+    said = escape(what[0].lower() + what[1:])
+    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(view.flag_key)})", 3000)
     blocks: Blocks = [_section(card_title(view))]
     blocks.append(_section("\n".join(f"• {escape(s)}" for s in view.sentences) or "_no instructions_"))
     if view.schedule:
@@ -159,7 +160,10 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
             )
         )
     blocks.append(
-        _context(f"`{escape(clip(view.canonical, 300))}`", f"```{clip(view.instructions_json, 1500)}```")
+        _context(
+            f"`{escape(clip(view.canonical, 300))}`",
+            f"```{escape(clip(view.instructions_json, 1500))}```",
+        )
     )
     if view.status:
         blocks.append(_section(view.status))

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config import Settings
+from bot.slack_client import defuse
 from commands.errors import FlagopsError
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class Messenger:
         if to.response_url and is_slack_response_url(to.response_url, self.response_hosts):
             webhook = AsyncWebhookClient(to.response_url)
             webhook_response = await webhook.send(
-                text=text, blocks=blocks, response_type="ephemeral", replace_original=False
+                text=defuse(text), blocks=defuse(blocks), response_type="ephemeral", replace_original=False
             )
             if webhook_response.status_code == 200:
                 return

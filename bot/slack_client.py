@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import Settings
+
+# Slack's broadcast and group mentions. flagops never means to make one, so none leaves the bot in
+# any field, whatever a flag's name, a rule's description or a typed comment held.
+_BROADCAST = re.compile(r"<!(?:channel|here|everyone|subteam\^)[^>]*>", re.IGNORECASE)
+
+
+def defuse(value: Any) -> Any:
+    """``value`` (a text, blocks, a view) with every broadcast mention written out as plain text."""
+    if isinstance(value, str):
+        return _BROADCAST.sub(lambda m: "&lt;" + m.group(0)[1:-1] + "&gt;", value)
+    if isinstance(value, list):
+        return [defuse(v) for v in value]
+    if isinstance(value, dict):
+        return {k: defuse(v) for k, v in value.items()}
+    return value
+
+
+class FlagopsWebClient(AsyncWebClient):
+    """``AsyncWebClient`` whose every message and view is defused on the way out (``defuse``):
+    the last line of defence behind the escaping of each piece of text, at the one door that all
+    Web API calls go through."""
+
+    async def api_call(
+        self,
+        api_method: str,
+        *,
+        json: dict[str, Any] | None = None,
+        data: Any = None,
+        params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncSlackResponse:
+        if api_method.startswith(("chat.", "views.")):
+            json, data, params = defuse(json), defuse(data), defuse(params)
+        return await super().api_call(api_method, json=json, data=data, params=params, **kwargs)
+
 
 # Slack's 429s say how long to wait; two waits cover a burst without stalling a listener for long.
 RATE_LIMIT_RETRIES = 2
@@ -27,7 +66,7 @@ def make_slack_client(settings: Settings, *, timeout: int = 30) -> AsyncWebClien
     Returns:
         The client (one per process; it opens an aiohttp session per call).
     """
-    client = AsyncWebClient(
+    client = FlagopsWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_base or AsyncWebClient.BASE_URL,
         timeout=timeout,

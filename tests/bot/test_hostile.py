@@ -200,3 +200,28 @@ def test_the_flag_cache_is_bounded() -> None:
     for n in range(flags.CACHE_ENTRIES * 3):
         flags._bounded_put(cache, ("demo", f"k{n}"), n)
     assert len(cache) == flags.CACHE_ENTRIES and ("demo", f"k{flags.CACHE_ENTRIES * 3 - 1}") in cache
+
+
+BROADCASTS = ("<!channel", "<!here", "<!everyone", "<!subteam")
+
+
+async def test_no_broadcast_mention_leaves_the_bot_from_any_text(bot: Harness) -> None:
+    # LaunchDarkly-supplied text (a flag's name, a variation's name) and typed text (a new name,
+    # a comment) that hold Slack's broadcast syntax reach no field of any message as a mention.
+    flag = bot.sandbox.projects["demo"].flags["new-checkout"]
+    flag["name"] = "<!channel> checkout"
+    flag["variations"][0]["name"] = "<!here|here>"
+    await bot.command("/flag off new-checkout test")
+    await bot.idle()
+    await bot.click("Apply")
+    await bot.idle()
+    await bot.command('/flag rename new-checkout "<!subteam^S123|@sre>"')
+    await bot.idle()
+    await bot.command("/flag show new-checkout test")
+    await bot.idle()
+    sent = [str(call.params) for call in bot.slack.calls] + [
+        str(e.text) + str(e.blocks) for e in bot.slack.ephemerals(ALICE)
+    ]
+    assert len(sent) > 3
+    for text in sent:
+        assert not any(b in text for b in BROADCASTS), text[:400]
