@@ -163,8 +163,10 @@ async def test_a_stopping_process_finishes_the_apply_in_flight(start_bot: StartB
 
 @pytest.mark.parametrize("sent", [True, False], ids=["sent-then-died", "died-before-sending"])
 async def test_another_instance_settles_a_dead_owners_apply_only_after_its_lease(
-    start_bot: StartBot, postgres_url: str, sent: bool
+    start_bot: StartBot, empty_postgres_url: str, sent: bool
 ) -> None:
+    # A database of its own: the sweep looks at every change in it.
+    postgres_url = empty_postgres_url
     first = await start_bot(database_url=postgres_url, ld_timeout=0.5)
     second = await start_bot(
         database_url=postgres_url, sandbox=first.sandbox, slack=first.slack, ld_timeout=0.5
