@@ -14,15 +14,16 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import Settings
 
-# Slack's broadcast and group mentions. flagops never means to make one, so none leaves the bot in
-# any field, whatever a flag's name, a rule's description or a typed comment held.
-_BROADCAST = re.compile(r"<!(?:channel|here|everyone|subteam\^)[^>]*>", re.IGNORECASE)
+# Slack's broadcast mentions. flagops never means to make one, so none leaves the bot in any field,
+# whatever a flag's name, a rule's description or a typed comment held. (User-group mentions are
+# made on purpose from the policy's group ids: those stay, and typed text is escaped where shown.)
+_BROADCAST = re.compile(r"<(?=!(?:channel|here|everyone)\b)", re.IGNORECASE)
 
 
 def defuse(value: Any) -> Any:
     """``value`` (a text, blocks, a view) with every broadcast mention written out as plain text."""
     if isinstance(value, str):
-        return _BROADCAST.sub(lambda m: "&lt;" + m.group(0)[1:-1] + "&gt;", value)
+        return _BROADCAST.sub("&lt;", value)
     if isinstance(value, list):
         return [defuse(v) for v in value]
     if isinstance(value, dict):

@@ -202,7 +202,7 @@ def test_the_flag_cache_is_bounded() -> None:
     assert len(cache) == flags.CACHE_ENTRIES and ("demo", f"k{flags.CACHE_ENTRIES * 3 - 1}") in cache
 
 
-BROADCASTS = ("<!channel", "<!here", "<!everyone", "<!subteam")
+BROADCASTS = ("<!channel", "<!here", "<!everyone", "<!subteam^S123")
 
 
 async def test_no_broadcast_mention_leaves_the_bot_from_any_text(bot: Harness) -> None:
