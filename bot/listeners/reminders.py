@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import blocks
@@ -26,6 +26,7 @@ from commands import describe
 from commands.errors import CommandError
 from commands.instructions import SemanticPatch
 from commands.intents import ReservedCommand
+from commands.keys import is_key
 
 REMINDER_CANCEL = "reminder_cancel"
 SCHEDULED_DELETE = "scheduled_delete"
@@ -327,6 +328,47 @@ def _describe(env: str, instructions: list[dict[str, Any]], flag: dict[str, Any]
         return ", ".join(f"`{i.get('kind')}`" for i in instructions)
 
 
+class FlagRef(BaseModel):
+    """A digest button's value: the flag it is about (keys checked: the value is request data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str
+    flag: str
+
+    @field_validator("project", "flag")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not is_key(value):
+            raise ValueError("not a LaunchDarkly key")
+        return value
+
+
+class ScheduledRef(FlagRef):
+    """A scheduled change's Delete button: the flag, environment and scheduled change id."""
+
+    env: str
+    id: str
+
+    @field_validator("env", "id")
+    @classmethod
+    def _env_key(cls, value: str) -> str:
+        if not is_key(value):
+            raise ValueError("not a LaunchDarkly key")
+        return value
+
+
+RefT = TypeVar("RefT", bound=BaseModel)
+
+
+def button_value(model: type[RefT], action: dict[str, Any]) -> RefT | None:
+    """A button's JSON value read with ``model``; None when it is not one flagops made."""
+    try:
+        return model.model_validate_json(str(action.get("value") or ""))
+    except ValidationError:
+        return None
+
+
 def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
     """Register the verbs ``remind``, ``reminders``, ``scheduled`` and the buttons."""
     commands = ReminderCommands(deps.changes, JobStore(deps.store.engine), router)
@@ -339,29 +381,36 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         await ack()
         await commands.cancel(who_from_action(body), str(action.get("value")))
 
+    async def refuse(who: Who) -> None:
+        await commands._tell(who, ":no_entry: That button's value is not one flagops made: nothing was done.")
+
     @app.action(SCHEDULED_DELETE)
     async def on_scheduled_delete(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        value = json.loads(str(action.get("value")))
-        await commands.delete(
-            who_from_action(body),
-            str(value["project"]),
-            str(value["flag"]),
-            str(value["env"]),
-            str(value["id"]),
-        )
+        who = who_from_action(body)
+        value = button_value(ScheduledRef, action)
+        if value is None:
+            await refuse(who)
+            return
+        await commands.delete(who, value.project, value.flag, value.env, value.id)
 
     @app.action(DIGEST_ARCHIVE)
     async def on_digest_archive(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        await commands.archive(who_from_action(body), json.loads(str(action.get("value"))))
+        who = who_from_action(body)
+        value = button_value(FlagRef, action)
+        if value is None:
+            await refuse(who)
+            return
+        await commands.archive(who, value.model_dump())
 
     @app.action(DIGEST_SNOOZE)
     async def on_digest_snooze(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
+        who = who_from_action(body)
+        value = button_value(FlagRef, action)
+        if value is None:
+            await refuse(who)
+            return
         message = body.get("message") or {}
-        await commands.snooze(
-            who_from_action(body),
-            json.loads(str(action.get("value"))),
-            message.get("thread_ts") or message.get("ts"),
-        )
+        await commands.snooze(who, value.model_dump(), message.get("thread_ts") or message.get("ts"))

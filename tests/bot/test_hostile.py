@@ -99,9 +99,7 @@ async def test_a_non_ascii_signature_is_a_401(bot: Harness) -> None:
 
 async def test_an_invalid_payload_is_a_401_before_anything_parses_it(bot: Harness) -> None:
     body = b"payload=%7Bnot-json"
-    answer = await post(
-        bot, body, {"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=00"}
-    )
+    answer = await post(bot, body, {"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=00"})
     assert answer.status_code == 401
     signed = SignedRequest(body, sign(bot.stack.settings.slack_signing_secret.get_secret_value(), body))
     answer = await bot.send(signed)
@@ -225,3 +223,34 @@ async def test_no_broadcast_mention_leaves_the_bot_from_any_text(bot: Harness) -
     assert len(sent) > 3
     for text in sent:
         assert not any(b in text for b in BROADCASTS), text[:400]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not json", "{}", '{"project": "demo"}', '{"project": "demo", "flag": "<!channel>"}', "[1, 2]", ""],
+)
+@pytest.mark.parametrize("action_id", ["digest_snooze", "digest_archive", "scheduled_delete"])
+async def test_forged_button_values_are_refused_plainly(bot: Harness, action_id: str, value: str) -> None:
+    from bot.slack_payloads import signed_interaction
+
+    payload = {
+        "type": "block_actions",
+        "user": {"id": ALICE, "username": "alice", "name": "alice", "team_id": "T1"},
+        "team": {"id": "T1"},
+        "channel": {"id": RELEASES},
+        "container": {"type": "message", "channel_id": RELEASES, "message_ts": "1.1"},
+        "message": {"ts": "1.1", "text": "digest"},
+        "trigger_id": "1.2.3",
+        "actions": [
+            {"action_id": action_id, "block_id": "b", "type": "button", "value": value, "action_ts": "1"}
+        ],
+    }
+    answer = await bot.send(
+        signed_interaction(bot.stack.settings.slack_signing_secret.get_secret_value(), payload)
+    )
+    await bot.idle()
+    assert answer.status_code == 200
+    said = " ".join(bot.ephemeral_texts(ALICE))
+    assert "not one flagops made" in said and "unhandled" not in said.lower()
+    assert not bot.slack.messages(RELEASES), "nothing posted to the channel"
+    assert not [r for r in bot.ld_requests() if r["method"] != "GET"]
