@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -645,6 +645,17 @@ class ChangeService:
                 continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
             except ld_errors.LaunchDarklyError as error:
                 await self._apply_failed(change, who, error, linked=token is not None)
+                return
+            except ValidationError:
+                # A 2xx: LaunchDarkly accepted the change, but its answer lacks what the flag
+                # model needs. The outcome is known; only the "after" is read again.
+                log.warning("LaunchDarkly accepted change %s; its answer could not be read", change.id)
+                try:
+                    after = await self.flags.flag(change.project, change.flag_key, fresh=True)
+                except (CommandError, ld_errors.LaunchDarklyError):
+                    after = current
+                note = "LaunchDarkly accepted it; its answer could not be read, so the flag was read again"
+                await self._applied(change, who, proposal, current, after, note=note)
                 return
             await self._applied(change, who, proposal, current, result.document())
             return

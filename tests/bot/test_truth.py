@@ -121,9 +121,7 @@ async def test_a_write_that_landed_despite_a_500_is_applied_not_resent(start_bot
     assert len(bot.ld_patches()) == 1
 
 
-@pytest.mark.parametrize(
-    ("hang", "lands"), [(1.2, True), (0.0, False)], ids=["lands-late", "never-lands"]
-)
+@pytest.mark.parametrize(("hang", "lands"), [(1.2, True), (0.0, False)], ids=["lands-late", "never-lands"])
 async def test_no_duplicate_patch_in_any_late_or_lost_write(
     start_bot: StartBot, hang: float, lands: bool
 ) -> None:
@@ -262,3 +260,16 @@ async def test_two_instances_do_not_supersede_each_others_cards(start_bot: Start
     assert "Applied" in card_text(first) and "changed since this preview" not in card_text(first)
     env = first.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]
     assert env["on"] is True
+
+
+async def test_an_accepted_write_with_a_sparse_answer_is_applied(bot: Harness) -> None:
+    # LaunchDarkly applied the change, but its answer lacks "name": the card still says Applied
+    # (the flag is read again for the "after"), never "Applying…" or "Nothing was changed".
+    bot.sandbox.switches = bot.sandbox.switches.model_copy(
+        update={"patch_answer_omits": ["name", "variations"]}
+    )
+    await run(bot, "/flag off new-checkout test")
+    await click(bot, "Apply")
+    assert "Applied" in card_text(bot) and "answer could not be read" in card_text(bot)
+    assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is False
+    assert len(bot.ld_patches()) == 1

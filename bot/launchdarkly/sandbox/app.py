@@ -182,6 +182,8 @@ class SandboxRoutes:
             doc = changes.json_patch(self.state, account, project, key, body, dry_run=dry_run)
         else:
             doc = changes.merge_patch(self.state, account, project, key, body, dry_run=dry_run)
+        if not dry_run and self.state.switches.patch_answer_omits:
+            doc = {k: v for k, v in doc.items() if k not in self.state.switches.patch_answer_omits}
         return JSONResponse(doc)
 
     async def flag_statuses(self, request: Request) -> Response:

@@ -64,6 +64,9 @@ class Switches(BaseModel):
     #: configuration updates require approval: action 'updateOn' not allowed"); "generic" a
     #: wording without the action.
     approval_405_message: Literal["action", "generic"] = "action"
+    #: Fields left out of the answer to a flag PATCH (the change itself is applied): a sparse or
+    #: broken answer after LaunchDarkly has accepted a write.
+    patch_answer_omits: list[str] = Field(default_factory=list)
 
 
 @dataclass
