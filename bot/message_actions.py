@@ -141,7 +141,9 @@ def fix_modal(text: str, error: str, reply: ReplyTo, thread_ts: str) -> dict[str
                     "type": "plain_text_input",
                     "action_id": COMMAND_ACTION,
                     "multiline": True,
-                    "initial_value": blocks.clip(text, 2900),
+                    # Slack refuses an empty initial_value (invalid_blocks): an empty message
+                    # (only an image, a file) opens the modal with nothing typed.
+                    **({"initial_value": blocks.clip(text, 2900)} if text.strip() else {}),
                 },
                 "hint": {
                     "type": "plain_text",

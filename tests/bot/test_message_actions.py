@@ -110,3 +110,11 @@ async def test_a_rollout_phrase_uses_the_channels_project(bot: Harness) -> None:
     await click(bot, "Apply", message=card_in_thread(bot, message))
     shop = bot.sandbox.projects["shop"].flags["banner-color"]["environments"]["test"]
     assert {v["weight"] for v in shop["fallthrough"]["rollout"]["variations"]} == {25000, 75000}
+
+
+async def test_a_message_with_no_text_opens_an_empty_modal(bot: Harness) -> None:
+    message = post(bot, "")
+    await shortcut(bot, message)
+    view = latest_view(bot, "flag_from_message_fix")
+    assert "initial_value" not in view["blocks"][1]["element"], "Slack refuses an empty initial_value"
+    assert not any("unhandled" in t.lower() or "went wrong" in t.lower() for t in bot.ephemeral_texts(ALICE))
