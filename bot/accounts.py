@@ -321,7 +321,7 @@ class AccountService:
         await self.tell(
             reply,
             f":link: Linked: you now act in LaunchDarkly as *{blocks.escape(member.display_name)}* "
-            f"({blocks.escape(member.email)}). `/flag unlink-account` undoes it.",
+            f"({blocks.escape(member.email or member.id)}). `/flag unlink-account` undoes it.",
         )
 
     async def unlink(self, user_id: str, reply: ReplyTo) -> None:

@@ -733,7 +733,7 @@ class ApprovalService:
             member = await self.ld.get_member(member_id)
         except ld_errors.LaunchDarklyError:
             return f"member `{member_id}`"
-        return blocks.escape(member.email)
+        return blocks.escape(member.email or member.display_name)
 
     async def _post_card(self, card: ApprovalCard, channel: str, thread_ts: str | None) -> None:
         text, body = render_approval_card(card, await self._names(card))

@@ -152,7 +152,8 @@ class ReminderService:
             f"{self.settings.ld_base_url}/projects/{change.project}/flags/{change.flag_key}"
             f"/approvals/{request.id}?env={change.environment}"
         )
-        waiting = _ago(now - datetime.fromtimestamp(request.creation_date / 1000, UTC))
+        created = request.creation_date
+        waiting = _ago(now - datetime.fromtimestamp(created / 1000, UTC)) if created else "a while"
         who = (
             "Reviewers: " + ", ".join(reviewers)
             if reviewers

@@ -596,7 +596,7 @@ class LaunchDarklyClient:
             Member, "/api/v2/members", params={"filter": f"email:{email}"}, token=token
         )
         for member in page.items:
-            if member.email.lower() == email.lower():
+            if (member.email or "").lower() == email.lower():
                 return member
         return None
 

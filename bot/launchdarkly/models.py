@@ -219,7 +219,7 @@ class Project(LDModel):
 
 class Member(LDModel):
     id: str = Field(alias="_id")
-    email: str
+    email: str | None = None  # required by the spec; a member shown without one is still a member
     first_name: str | None = Field(default=None, alias="firstName")
     last_name: str | None = Field(default=None, alias="lastName")
     role: str | None = None
@@ -228,7 +228,7 @@ class Member(LDModel):
     def display_name(self) -> str:
         """ "First Last", or the email when the member has no name."""
         name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return name or self.email
+        return name or self.email or self.id
 
 
 class CallerIdentity(LDModel):
@@ -278,12 +278,14 @@ class ApprovalRequest(LDModel):
     """An approval request on a flag in one environment."""
 
     id: str = Field(alias="_id")
-    version: int = Field(alias="_version")
-    creation_date: int = Field(alias="creationDate")
+    # Required by LaunchDarkly's spec, but nothing the bot decides hangs on them: a sparse answer
+    # to a request that was created must not make the bot say it was not.
+    version: int | None = Field(default=None, alias="_version")
+    creation_date: int | None = Field(default=None, alias="creationDate")
     requestor_id: str | None = Field(default=None, alias="requestorId")
     description: str | None = None
-    review_status: str = Field(alias="reviewStatus")
-    status: str
+    review_status: str = Field(default="pending", alias="reviewStatus")
+    status: str = "pending"
     all_reviews: list[Review] = Field(default=[], alias="allReviews")
     notify_member_ids: list[str] = Field(default=[], alias="notifyMemberIds")
     notify_team_keys: list[str] | None = Field(default=None, alias="notifyTeamKeys")

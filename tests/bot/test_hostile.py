@@ -254,3 +254,14 @@ async def test_forged_button_values_are_refused_plainly(bot: Harness, action_id:
     assert "not one flagops made" in said and "unhandled" not in said.lower()
     assert not bot.slack.messages(RELEASES), "nothing posted to the channel"
     assert not [r for r in bot.ld_requests() if r["method"] != "GET"]
+
+
+def test_answers_with_only_what_the_bot_needs_are_read() -> None:
+    # Enrichment fields may be missing from an answer (a sparse or newer API); the objects the
+    # bot decides on still read, so a created request or a found member is never "not there".
+    from bot.launchdarkly.models import ApprovalRequest, Member
+
+    request = ApprovalRequest.model_validate({"_id": "abc123"})
+    assert request.id == "abc123" and request.creation_date is None and request.status == "pending"
+    member = Member.model_validate({"_id": "m1"})
+    assert member.display_name == "m1"
