@@ -265,3 +265,30 @@ def test_answers_with_only_what_the_bot_needs_are_read() -> None:
     assert request.id == "abc123" and request.creation_date is None and request.status == "pending"
     member = Member.model_validate({"_id": "m1"})
     assert member.display_name == "m1"
+
+
+async def test_no_mention_or_link_is_made_from_launchdarkly_or_typed_text(bot: Harness) -> None:
+    flag = bot.sandbox.projects["demo"].flags["pricing-page"]
+    flag["name"] = "<@U0BOSS> <#C0SEC> <http://evil.example|x>"
+    flag["description"] = "<@U0BOSS2>"
+    flag["variations"][0]["name"] = "<@U0VAR>"
+    for env in flag["environments"].values():
+        for rule in env.get("rules") or []:
+            rule["description"] = "<@U0RULE>"
+    for text in [
+        "/flag show pricing-page test",
+        "/flag list",
+        "/flag show pricing-page",
+        '/flag rename pricing-page "<@U0TYPED> <http://evil.example|y>"',
+        "/flag off pricing-page test",
+    ]:
+        await bot.command(text)
+        await bot.idle()
+    await bot.click("Apply")
+    await bot.idle()
+    sent = [str(c.params) for c in bot.slack.calls] + [
+        e.text + str(e.blocks) for e in bot.slack.ephemerals(ALICE)
+    ]
+    made = ("<@U0BOSS>", "<#C0SEC>", "<http://evil", "<@U0BOSS2>", "<@U0VAR>", "<@U0RULE>", "<@U0TYPED>")
+    leaks = sorted({m for t in sent for m in made if m in t})
+    assert not leaks, leaks
