@@ -523,6 +523,8 @@ class ChangeService:
             CANCELLED,
             who.user_id,
             detail="Cancel pressed",
+            # Not while an unknown outcome is still being decided: its answer must reach the card.
+            require={"settle_at": None},
         )
         if won is None:
             await self.tell(who, "Too late to cancel: this change is already being applied.")
@@ -812,7 +814,7 @@ class ChangeService:
             self.ld,
             project=change.project,
             flag_key=change.flag_key,
-            env=change.environment,
+            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
             change_id=change.id,
             since=_aware(change.created_at),
             settled=settled,
@@ -822,7 +824,9 @@ class ChangeService:
         )
         verdict = result.verdict
         if verdict is outcomes.Verdict.LANDED:
-            after = result.current or (result.entry.current_version if result.entry else None)
+            # The flag right after this write (the audit entry's currentVersion), not as read now:
+            # undo must not count what others did since as part of this change.
+            after = (result.entry.current_version if result.entry else None) or result.current
             if after is None:
                 after = {**before, "_deleted": True} if result.gone else before
             await self._applied(
@@ -903,7 +907,7 @@ class ChangeService:
             self.ld,
             project=change.project,
             flag_key=change.flag_key,
-            env=change.environment,
+            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
             change_id=change.id,
             since=_aware(change.created_at),
             settled=True,
@@ -912,9 +916,14 @@ class ChangeService:
             read_flag=read_flag,
         )
         if result.verdict is outcomes.Verdict.LANDED:
-            after = result.current or (result.entry.current_version if result.entry else None) or before
+            entry_after = result.entry.current_version if result.entry else None
+            after = entry_after or result.current or before
             note = "the earlier attempt landed (LaunchDarkly's audit log shows it); nothing was resent"
             await self._applied(change, who, proposal, before, after, note=note)
+            return True
+        if result.verdict is outcomes.Verdict.SHOWN and result.current is not None:
+            note = "the flag already shows every value this change sets; nothing was resent"
+            await self._applied(change, who, proposal, before, result.current, note=note)
             return True
         if result.verdict is outcomes.Verdict.UNKNOWN:
             await self._outcome_unknown(
@@ -982,6 +991,10 @@ class ChangeService:
             _done, pending = await asyncio.wait(work, timeout=grace)
             if pending:
                 log.warning("%d change(s) still in flight at stop; their leases will expire", len(pending))
+        # Clicks that ended in an unknown outcome meanwhile started timers of their own: their
+        # settle time is stored too, so they are cancelled as well, not waited out.
+        for timer in list(self._timers):
+            timer.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
 
     def _lease(self) -> dict[str, Any]:

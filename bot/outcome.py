@@ -16,6 +16,7 @@ shows the change" is then said as that, not as "your write landed".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,6 +151,9 @@ async def decide(
         audit_error = error.message
     else:
         if entry is not None:
+            # The entry itself carries the flag right after this write (list entries do not).
+            with contextlib.suppress(ld_errors.LaunchDarklyError):
+                entry = await ld.get_audit_entry(entry.id)
             return Outcome(Verdict.LANDED, entry=entry, current=current, gone=gone)
         return Outcome(Verdict.NOT_LANDED if settled else Verdict.PENDING, current=current, gone=gone)
     if current is None and not gone:

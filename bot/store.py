@@ -322,6 +322,11 @@ class Store:
         }
         if ld_status is not None:
             values["ld_status"] = ld_status
+        if str(to_state) != State.APPLYING.value:
+            # A lease is held only while applying: one left on the row would let a later claim
+            # without a lease of its own (Request approval) look abandoned to the sweep.
+            values.setdefault("lease_owner", None)
+            values.setdefault("lease_expires_at", None)
         # The WHERE clause is the whole decision; RETURNING gives the winner the row (and the
         # state it left) without a second read (SQLite >= 3.35 and Postgres both support it).
         conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in from_states])]

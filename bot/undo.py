@@ -329,8 +329,12 @@ def _targets_minimal(
             )
     for kind, variation in sorted(set(was) | set(did)):
         removed = was.get((kind, variation), set()) - did.get((kind, variation), set())
-        # A key someone has targeted again since (to any variation) is left where it is.
-        elsewhere = {v for (k, _var), values in has.items() if k == kind for v in values}
+        # A key someone has targeted again since (to any variation) is left where it is; one this
+        # change itself moved to another variation is moved back (its addition is removed above).
+        added_here = {
+            v for (k, var), values in did.items() if k == kind for v in values - was.get((k, var), set())
+        }
+        elsewhere = {v for (k, _var), values in has.items() if k == kind for v in values} - added_here
         back = sorted(removed - elsewhere)
         if back:
             out.append(AddTargets(contextKind=kind, variationId=_variation_id(flag, variation), values=back))
