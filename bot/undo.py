@@ -390,14 +390,18 @@ def _rules_minimal(
         before_rule, after_rule = was[rid], did[rid]
         if rid not in has or _without_ids(before_rule) == _without_ids(after_rule):
             continue
-        if _serving(before_rule) != _serving(after_rule):
+        now_rule = has[rid]
+        # Each part is set back only where it still is as this change left it: a later edit of
+        # the same part by someone else stands.
+        if _serving(before_rule) != _serving(after_rule) and _serving(now_rule) == _serving(after_rule):
             serve = _serve_args(flag, before_rule)
             out.append(UpdateRuleVariationOrRollout.model_validate({"ruleId": rid, **serve}))
-        if before_rule.get("description") != after_rule.get("description"):
-            description = str(before_rule.get("description") or "")
-            out.append(UpdateRuleDescription(ruleId=rid, description=description))
-        if bool(before_rule.get("trackEvents")) != bool(after_rule.get("trackEvents")):
-            out.append(UpdateRuleTrackEvents(ruleId=rid, trackEvents=bool(before_rule.get("trackEvents"))))
+        description = before_rule.get("description")
+        if description != after_rule.get("description") == now_rule.get("description"):
+            out.append(UpdateRuleDescription(ruleId=rid, description=str(description or "")))
+        track = bool(before_rule.get("trackEvents"))
+        if track != bool(after_rule.get("trackEvents")) == bool(now_rule.get("trackEvents")):
+            out.append(UpdateRuleTrackEvents(ruleId=rid, trackEvents=track))
         if _without_ids(before_rule.get("clauses")) != _without_ids(after_rule.get("clauses")):
             out.extend(_clauses_minimal(rid, before_rule, after_rule, has[rid]))
     return out
@@ -415,7 +419,8 @@ def _clauses_minimal(
     if added:
         out.append(RemoveClauses(ruleId=rule_id, clauseIds=added))
     for cid, clause in was.items():
-        if cid in did and cid in has and _without_ids(clause) != _without_ids(did[cid]):
+        edited = cid in did and _without_ids(clause) != _without_ids(did[cid])
+        if edited and cid in has and _without_ids(has[cid]) == _without_ids(did[cid]):
             update = {"ruleId": rule_id, "clauseId": cid, "clause": _clause(clause)}
             out.append(UpdateClause.model_validate(update))
     removed = [_clause(c) for cid, c in was.items() if cid not in did]

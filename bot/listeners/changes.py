@@ -28,11 +28,17 @@ def who_from_command(body: dict[str, Any]) -> Who:
     )
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def who_from_action(body: dict[str, Any]) -> Who:
     """The clicker of a button, and where to answer them alone."""
-    user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    message = body.get("message") or {}
+    user = _dict(body.get("user"))
+    channel_doc = _dict(body.get("channel"))
+    container = _dict(body.get("container"))
+    channel = channel_doc.get("id") or container.get("channel_id", "")
+    message = _dict(body.get("message"))
     return Who(
         user_id=str(user.get("id", "")),
         user_name=str(user.get("username") or user.get("name") or user.get("id", "")),

@@ -37,3 +37,42 @@ def test_moving_a_target_between_variations_is_undone() -> None:
     inverse = inverse_patch(before, after, patch, other_flags=flags, after=after)
     restored = apply(after, inverse, other_flags=flags)
     assert targets(restored) == targets(before)
+
+
+def test_undo_of_a_rule_edit_leaves_a_later_edit_of_the_same_part() -> None:
+    import pytest
+
+    from commands.errors import CommandError
+
+    flags = demo_flags()
+    before = flags["pricing-page"]
+    rule = before["environments"]["test"]["rules"][0]
+    variations = [v["_id"] for v in before["variations"]]
+    ours = SemanticPatch.model_validate(
+        {
+            "environmentKey": "test",
+            "instructions": [
+                {
+                    "kind": "updateRuleVariationOrRollout",
+                    "ruleId": rule["_id"],
+                    "variationId": next(v for i, v in enumerate(variations) if i != rule.get("variation")),
+                }
+            ],
+        }
+    )
+    after = apply(before, ours, other_flags=flags)
+    theirs = ours.model_copy(
+        update={
+            "instructions": [
+                ours.instructions[0].model_copy(
+                    update={
+                        "variationId": None,
+                        "rolloutWeights": {variations[0]: 50000, variations[1]: 50000},
+                    }
+                ),
+            ]
+        }
+    )
+    now = apply(after, theirs, other_flags=flags)
+    with pytest.raises(CommandError, match="Nothing to undo"):
+        inverse_patch(before, now, ours, other_flags=flags, after=after)
