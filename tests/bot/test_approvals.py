@@ -253,7 +253,8 @@ async def test_two_apply_clicks_apply_once(start_bot: StartBot) -> None:
     await bot.idle()
     assert len(audit(bot, "applyApprovalRequest")) == 1
     applies = [r for r in bot.ld_requests() if r["method"] == "POST" and r["path"].endswith("/apply")]
-    assert len(applies) == 1, [(r["status"], r["path"][-40:]) for r in bot.ld_requests() if r["method"] != "GET"]
+    writes = [(r["status"], r["path"][-40:]) for r in bot.ld_requests() if r["method"] != "GET"]
+    assert len(applies) == 1, writes
     assert env(bot, "new-checkout", "production")["on"] is True
     told = bot.ephemeral_texts(BOB) + bot.ephemeral_texts(ALICE)
     assert sum("already" in t for t in told) == 3, told
