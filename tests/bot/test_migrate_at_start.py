@@ -62,10 +62,11 @@ def _head() -> str:
     return head
 
 
-# These tests wait on child processes for seconds, so the garbage collector often runs during
-# them and finalises an event loop some earlier test left to the collector (its socketpair is
-# reported as unclosed). That warning is not about migrations; it must not fail them.
+# These tests wait on child processes and database locks for seconds, so the garbage collector
+# often runs during them and finalises an event loop some earlier test left to the collector (its
+# socketpair is reported as unclosed). That warning is not about migrations; it must not fail them.
 _GC_OF_EARLIER_TESTS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = _GC_OF_EARLIER_TESTS
 
 
 def _start_together(url: str, tmp_path: Path) -> None:
