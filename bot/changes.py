@@ -807,21 +807,7 @@ class ChangeService:
         proposal = Proposal.model_validate_json(change.request_json)
         before = json.loads(change.flag_before_json or "{}")
 
-        async def read_flag() -> dict[str, Any]:
-            return await self.flags.flag(change.project, change.flag_key, fresh=True)
-
-        result = await outcomes.decide(
-            self.ld,
-            project=change.project,
-            flag_key=change.flag_key,
-            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
-            change_id=change.id,
-            since=_aware(change.created_at),
-            settled=settled,
-            before=before or None,
-            patch=proposal.semantic_patch(),
-            read_flag=read_flag,
-        )
+        result = await self._ask_launchdarkly(change, proposal, before, settled=settled)
         verdict = result.verdict
         if verdict is outcomes.Verdict.LANDED:
             # The flag right after this write (the audit entry's currentVersion), not as read now:
@@ -900,21 +886,7 @@ class ChangeService:
         """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
         before = json.loads(change.flag_before_json or "{}")
 
-        async def read_flag() -> dict[str, Any]:
-            return await self.flags.flag(change.project, change.flag_key, fresh=True)
-
-        result = await outcomes.decide(
-            self.ld,
-            project=change.project,
-            flag_key=change.flag_key,
-            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
-            change_id=change.id,
-            since=_aware(change.created_at),
-            settled=True,
-            before=before or None,
-            patch=proposal.semantic_patch(),
-            read_flag=read_flag,
-        )
+        result = await self._ask_launchdarkly(change, proposal, before, settled=True)
         if result.verdict is outcomes.Verdict.LANDED:
             entry_after = result.entry.current_version if result.entry else None
             after = entry_after or result.current or before
@@ -932,6 +904,27 @@ class ChangeService:
             )
             return True
         return False
+
+    async def _ask_launchdarkly(
+        self, change: Change, proposal: Proposal, before: dict[str, Any], *, settled: bool
+    ) -> outcomes.Outcome:
+        """Whether ``change`` landed, as LaunchDarkly's audit log (or the flag) shows it."""
+
+        async def read_flag() -> dict[str, Any]:
+            return await self.flags.flag(change.project, change.flag_key, fresh=True)
+
+        return await outcomes.decide(
+            self.ld,
+            project=change.project,
+            flag_key=change.flag_key,
+            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
+            change_id=change.id,
+            since=_aware(change.created_at),
+            settled=settled,
+            before=before or None,
+            patch=proposal.semantic_patch(),
+            read_flag=read_flag,
+        )
 
     # --- settling unknown outcomes ------------------------------------------------------------
 
