@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.db import linked_accounts
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
+from bot.launchdarkly.models import Member
 from bot.messenger import Messenger, ReplyTo
 from commands.errors import CommandError
 
@@ -294,7 +295,6 @@ class AccountService:
             return
         try:
             identity = await self.ld.get_caller_identity(token=token)
-            member = await self.ld.get_member(identity.member_id, token=token) if identity.member_id else None
         except ld_errors.Unauthorized:
             await self.tell(
                 reply,
@@ -309,19 +309,31 @@ class AccountService:
                 f"status {error.status}): {error.message}. Nothing was stored.",
             )
             return
-        if member is None or identity.service_token:
+        if identity.member_id is None or identity.service_token:
             await self.tell(
                 reply,
                 ":warning: That token does not belong to a member (it is a service token). Paste a "
                 "*personal* access token so LaunchDarkly records you. Nothing was stored.",
             )
             return
-        await self.store.link(user_id, member.id, member.email, token)
-        log.info("slack user %s linked to LaunchDarkly member %s", user_id, member.id)
+        # The member's name and email only label the link: if LaunchDarkly does not give them, the
+        # token still belongs to the member caller-identity named, and the link stands.
+        try:
+            member: Member | None = await self.ld.get_member(identity.member_id, token=token)
+        except ld_errors.LaunchDarklyError as error:
+            log.info("member lookup after linking failed: %s %s", type(error).__name__, error.status)
+            member = None
+        member_id = member.id if member else identity.member_id
+        email = member.email if member else None
+        await self.store.link(user_id, member_id, email, token)
+        log.info("slack user %s linked to LaunchDarkly member %s", user_id, member_id)
+        who = (
+            f"*{blocks.escape(member.display_name)}* ({blocks.escape(member.email or member.id)})"
+            if member
+            else f"member `{blocks.escape(member_id)}` (LaunchDarkly did not give its name just now)"
+        )
         await self.tell(
-            reply,
-            f":link: Linked: you now act in LaunchDarkly as *{blocks.escape(member.display_name)}* "
-            f"({blocks.escape(member.email or member.id)}). `/flag unlink-account` undoes it.",
+            reply, f":link: Linked: you now act in LaunchDarkly as {who}. `/flag unlink-account` undoes it."
         )
 
     async def unlink(self, user_id: str, reply: ReplyTo) -> None:

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import blocks
 from bot.config import Settings
 from bot.launchdarkly.client import LaunchDarklyClient
+from bot.launchdarkly.errors import LaunchDarklyError
 from commands import parse
 from commands.errors import CommandError
 from commands.intents import ChangeCommand
@@ -65,8 +66,8 @@ class ReviewerFinder:
         Returns:
             The members and teams to notify, how to show them, and who could not be mapped.
 
-        Raises:
-            LaunchDarklyError: looking a member up failed.
+        A member lookup that fails (LaunchDarkly down, rate-limited) leaves that name unmapped, with
+        the reason: the request itself is still made, to LaunchDarkly's default reviewers.
         """
         found = Reviewers()
         configured = [
@@ -75,7 +76,7 @@ class ReviewerFinder:
         ]
         for entry in configured:
             if "@" in entry:
-                await self._add_email(found, entry, entry)
+                await self._add_email(found, entry, blocks.escape(entry))
             elif entry not in found.team_keys:
                 found.team_keys.append(entry.removeprefix("team:"))
                 found.shown.append(f"team `{entry.removeprefix('team:')}`")
@@ -88,7 +89,7 @@ class ReviewerFinder:
                 else:
                     await self._add_email(found, email, f"<@{mention[1]}>")
             elif "@" in name and not name.startswith("@"):
-                await self._add_email(found, name, name)
+                await self._add_email(found, name, blocks.escape(name))
             elif _MEMBER_ID.match(name):
                 found.add_member(name, f"member `{name}`")
             else:
@@ -96,7 +97,12 @@ class ReviewerFinder:
         return found
 
     async def _add_email(self, found: Reviewers, email: str, shown: str) -> None:
-        member = await self.ld.find_member_by_email(email)
+        try:
+            member = await self.ld.find_member_by_email(email)
+        except LaunchDarklyError as error:
+            log.info("member lookup for a reviewer failed: %s %s", type(error).__name__, error.status)
+            found.unmapped.append(f"{shown} (LaunchDarkly's member list did not answer)")
+            return
         if member is None:
             found.unmapped.append(shown)
         else:

@@ -899,8 +899,12 @@ class ChangeService:
             return True
         if result.verdict is outcomes.Verdict.UNKNOWN:
             await self._outcome_unknown(
-                change, who, None, cause="Nothing was resent: LaunchDarkly could not be read to check "
-                "whether the first attempt landed.", settled=True
+                change,
+                who,
+                None,
+                cause="Nothing was resent: LaunchDarkly could not be read to check "
+                "whether the first attempt landed.",
+                settled=True,
             )
             return True
         return False

@@ -309,8 +309,7 @@ async def require_current_schema(database: str) -> None:
             current, head = await connection.run_sync(_current_and_head)
     except (OSError, SQLAlchemyError) as exc:
         raise ConfigError(
-            f"The database could not be read to check its schema ({type(exc).__name__}). "
-            "Check DATABASE_URL."
+            f"The database could not be read to check its schema ({type(exc).__name__}). Check DATABASE_URL."
         ) from None
     finally:
         await engine.dispose()

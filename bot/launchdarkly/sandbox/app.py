@@ -61,6 +61,11 @@ async def _json_body(request: Request) -> Any:
         raise invalid("The request body is not valid JSON") from exc
 
 
+def _omit(doc: JsonDoc, fields: list[str]) -> JsonDoc:
+    """``doc`` without ``fields`` (the switches that make an answer sparse)."""
+    return {k: v for k, v in doc.items() if k not in fields} if fields else doc
+
+
 def _paged(request: Request, items: list[JsonDoc], default_limit: int = 20, max_limit: int = 100) -> JsonDoc:
     """A LaunchDarkly collection page: items, totalCount and first/prev/next/last links."""
     try:
@@ -301,14 +306,15 @@ class SandboxRoutes:
                     for m in members
                     if text in json.dumps([m["email"], m.get("firstName"), m.get("lastName")]).lower()
                 ]
-        return JSONResponse(_paged(request, members))
+        omits = self.state.switches.member_answer_omits
+        return JSONResponse(_paged(request, [_omit(m, omits) for m in members]))
 
     async def get_member(self, request: Request) -> Response:
         self.account(request)
         member = self.state.member_by_id(request.path_params["id"])
         if member is None:
             raise changes.not_found(f"Unknown member '{request.path_params['id']}'")
-        return JSONResponse(member)
+        return JSONResponse(_omit(member, self.state.switches.member_answer_omits))
 
     async def caller_identity(self, request: Request) -> Response:
         account = self.account(request)
@@ -422,7 +428,7 @@ class SandboxRoutes:
     async def create_approval(self, request: Request) -> Response:
         account = self.account(request, write=True)
         doc = approvals.create_approval(self.state, account, *self._scope(request), await _json_body(request))
-        return JSONResponse(doc, status_code=201)
+        return JSONResponse(_omit(doc, self.state.switches.approval_answer_omits), status_code=201)
 
     def _approval(self, request: Request) -> StoredApproval:
         return approvals.find_approval(self.state, *self._scope(request), request.path_params["id"])

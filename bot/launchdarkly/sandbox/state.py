@@ -67,6 +67,11 @@ class Switches(BaseModel):
     #: Fields left out of the answer to a flag PATCH (the change itself is applied): a sparse or
     #: broken answer after LaunchDarkly has accepted a write.
     patch_answer_omits: list[str] = Field(default_factory=list)
+    #: Fields left out of the answer that creates an approval request (it is created): only what
+    #: LaunchDarkly's spec requires may be relied on.
+    approval_answer_omits: list[str] = Field(default_factory=list)
+    #: Fields left out of every member document the sandbox answers (a member without email).
+    member_answer_omits: list[str] = Field(default_factory=list)
 
 
 @dataclass
