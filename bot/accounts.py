@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import blocks
 from bot.config import Settings
 from bot.db import linked_accounts
+from bot.explain import error_text
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.launchdarkly.models import Member
@@ -306,7 +307,7 @@ class AccountService:
             await self.tell(
                 reply,
                 f":warning: Could not check the token with LaunchDarkly ({type(error).__name__}, "
-                f"status {error.status}): {error.message}. Nothing was stored.",
+                f"status {error.status}): {error_text(error)}. Nothing was stored.",
             )
             return
         if identity.member_id is None or identity.service_token:

@@ -20,8 +20,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import blocks
 from bot.changes import ChangeService
 from bot.config import Settings
+from bot.explain import error_text
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.messenger import SLACK_RESPONSE_HOSTS, Messenger, is_slack_response_url
 from bot.slack_client import make_slack_client
@@ -151,7 +153,8 @@ async def handle_error(
     fails or cannot be checked, before Bolt sees it.
     """
     if isinstance(error, CommandError):
-        text = f":warning: {error}"
+        usage = f"\nUsage: {blocks.escape(error.usage)}" if error.usage else ""
+        text = f":warning: {error_text(error)}{usage}"
     else:
         ref = uuid.uuid4().hex[:8]
         log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)

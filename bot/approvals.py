@@ -70,7 +70,7 @@ from bot.changes import (
 )
 from bot.channel_config import ChannelConfig
 from bot.config import ConfigError
-from bot.explain import explain_error
+from bot.explain import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
 from bot.launchdarkly.models import ApprovalRequest
@@ -253,14 +253,24 @@ class ApprovalService:
             channel_id=won.channel_id,
             thread_ts=thread,
         )
-        await self._post_card(card, won.channel_id, thread)
+        try:
+            await self._post_card(card, won.channel_id, thread)
+        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
+            # The request exists in LaunchDarkly: say so, with its link, wherever the person can read.
+            log.warning("approval card %s: could not post it (%s)", card.id, type(error).__name__)
+            await self.changes.tell(
+                who,
+                f":lock: The approval request for *{won.flag_key}* in *{won.environment}* was created in "
+                f"LaunchDarkly, but Slack refused its card here. <{content.request_url}|Open the request in "
+                "LaunchDarkly> to review it.",
+            )
         approvals_channel = channel.approvals_channel  # `/flag config approvals-channel`, else the setting
         if approvals_channel and approvals_channel != won.channel_id:
             try:
                 await self._post_card(card, approvals_channel, None)
             except CannotPost as error:
                 await self._reply(
-                    card, f":warning: The approvals channel did not take the card: {error.message}"
+                    card, f":warning: The approvals channel did not take the card: {error_text(error)}"
                 )
         notified = ", ".join(reviewers.shown) or "LaunchDarkly's default reviewers"
         lines = [f"Reviewers notified: {notified}."]
@@ -271,6 +281,7 @@ class ApprovalService:
             f":lock: <@{who.user_id}> requested approval for *{won.flag_key}* in *{won.environment}*"
             f"{self._as(acting)}.",
             lines,
+            who=who,
         )
 
     # --- reviewers -----------------------------------------------------------------------------
@@ -412,7 +423,9 @@ class ApprovalService:
             return
         done = await self._sync(fresh, request)
         ready = " It can be applied now: *Apply* on the card." if done.state == APPROVED else ""
-        await self._reply(done, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{ready}")
+        await self._reply(
+            done, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{ready}", who=who
+        )
         await self.refresh(done)
 
     async def decline(self, card_id: str, who: Who, reason: str) -> None:
@@ -446,7 +459,7 @@ class ApprovalService:
             return
         done = await self._sync(fresh, request)
         why = f": “{blocks.escape(reason.strip())}”" if reason.strip() else "."
-        await self._reply(done, f":x: <@{who.user_id}> declined{self._as(acting)}{why}")
+        await self._reply(done, f":x: <@{who.user_id}> declined{self._as(acting)}{why}", who=who)
         await self.refresh(done)
 
     async def _apply(self, card: ApprovalCard, who: Who) -> None:
@@ -529,7 +542,7 @@ class ApprovalService:
         except ConfigError as exc:
             return (
                 f":no_entry: The policy file is invalid, so every change is refused until an admin fixes "
-                f"it ({exc.message}). Nothing was changed."
+                f"it ({error_text(exc)}). Nothing was changed."
             )
         read_only = policy.scope(change.project, change.environment).read_only
         if read_only is None:
@@ -580,7 +593,7 @@ class ApprovalService:
         outcome = f":rocket: {status.capitalize()} by <@{who.user_id}>{self._as(acting)}{version}."
         final = await self.cards.transition(card.id, [CARD_APPLYING], CARD_APPLIED, outcome=outcome) or card
         await self._change_applied(final, who.user_id, f"approval request {card.request_id} {status}")
-        await self._reply(final, f":white_check_mark: {outcome.removeprefix(':rocket: ')}")
+        await self._reply(final, f":white_check_mark: {outcome.removeprefix(':rocket: ')}", who=who)
         await self.refresh(final)
 
     async def _apply_failed(
@@ -602,7 +615,7 @@ class ApprovalService:
                 await self.cards.transition(card.id, [CARD_APPLYING], CARD_FAILED, outcome=outcome) or card
             )
             await self.cards.remember(card.id, request)
-            await self._reply(final, outcome)
+            await self._reply(final, outcome, who=who)
             await self.refresh(final)
             return
         back = await self.cards.transition(card.id, [CARD_APPLYING], APPROVED) or card
@@ -758,9 +771,22 @@ class ApprovalService:
                     error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__,
                 )
 
-    async def _reply(self, card: ApprovalCard, text: str, lines: Sequence[str] = ()) -> None:
+    async def _reply(
+        self, card: ApprovalCard, text: str, lines: Sequence[str] = (), *, who: Who | None = None
+    ) -> None:
+        """Say what happened in the card's thread. LaunchDarkly has already acted when this is
+        called: a thread Slack refuses (the bot left the channel) must not turn that into an error,
+        so the person who acted (``who``) is told instead."""
         message, body = blocks.render_notice(text, lines)
-        await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
+        try:
+            await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
+            return
+        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
+            reason = error.message if isinstance(error, CannotPost) else type(error).__name__
+            log.warning("approval card %s: could not reply in its thread (%s)", card.id, reason)
+        if who is not None:
+            note = "I could not post this in the approval card's thread (Slack refused it)."
+            await self.changes.tell(who, text, [*lines, note])
 
     # --- words ---------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from bot import blocks, scheduled_changes
 from bot import outcome as outcomes
 from bot.blocks import CardView
 from bot.config import Settings
-from bot.explain import explain_error
+from bot.explain import error_text, explain_error
 from bot.flags import FlagReader
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
@@ -619,7 +619,7 @@ class ChangeService:
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
         except CommandError as error:  # the flag is gone (404, with suggestions)
-            await self._finish(change, FAILED, who, 404, f":x: {error.message} Nothing changed.")
+            await self._finish(change, FAILED, who, 404, f":x: {error_text(error)} Nothing changed.")
             return
         except ld_errors.LaunchDarklyError as error:
             await self._back_to_proposed(
@@ -741,7 +741,7 @@ class ChangeService:
             )
             await self._reply(
                 change,
-                f":lock: {change.environment} requires approval: LaunchDarkly said “{error.message}”.",
+                f":lock: {change.environment} requires approval: LaunchDarkly said “{error_text(error)}”.",
                 buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)],
             )
         elif isinstance(error, ld_errors.RateLimited):

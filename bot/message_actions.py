@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import blocks
 from bot.changes import ChangeService, Who
-from bot.explain import explain_error
+from bot.explain import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.messenger import CannotPost, ReplyTo
 from bot.router import CommandRouter
@@ -186,10 +186,10 @@ class MessageActions:
                 parse(wanted)
             except CommandError as error:
                 if who.trigger_id:
-                    view = fix_modal(wanted, error.message, who.reply, thread_ts)
+                    view = fix_modal(wanted, error_text(error), who.reply, thread_ts)
                     await self.slack.views_open(trigger_id=who.trigger_id, view=view)
                 else:
-                    await self.changes.tell(who, f":warning: {error.message}")
+                    await self.changes.tell(who, f":warning: {error_text(error)}")
                 return
             await self.run(who, wanted, thread_ts)
             return
@@ -200,7 +200,7 @@ class MessageActions:
         except CommandError as error:
             await self.changes.tell(
                 who,
-                f":warning: {error.message} (from “{blocks.escape(blocks.clip(text, 200))}”; "
+                f":warning: {error_text(error)} (from “{blocks.escape(blocks.clip(text, 200))}”; "
                 f"type it as `{self.changes.settings.flagops_command} rollout {wanted.flag} "
                 f"{wanted.environment} {wanted.percent:g}% {wanted.variation} "
                 f"{100 - wanted.percent:g}% <other variation>`)",
@@ -236,7 +236,7 @@ class MessageActions:
         try:
             command = parse(command_text)
         except CommandError as error:
-            await self.changes.tell(who, f":warning: {error.message}")
+            await self.changes.tell(who, f":warning: {error_text(error)}")
             return
         if not isinstance(command, ChangeCommand):
             await self.router.run_command(who, command_text)
@@ -244,7 +244,7 @@ class MessageActions:
         try:
             await self.changes.propose(who, command, command_text, thread_ts=thread_ts)
         except CannotPost as error:
-            await self.changes.tell(who, f":no_entry: {error.message}")
+            await self.changes.tell(who, f":no_entry: {error_text(error)}")
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self.changes.tell(who, f":warning: {explain_error(error)}")
 

@@ -29,8 +29,14 @@ CANNOT_POST = frozenset(
 )
 
 
+# chat.postEphemeral's refusals that a direct message gets around (no channel; the user not in it).
+_NO_EPHEMERAL = frozenset({"user_not_in_channel", "invalid_arguments", "no_channel"})
+
+
 class CannotPost(FlagopsError):
     """Slack refused to let the bot post in a channel (``reason`` is Slack's error code)."""
+
+    is_mrkdwn = True  # the channel is a mention built from its id
 
     def __init__(self, channel_id: str, reason: str) -> None:
         super().__init__(
@@ -121,6 +127,21 @@ class Messenger:
             log.warning(
                 "response_url answered %s; falling back to chat.postEphemeral", webhook_response.status_code
             )
-        await self.client.chat_postEphemeral(
-            channel=to.channel_id, user=to.user_id, text=text, blocks=blocks, thread_ts=to.thread_ts
-        )
+        try:
+            await self.client.chat_postEphemeral(
+                channel=to.channel_id, user=to.user_id, text=text, blocks=blocks, thread_ts=to.thread_ts
+            )
+            return
+        except SlackApiError as error:
+            reason = str(error.response.get("error", ""))
+            if reason not in CANNOT_POST and reason not in _NO_EPHEMERAL:
+                raise
+            log.info("ephemeral in %s refused (%s); answering in the app's DM", to.channel_id or "-", reason)
+        # The channel is gone, the bot left it, or a modal's metadata named none: the answer still
+        # reaches the person, in their direct messages with the app.
+        try:
+            await self.client.chat_postMessage(
+                channel=to.user_id, text=text, blocks=blocks, unfurl_links=False
+            )
+        except SlackApiError as error:
+            log.warning("could not answer %s at all: %s", to.user_id, error.response.get("error"))

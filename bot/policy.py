@@ -38,6 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.changes import Draft, Proposal, Who
 from bot.config import ConfigError
+from bot.explain import error_text
 from bot.store import Change
 from commands.errors import CommandError
 from commands.instructions import INSTRUCTION_MODELS
@@ -55,7 +56,10 @@ GroupMembers = Callable[[str], Awaitable[Sequence[str]]]
 
 
 class PolicyRefusal(CommandError):
-    """The policy does not allow this; ``message`` names the rule that refused."""
+    """The policy does not allow this; ``message`` names the rule that refused (mrkdwn: the
+    people and channels are mentions built from the policy's ids)."""
+
+    is_mrkdwn = True
 
 
 class GroupLookupError(Exception):
@@ -298,7 +302,7 @@ class PolicyGuard:
             log.error("the policy file is invalid; every change is refused until it is fixed: %s", exc)
             raise PolicyRefusal(
                 f":no_entry: The policy file is invalid, so every change is refused until an admin fixes "
-                f"it ({exc.message}). Nothing was changed."
+                f"it ({error_text(exc)}). Nothing was changed."
             ) from exc
 
     def _stat(self) -> int | None:
@@ -415,7 +419,7 @@ class PolicyGuard:
                 # Fail closed: a group we cannot read grants nothing, and the user learns why.
                 raise PolicyRefusal(
                     f":warning: Could not check membership of <!subteam^{group}> for policy rule "
-                    f"`{rule.name}`: {exc.message}. Nothing was changed."
+                    f"`{rule.name}`: {error_text(exc)}. Nothing was changed."
                 ) from exc
             if user in members:
                 return True

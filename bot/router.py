@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import blocks
 from bot.changes import ChangeService, Who
-from bot.explain import explain_error
+from bot.explain import error_text, explain_error
 from bot.flags import FlagReader
 from bot.launchdarkly import errors as ld_errors
 from bot.messenger import CannotPost, Messenger
@@ -57,20 +57,23 @@ class CommandRouter:
             command = parse(text)
         except CommandError as error:
             await self._tell(
-                who, f":warning: {error.message}", [f"Usage: `{error.usage}`"] if error.usage else []
+                who,
+                f":warning: {error_text(error)}",
+                [f"Usage: `{blocks.escape(error.usage)}`"] if error.usage else [],
             )
             return
         try:
             await self._dispatch(who, command, text)
         except CannotPost as error:
-            await self._tell(who, f":no_entry: {error.message}")
+            await self._tell(who, f":no_entry: {error_text(error)}")
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self._tell(who, f":warning: {explain_error(error)}")
 
     async def _dispatch(self, who: Who, command: Command, text: str) -> None:
         if isinstance(command, HelpCommand):
             extra = "".join(line + "\n\n" for line in self.help_lines) if not command.topic else ""
-            await self.changes.tell_text(who, extra + help_text(command.topic))
+            # Help is plain text with `<flag>` placeholders (and the topic as typed): escaped whole.
+            await self.changes.tell_text(who, extra + blocks.escape(help_text(command.topic)))
         elif isinstance(command, ShowCommand):
             await self._show(who, command)
         elif isinstance(command, ListCommand):

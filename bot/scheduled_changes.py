@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot import blocks
-from bot.explain import explain_error
+from bot.explain import error_text, explain_error
 from bot.jobs import SCHEDULED_CHECK, SCHEDULED_CHECK_DELAY, JobStore
 from bot.launchdarkly import errors as ld_errors
 from bot.schedule_time import When, describe_moment, resolve_when, user_timezone
@@ -105,8 +105,8 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
             await service._back_to_proposed(
                 change,
                 who,
-                f":warning: {error} LaunchDarkly lists no such scheduled change, so nothing is scheduled: "
-                "press Apply again.",
+                f":warning: {error_text(error)} LaunchDarkly lists no such scheduled change, so nothing is "
+                "scheduled: press Apply again.",
             )
             return
         scheduled_id = found

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 
 class FlagopsError(Exception):
-    """Base of every error flagops raises on purpose; ``message`` is safe to show a user."""
+    """Base of every error flagops raises on purpose; ``message`` is safe to show a user.
+
+    ``message`` is plain text (it may echo what was typed, or LaunchDarkly's words): whoever shows
+    it in Slack escapes it. An error whose message the bot composed as Slack markup itself, with
+    mentions built from ids and every other part escaped, says so with ``is_mrkdwn``.
+    """
+
+    is_mrkdwn: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -54,6 +54,11 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         metadata = str((body.get("view") or {}).get("private_metadata") or "")
         await ack(options=await service.options(metadata, str(body.get("value") or "")))
 
+    @app.action(FLAG_ACTION)
+    async def on_flag_chosen(ack: AsyncAck) -> None:
+        # Choosing a flag in the modal is read at submission; the choice itself needs only its ack.
+        await ack()
+
     @app.view(LINK_MODAL_CALLBACK)
     async def on_link_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
         flag_key = selected_value(body, FLAG_BLOCK, FLAG_ACTION)

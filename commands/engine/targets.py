@@ -37,11 +37,7 @@ def _list_for(ctx: Context, context_kind: str) -> list[dict[str, Any]]:
 
 def _entries(ctx: Context, context_kind: str) -> list[dict[str, Any]]:
     """The target entries of one context kind (user entries carry contextKind "user" or none)."""
-    return [
-        entry
-        for entry in _list_for(ctx, context_kind)
-        if entry.get("contextKind", USER) == context_kind
-    ]
+    return [entry for entry in _list_for(ctx, context_kind) if entry.get("contextKind", USER) == context_kind]
 
 
 def _prune(ctx: Context) -> None:

@@ -20,6 +20,7 @@ from bot.config import normalise_database_url
 from bot.db import migrate
 from bot.store import Store
 from tests.bot.harness import Harness
+from tests.bot.rendered import BROADCASTS, leaks
 
 POSTGRES_SKIP = (
     "TEST_DATABASE_URL is not set: set it to a Postgres URL (e.g. postgresql://postgres@127.0.0.1/test)"
@@ -123,6 +124,10 @@ async def start_bot(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Har
     finally:
         for harness in reversed(started):
             await harness.stop()
+    # Whatever a test did, no broadcast mention left the bot in any field Slack renders.
+    for harness in started:
+        broadcasts = leaks(harness, BROADCASTS)
+        assert not broadcasts, broadcasts[:3]
 
 
 @pytest.fixture

@@ -292,3 +292,32 @@ async def test_no_mention_or_link_is_made_from_launchdarkly_or_typed_text(bot: H
     made = ("<@U0BOSS>", "<#C0SEC>", "<http://evil", "<@U0BOSS2>", "<@U0VAR>", "<@U0RULE>", "<@U0TYPED>")
     leaks = sorted({m for t in sent for m in made if m in t})
     assert not leaks, leaks
+
+
+async def test_a_decline_whose_channel_is_gone_is_still_told_to_the_reviewer(bot: Harness) -> None:
+    # The decline modal was opened in #releases; the bot was removed from it (now private) before
+    # the reviewer submitted. LaunchDarkly declined it; that is told to the reviewer, not lost in an error.
+    from tests.bot.test_approvals import approval_card, approval_settings, latest_view, submit
+
+    approval_settings(bot, "production")["canReviewOwnRequest"] = True
+    await bot.command("/flag on new-checkout production")
+    await bot.idle()
+    await bot.click("Request approval")
+    await bot.idle()
+    await bot.click("Decline", user="U_BOB", message=approval_card(bot))
+    await bot.idle()
+    view = latest_view(bot, "approval_decline_reason")
+    block = view["blocks"][-1]
+    bot.slack.make_private(RELEASES)
+    await submit(
+        bot,
+        view,
+        "U_BOB",
+        {block["block_id"]: {block["element"]["action_id"]: {"type": "plain_text_input", "value": "no"}}},
+    )
+    said = [*bot.slack.messages("U_BOB"), *bot.slack.ephemerals("U_BOB")]
+    texts = [m.text + str(m.blocks) for m in said]
+    assert any("declined" in t and "could not post this" in t for t in texts), texts
+    assert not any("went wrong" in t for t in texts)
+    (stored,) = bot.sandbox.approvals.values()
+    assert stored.doc["reviewStatus"] == "declined", "LaunchDarkly has it, and the person was told"

@@ -1,0 +1,125 @@
+"""The fuzz vocabulary: every verb flagops knows, keys that are not keys, and words that reach
+deep into the grammar (times, percentages, clauses, options, JSON, Slack markup, control and
+Unicode characters). Random commands are built from it, so that most of them get past the verb and
+the flag and test what comes after; pure random text is fuzzed too, in the parser properties.
+"""
+
+from __future__ import annotations
+
+import random
+
+from commands.registry import VERB_INDEX
+
+VERBS = [*sorted(VERB_INDEX), "", "turn", "kill", "get", "eval", "history", "search"]
+KEYS = [
+    "new-checkout",
+    "banner-color",
+    "pricing-page",
+    "holiday-banner",
+    "x/../demo",
+    "demo?x=1",
+    "a#b",
+    "a\x00b",
+    "..",
+    ".",
+    "Ünïcødé",
+    "<!channel>",
+    "<@U123>",
+    "<#C1|c>",
+    "<!subteam^SEVIL|@evil>",
+    "<http://evil.example|click>",
+    "-x",
+    "a" * 300,
+    "🚀",
+    "' OR 1=1 --",
+    "%2e%2e",
+    "%00",
+    "new-checkout\n",
+    "NEW-CHECKOUT",
+    "",
+]
+WORDS = [
+    "test",
+    "production",
+    "prod",
+    "--project",
+    "-p",
+    "x/../demo",
+    "--env",
+    "true",
+    "false",
+    "->",
+    "—>",
+    "→",
+    "user:alice",
+    "org:",
+    "25%",
+    "999999%",
+    "-5%",
+    "33.3333%",
+    "in",
+    "999999 weeks",
+    "99999999999999999999 days",
+    "1e309 hours",
+    "at",
+    "friday",
+    "25:99",
+    "2026-02-30 09:00",
+    "0000-01-01",
+    "if",
+    "country",
+    "not",
+    "US,CA",
+    "serve",
+    "rule",
+    "clause",
+    "#1",
+    "#99999999999999999999",
+    "0",
+    "named",
+    "description",
+    "to",
+    "before",
+    "v2",
+    "blue",
+    "{",
+    "}",
+    "[",
+    "]",
+    '{"kind": "turnFlagOn"}',
+    '[{"kind": "addRule", "clauses": [{}]}]',
+    '[{"op": "replace", "path": "/name", "value": "x"}]',
+    '"',
+    "'",
+    "“",
+    "\\",
+    "<!here>",
+    "@channel",
+    "<!subteam^SEVIL|@evil>",
+    "<#CEVIL|evil>",
+    "<http://evil.example|click>",
+    "confirm",
+    "--comment",
+    "-m",
+    "--approval",
+    "--reviewers",
+    "bob@example.com",
+    "team:sre",
+    "cancel",
+    "1e309",
+    "NaN",
+    "-0",
+    "\u202e",
+    "\u200b",
+    "\t",
+    "\x00",
+    "\x7f",
+    "a" * 5000,
+]
+
+
+def command(rng: random.Random) -> str:
+    """One random command: a verb, a key, then up to six words or keys."""
+    parts = [rng.choice(VERBS), rng.choice(KEYS)]
+    parts += [rng.choice(WORDS + KEYS) for _ in range(rng.randint(0, 6))]
+    return " ".join(p for p in parts if p)
