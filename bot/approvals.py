@@ -122,6 +122,11 @@ _RESOURCE = re.compile(r"^proj/([^:]+):env/([^:]+):flag/(.+)$")
 # --- the service ----------------------------------------------------------------------------------
 
 
+# How far along a card is. LaunchDarkly's request only moves forward; a card follows it forward.
+_RANK = {PENDING: 0, APPROVED: 1, CARD_APPLYING: 2, DECLINED: 3, CARD_APPLIED: 3, CARD_FAILED: 3}
+_DONE = frozenset({DECLINED, CARD_APPLIED, CARD_FAILED})
+
+
 class ApprovalService:
     """Approval requests from change cards, approval cards, and their buttons."""
 
@@ -339,8 +344,14 @@ class ApprovalService:
         return await self._sync(card, request)
 
     async def _sync(self, card: ApprovalCard, request: ApprovalRequest) -> ApprovalCard:
-        remembered = await self.cards.remember(card.id, request) or card
         target = state_of(request)
+        current = await self.cards.get(card.id) or card
+        if _RANK[target] < _RANK[current.state] or (current.state in _DONE and target != current.state):
+            # A read older than what the card already knows (taken before another click applied,
+            # say) never moves it back, nor is it remembered: an applied card offering Apply again
+            # would send the apply twice.
+            return current
+        remembered = await self.cards.remember(card.id, request) or current
         if target == DECLINED:
             # Wherever the decline happened (Slack, LaunchDarkly's UI), the change card it came
             # from will never apply: close it (idempotent: only a change still waiting moves).

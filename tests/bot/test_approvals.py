@@ -5,6 +5,7 @@ audit) and what Slack was sent."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -258,6 +259,40 @@ async def test_two_apply_clicks_apply_once(start_bot: StartBot) -> None:
     assert env(bot, "new-checkout", "production")["on"] is True
     told = bot.ephemeral_texts(BOB) + bot.ephemeral_texts(ALICE)
     assert sum("already" in t for t in told) == 3, told
+
+
+async def test_a_read_taken_before_another_click_applied_never_offers_apply_again(
+    start_bot: StartBot,
+) -> None:
+    # The race behind a flake: click B read the request ("approved") just before click A applied
+    # it; B's stale read, synced after A finished, moved the card back to approved and B sent a
+    # second apply. The stale read is forced here in that order, through the real service.
+    bot = await start(start_bot)
+    approval_settings(bot, "production")["canReviewOwnRequest"] = True
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    (stored,) = requests_of(bot)
+    ld = bot.stack.runtime.ld
+    stale = await ld.get_approval_request("demo", "new-checkout", "production", stored.doc["_id"])
+    as_alice_saw_it = copy.deepcopy(approval_card(bot))
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    service = bot.stack.runtime.changes.approvals
+    (card,) = [c for c in [await service.cards.get(i) for i in await _card_ids(bot)] if c]
+    assert card.state == "applied"
+    synced = await service._sync(card, stale)
+    assert synced.state == "applied", "a stale read does not move an applied card back"
+    await click(bot, "Apply", user=ALICE, message=as_alice_saw_it)
+    applies = [r for r in bot.ld_requests() if r["method"] == "POST" and r["path"].endswith("/apply")]
+    assert len(applies) == 1
+    assert "already applied" in bot.ephemeral_texts(ALICE)[-1]
+
+
+async def _card_ids(bot: Harness) -> list[str]:
+    from sqlalchemy import text
+
+    async with bot.store.engine.connect() as connection:
+        return [row[0] for row in await connection.execute(text("SELECT id FROM approval_cards"))]
 
 
 async def test_a_request_approved_in_launchdarkly_shows_approved_on_the_next_click(
