@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -267,7 +268,9 @@ async def migrate(database: str | AsyncEngine, revision: str = "head") -> None:
             if engine.dialect.name == "postgresql":
                 lock = text("SELECT pg_advisory_xact_lock(:key)")
                 await connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
-            await connection.run_sync(_upgrade, revision)
+            current, head = await connection.run_sync(_current_and_head)
+            if revision != "head" or current != head:
+                await connection.run_sync(_upgrade, revision)
     finally:
         if isinstance(database, str):
             await engine.dispose()
@@ -291,10 +294,16 @@ async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
 
 def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
     from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision(), _head()
+
+
+@functools.cache
+def _head() -> str | None:
+    """The newest migration shipped in the package (read once: the files do not change)."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    return MigrationContext.configure(connection).get_current_revision(), head
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def require_current_schema(database: str) -> None:

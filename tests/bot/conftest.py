@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -105,16 +106,31 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session: each bot starts on a copy (the bot still checks
+    its schema at start, and finds it current), instead of running every migration again."""
+    path = tmp_path_factory.mktemp("template") / "flagops.sqlite3"
+    asyncio.run(migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
 @pytest.fixture
-async def start_bot(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+async def start_bot(
+    tmp_path: Path, migrated_sqlite: Path
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
     """Start bot instances (``await start_bot(database_url=..., **settings)``); all stop at teardown.
 
-    Without ``database_url`` each instance gets a SQLite file under this test's ``tmp_path``.
+    Without ``database_url`` each instance gets a SQLite file under this test's ``tmp_path``, a
+    copy of the session's migrated one.
     """
     started: list[Harness] = []
 
     async def start(**kwargs: Any) -> Harness:
-        kwargs.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path / f'bot{len(started)}.sqlite3'}")
+        if "database_url" not in kwargs:
+            path = tmp_path / f"bot{len(started)}.sqlite3"
+            shutil.copyfile(migrated_sqlite, path)
+            kwargs["database_url"] = f"sqlite+aiosqlite:///{path}"
         harness = await Harness.start(**kwargs)
         started.append(harness)
         return harness
