@@ -46,12 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "serve":
             settings = load_settings("serve")
             _check_schema(settings)
-            from bot.server import run_server
+            from bot.slack.server import run_server
 
             return run_server(settings)
         if command == "console":
             settings = load_settings("console")
-            from bot.console import run_console
+            from bot.offline.console import run_console
 
             return run_console(settings, sys.stdin, sys.stdout)
         if command == "sandbox":
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "clock":
             settings = load_settings("serve")
             _check_schema(settings)
-            from bot.scheduler import run_clock
+            from bot.scheduling.scheduler import run_clock
 
             return run_clock(settings)
         if command == "migrate":
@@ -85,7 +85,7 @@ def _check_schema(settings: Settings) -> None:
     if not settings.flagops_migrate_on_start:
         import asyncio
 
-        from bot.db import require_current_schema
+        from bot.persistence.db import require_current_schema
 
         asyncio.run(require_current_schema(settings.database_url))
 
@@ -95,7 +95,7 @@ def _migrate(settings: Settings) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.db import migrate
+    from bot.persistence.db import migrate
 
     try:
         asyncio.run(migrate(settings.database_url))

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     port: int = Field(3000, ge=1, le=65535)
     flagops_command: str = "/flag"
-    # Guardrails and channel defaults (issue 7: bot/policy.py, bot/channel_config.py).
+    # Guardrails and channel defaults (issue 7: bot/guardrails/policy.py, bot/guardrails/channel_config.py).
     flagops_policy: str | None = Field(None, description="path of the policy TOML file; unset: allow all")
     flagops_default_environment: str | None = Field(None, description="environment when a command omits it")
     flagops_timezone: str = Field("UTC", description="channels' time zone unless /flag config tz sets one")
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     flagops_shutdown_grace: float = Field(
         20.0, ge=0, description="seconds a stopping process lets the writes in flight finish"
     )
-    # Approvals and linked accounts (bot/approvals.py, bot/accounts.py).
+    # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False
     flagops_approvals_channel: str | None = Field(None, description="channel id for every approval card")
     flagops_approval_reviewers: dict[str, list[str]] = Field(

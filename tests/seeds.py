@@ -40,9 +40,7 @@ def _fixture() -> list[dict[str, str]]:
 def semantic_patch_examples() -> list[SeedExample]:
     """Every example of the semantic-patch section, with the instruction heading above it."""
     return [
-        SeedExample(e["kind"], e["raw"], _parse(e["raw"]))
-        for e in _fixture()
-        if e["kind"] != "json-patch"
+        SeedExample(e["kind"], e["raw"], _parse(e["raw"])) for e in _fixture() if e["kind"] != "json-patch"
     ]
 
 

@@ -39,7 +39,9 @@ def test_the_fixture_holds_every_example_with_where_it_comes_from() -> None:
 def _copy_tracked(dest: Path) -> None:
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.split(b"\0")
     for name in filter(None, files):
         src = ROOT / os.fsdecode(name)
@@ -58,7 +60,11 @@ def test_the_suite_collects_with_nothing_beside_the_clone(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=300,
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "error" not in done.stdout.lower().splitlines()[-1]

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import make_url
 
 from bot.config import normalise_database_url
-from bot.db import migrate
-from bot.store import Store
+from bot.persistence.db import migrate
+from bot.persistence.store import Store
 from tests.bot.harness import Harness
 from tests.bot.rendered import BROADCASTS, leaks
 

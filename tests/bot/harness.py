@@ -24,12 +24,12 @@ from typing import Any
 
 import httpx
 
-from bot.app import Feature
-from bot.console import CONSOLE_CHANNEL, OfflineStack, offline_stack
-from bot.fake_slack import FakeSlack, Message
 from bot.launchdarkly.sandbox import SandboxState
-from bot.slack_payloads import SignedRequest, SlackDriver
-from bot.store import Store
+from bot.offline.console import CONSOLE_CHANNEL, OfflineStack, offline_stack
+from bot.offline.fake_slack import FakeSlack, Message
+from bot.offline.payloads import SignedRequest, SlackDriver
+from bot.persistence.store import Store
+from bot.slack.deps import Feature
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
 RELEASES = CONSOLE_CHANNEL

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.accounts import fernet_for
-from bot.db import linked_accounts
+from bot.identity.accounts import fernet_for
+from bot.persistence.db import linked_accounts
 from tests.bot.harness import ALICE, BOB, Harness
 from tests.bot.test_approvals import (
     SECRET_KEY,

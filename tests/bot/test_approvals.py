@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.approval_cards import APPROVED, CARD_APPLIED, CARD_FAILED
-from bot.changes import FAILED
-from bot.db import approval_cards, changes
+from bot.approvals.cards import APPROVED, CARD_APPLIED, CARD_FAILED
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.state import Account
-from bot.slack_payloads import signed_interaction, view_submission_payload
+from bot.lifecycle.service import FAILED
+from bot.offline.payloads import signed_interaction, view_submission_payload
+from bot.persistence.db import approval_cards, changes
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]

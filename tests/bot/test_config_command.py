@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.channel_config import ChannelConfig, channel_ref, check_digest, user_refs
+from bot.guardrails.channel_config import ChannelConfig, channel_ref, check_digest, user_refs
 from commands.errors import CommandError
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 

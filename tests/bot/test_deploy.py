@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from bot.console import CONSOLE_CHANNEL, CONSOLE_CHANNEL_NAME
-from bot.fake_slack import FakeSlack
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.app import create_app
-from bot.server import free_port, serve_in_loop
-from bot.slack_payloads import SlackDriver
+from bot.offline.console import CONSOLE_CHANNEL, CONSOLE_CHANNEL_NAME
+from bot.offline.fake_slack import FakeSlack
+from bot.offline.payloads import SlackDriver
+from bot.slack.server import free_port, serve_in_loop
 from tests.bot.harness import ALICE
 
 ROOT = Path(__file__).resolve().parents[2]

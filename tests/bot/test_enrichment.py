@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from bot.db import linked_accounts
 from bot.launchdarkly.sandbox.state import Faults
+from bot.persistence.db import linked_accounts
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 from tests.bot.test_approvals import (
     approval_card,

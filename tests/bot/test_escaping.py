@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from bot.fake_slack import Message
-from bot.scheduler import DigestChannel
+from bot.offline.fake_slack import Message
+from bot.scheduling.scheduler import DigestChannel
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 from tests.bot.rendered import POISON, leaks, rendered
 from tests.bot.test_approvals import approval_card, approval_settings, click, latest_view, start, submit

@@ -12,8 +12,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.fake_slack import FakeSlack, check_blocks
-from bot.slack_client import make_slack_client
+from bot.offline.fake_slack import FakeSlack, check_blocks
+from bot.slack.client import make_slack_client
 from tests.servers import serve_asgi
 
 TOKEN = "xoxb-test-token"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.fake_slack import Message
 from bot.launchdarkly.sandbox.state import Faults
-from bot.slack_payloads import block_suggestion_payload, message_shortcut_payload, signed_interaction
+from bot.offline.fake_slack import Message
+from bot.offline.payloads import block_suggestion_payload, message_shortcut_payload, signed_interaction
 from tests.bot.harness import ALICE, RELEASES, Harness
 from tests.bot.test_approvals import StartBot, audit, latest_view, link, member_id, run, start, submit
 from tests.bot.test_message_actions import post

@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 
-from bot import blocks
-from bot.accounts import LINK_ACCOUNT_CALLBACK
-from bot.approval_cards import APPLY as APPROVAL_APPLY
-from bot.approval_cards import APPROVE, DECLINE, DECLINE_CALLBACK
-from bot.flag_links import FLAG_ACTION, LINK_MESSAGE_CALLBACK, LINK_MODAL_CALLBACK
-from bot.listeners.reminders import REMINDER_CANCEL, SCHEDULED_DELETE
-from bot.message_actions import FIX_CALLBACK, FROM_MESSAGE_CALLBACK
-from bot.reminders import DIGEST_ARCHIVE, DIGEST_SNOOZE
-from bot.slack_payloads import (
+from bot.approvals.cards import APPLY as APPROVAL_APPLY
+from bot.approvals.cards import APPROVE, DECLINE, DECLINE_CALLBACK
+from bot.identity.accounts import LINK_ACCOUNT_CALLBACK
+from bot.links.flag_links import FLAG_ACTION, LINK_MESSAGE_CALLBACK, LINK_MODAL_CALLBACK
+from bot.links.message_actions import FIX_CALLBACK, FROM_MESSAGE_CALLBACK
+from bot.offline.payloads import (
     block_actions_payload,
     message_shortcut_payload,
     signed_interaction,
     view_submission_payload,
 )
+from bot.scheduling.listeners import REMINDER_CANCEL, SCHEDULED_DELETE
+from bot.scheduling.reminders import DIGEST_ARCHIVE, DIGEST_SNOOZE
+from bot.slack import blocks
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 from tests.bot.rendered import BROADCASTS, POISON, leaks
 from tests.bot.test_hostile import attacker

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.app import _user_and_channel
-from bot.messenger import is_slack_response_url
-from bot.server import serve_in_loop, verified
-from bot.slack_payloads import SignedRequest, sign
+from bot.offline.payloads import SignedRequest, sign
+from bot.slack.app import _user_and_channel
+from bot.slack.messenger import is_slack_response_url
+from bot.slack.server import serve_in_loop, verified
 from tests.bot.harness import ALICE, RELEASES, Harness
 
 
@@ -192,7 +192,7 @@ async def test_a_project_with_dots_and_slashes_is_refused_by_command_and_by_conf
 
 
 def test_the_flag_cache_is_bounded() -> None:
-    from bot import flags
+    from bot.lifecycle import flags
 
     cache: dict[Any, Any] = {}
     for n in range(flags.CACHE_ENTRIES * 3):
@@ -231,7 +231,7 @@ async def test_no_broadcast_mention_leaves_the_bot_from_any_text(bot: Harness) -
 )
 @pytest.mark.parametrize("action_id", ["digest_snooze", "digest_archive", "scheduled_delete"])
 async def test_forged_button_values_are_refused_plainly(bot: Harness, action_id: str, value: str) -> None:
-    from bot.slack_payloads import signed_interaction
+    from bot.offline.payloads import signed_interaction
 
     payload = {
         "type": "block_actions",

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import SEND_AGAIN
-from bot.changes import Who
-from bot.db import changes as changes_table
 from bot.launchdarkly.sandbox import SandboxState
-from bot.messenger import ReplyTo
+from bot.lifecycle.service import Who
+from bot.persistence.db import changes as changes_table
+from bot.slack.blocks import SEND_AGAIN
+from bot.slack.messenger import ReplyTo
 from commands.demo import demo_flag
 from commands.instructions import AddTags, SemanticPatch, TurnFlagOn
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import yaml
 
 from bot.config import Settings
-from bot.server import EVENTS_PATH
+from bot.slack.server import EVENTS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.fake_slack import Message
-from bot.slack_payloads import message_shortcut_payload, signed_interaction
+from bot.offline.fake_slack import Message
+from bot.offline.payloads import message_shortcut_payload, signed_interaction
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 from tests.bot.test_approvals import click, env, latest_view, run, submit
 from tests.bot.test_config_command import second_project

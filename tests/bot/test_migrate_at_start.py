@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.db import create_engine, migrate, require_current_schema
-from bot.server import free_port
+from bot.persistence.db import create_engine, migrate, require_current_schema
+from bot.slack.server import free_port
 from commands.errors import FlagopsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def _versions(url: str) -> list[str]:
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
-    from bot.db import alembic_config
+    from bot.persistence.db import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None

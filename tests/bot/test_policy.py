@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError
-from bot.policy import load_policy
+from bot.guardrails.policy import load_policy
 from tests.bot.harness import ALICE, BOB, CAROL, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]

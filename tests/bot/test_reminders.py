@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from bot.fake_slack import Ephemeral, Message
-from bot.jobs import APPROVAL_REMINDER, USER_REMINDER
-from bot.scheduler import DigestChannel, FlagopsScheduler, RunReport
+from bot.offline.fake_slack import Ephemeral, Message
+from bot.scheduling.jobs import APPROVAL_REMINDER, USER_REMINDER
+from bot.scheduling.scheduler import DigestChannel, FlagopsScheduler, RunReport
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]

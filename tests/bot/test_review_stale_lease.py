@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.db import changes as changes_table
+from bot.persistence.db import changes as changes_table
 from tests.bot.test_truth import buttons, click, fault, only_change, run
 
 

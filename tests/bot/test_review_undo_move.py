@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.undo import inverse_patch
+from bot.lifecycle.undo import inverse_patch
 from commands.demo import demo_flags
 from commands.engine import apply
 from commands.instructions import SemanticPatch

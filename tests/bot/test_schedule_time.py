@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.schedule_time import resolve_when
+from bot.scheduling.schedule_time import resolve_when
 from commands.errors import CommandError
 
 MONDAY_0800_BERLIN = datetime(2026, 3, 30, 6, 0, tzinfo=UTC)  # CEST: UTC+2

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.fake_slack import Ephemeral, Message
-from bot.jobs import CANCELLED, SCHEDULED_CHECK
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.sandbox.approvals import run_due as sandbox_run_due
-from bot.scheduler import FlagopsScheduler
+from bot.offline.fake_slack import Ephemeral, Message
+from bot.scheduling.jobs import CANCELLED, SCHEDULED_CHECK
+from bot.scheduling.scheduler import FlagopsScheduler
 from tests.bot.harness import ALICE, RELEASES, Harness
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday

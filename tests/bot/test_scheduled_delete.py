@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.fake_slack import Ephemeral, Message
-from bot.jobs import USER_REMINDER
+from bot.offline.fake_slack import Ephemeral, Message
+from bot.scheduling.jobs import USER_REMINDER
 from commands.instructions import TurnFlagOff
 from tests.bot.harness import ALICE, BOB, CAROL, Harness
 from tests.bot.test_approvals import link, member_id, start

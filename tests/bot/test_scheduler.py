@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import inspect
 
 from bot.config import Settings
-from bot.db import create_engine, metadata, migrate
-from bot.jobs import (
+from bot.persistence.db import create_engine, metadata, migrate
+from bot.scheduling.jobs import (
     CANCELLED,
     DIGEST,
     FAILED,
@@ -24,7 +24,7 @@ from bot.jobs import (
     Job,
     JobStore,
 )
-from bot.scheduler import DigestChannel, PostgresAdvisoryLock, SqliteLease, digest_channels
+from bot.scheduling.scheduler import DigestChannel, PostgresAdvisoryLock, SqliteLease, digest_channels
 from tests.bot.harness import RELEASES, Harness
 
 StartBot = Callable[..., Awaitable[Harness]]

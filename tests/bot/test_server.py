@@ -20,12 +20,12 @@ import pytest
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlalchemy import text
 
-from bot.app import Deps
 from bot.config import load_settings
-from bot.console import HELP, Console, mrkdwn_to_text, render_blocks
-from bot.server import create_web_app, free_port, serve_in_loop
-from bot.slack_payloads import find_button
-from bot.store import Store
+from bot.offline.console import HELP, Console, mrkdwn_to_text, render_blocks
+from bot.offline.payloads import find_button
+from bot.persistence.store import Store
+from bot.slack.deps import Deps
+from bot.slack.server import create_web_app, free_port, serve_in_loop
 from commands.errors import CommandError
 from commands.instructions import SemanticPatch, TurnFlagOn
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness

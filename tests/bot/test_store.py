@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from bot.db import metadata, migrate
-from bot.store import ALL_STATES, Change, State, Store
+from bot.persistence.db import metadata, migrate
+from bot.persistence.store import ALL_STATES, Change, State, Store
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.changes import APPLYING, Proposal
-from bot.db import changes as changes_table
 from bot.launchdarkly.sandbox import SandboxState
-from bot.store import Change
+from bot.lifecycle.service import APPLYING, Proposal
+from bot.persistence.db import changes as changes_table
+from bot.persistence.store import Change
 from commands.instructions import AddTargets, SemanticPatch
 from tests.bot.harness import ALICE, Harness
 

@@ -1,4 +1,4 @@
-"""The inverse of every reversible kind, computed by ``bot.undo`` and checked with the engine.
+"""The inverse of every reversible kind, computed by ``bot.lifecycle.undo`` and checked with the engine.
 
 For each command: resolve it against a demo flag, apply it with the engine, compute the inverse
 from (before, after), apply that, and compare with ``before``, ignoring only what LaunchDarkly
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.undo import aspects_of, inverse_patch
+from bot.lifecycle.undo import aspects_of, inverse_patch
 from commands import parse, resolve
 from commands.demo import demo_flags, demo_members
 from commands.engine import apply

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.schedule_time import resolve_when
+from bot.scheduling.schedule_time import resolve_when
 from commands import canonical, describe, parse, resolve
 from commands.demo import demo_flags
 from commands.engine import apply

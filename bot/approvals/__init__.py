@@ -1,0 +1,1 @@
+"""Approval requests: the service, the approval cards, who reviews, and their listeners."""

@@ -1,0 +1,124 @@
+"""Approval card buttons, the decline modal, the account modal, and the verbs ``approvals``,
+``link-account`` and ``unlink-account``. Each listener acks first, then hands over."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.approvals.service import (
+    DECLINE_CALLBACK,
+    REASON_ACTION,
+    REASON_BLOCK,
+    ApprovalCardStore,
+    ApprovalService,
+    decline_metadata,
+)
+from bot.identity.accounts import (
+    LINK_ACCOUNT_CALLBACK,
+    TOKEN_ACTION,
+    TOKEN_BLOCK,
+    AccountService,
+    AccountStore,
+)
+from bot.identity.accounts import reply_from_metadata as account_reply
+from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.service import Who
+from bot.slack.deps import Deps
+from bot.slack.router import CommandRouter
+from commands.intents import ReservedCommand
+from commands.parse import EXTRA_IGNORED
+
+APPROVAL_ACTIONS = re.compile(r"^approval_")
+
+
+def pasted_text_ignored(command_name: str) -> str:
+    """The answer to an account verb typed with more text (never shown back: likely a token)."""
+    return (
+        f":warning: Never paste a token in a channel or a command: use the form `{command_name} "
+        "link-account` opens, which only you see. What you typed after the command was ignored and "
+        "not stored; if it was a token, consider replacing it in LaunchDarkly."
+    )
+
+
+def accounts_for(deps: Deps) -> AccountService:
+    """The account service over the bot's database and clients."""
+    return AccountService(
+        settings=deps.settings,
+        store=AccountStore(deps.store.engine, deps.settings.flagops_secret_key),
+        ld=deps.ld,
+        slack=deps.slack,
+        messenger=deps.changes.messenger,
+    )
+
+
+def view_value(body: dict[str, Any], block_id: str, action_id: str) -> str:
+    """A text input's value from a view submission (empty when absent)."""
+    values = (((body.get("view") or {}).get("state") or {}).get("values") or {}).get(block_id) or {}
+    return str((values.get(action_id) or {}).get("value") or "")
+
+
+def who_from_view(body: dict[str, Any], reply: Any) -> Who:
+    """The submitter of a modal, answered where the modal's metadata says."""
+    user = body.get("user") or {}
+    return Who(
+        user_id=str(user.get("id", "")),
+        user_name=str(user.get("username") or user.get("name") or user.get("id", "")),
+        reply=reply,
+        trigger_id=body.get("trigger_id"),
+    )
+
+
+def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
+    """Wire the approvals feature: services, the change lifecycle's hook, listeners and verbs."""
+    accounts = accounts_for(deps)
+    service = ApprovalService(
+        changes=deps.changes,
+        accounts=accounts,
+        cards=ApprovalCardStore(deps.store.engine),
+        slack=deps.slack,
+    )
+    deps.changes.approvals = service
+
+    @app.action(APPROVAL_ACTIONS)
+    async def on_approval_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        who = who_from_action(body)
+        await service.click(str(action.get("action_id")), str(action.get("value")), who, who.trigger_id)
+
+    @app.view(DECLINE_CALLBACK)
+    async def on_decline_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user_id = str((body.get("user") or {}).get("id", ""))
+        card_id, reply = decline_metadata(
+            str((body.get("view") or {}).get("private_metadata") or ""), user_id
+        )
+        reason = view_value(body, REASON_BLOCK, REASON_ACTION)
+        await service.decline(card_id, who_from_view(body, reply), reason)
+
+    @app.view(LINK_ACCOUNT_CALLBACK)
+    async def on_link_account(ack: AsyncAck, body: dict[str, Any]) -> None:
+        # Close the modal at once; the check with LaunchDarkly and the answer follow ephemerally.
+        await ack()
+        user_id = str((body.get("user") or {}).get("id", ""))
+        reply = account_reply(str((body.get("view") or {}).get("private_metadata") or ""), user_id)
+        await accounts.link(user_id, view_value(body, TOKEN_BLOCK, TOKEN_ACTION), reply)
+
+    async def link_account(who: Who, command: ReservedCommand, _text: str) -> None:
+        await accounts.open_link_modal(who.reply, who.trigger_id)  # first: the trigger lives ~3 s
+        if EXTRA_IGNORED in command.args:
+            await deps.changes.tell(who, pasted_text_ignored(deps.settings.flagops_command))
+
+    async def unlink_account(who: Who, command: ReservedCommand, _text: str) -> None:
+        if EXTRA_IGNORED in command.args:
+            await deps.changes.tell(who, pasted_text_ignored(deps.settings.flagops_command))
+        await accounts.unlink(who.user_id, who.reply)
+
+    async def approvals(who: Who, command: ReservedCommand, _text: str) -> None:
+        await service.list_pending(who, command)
+
+    router.handle("link-account", link_account)
+    router.handle("unlink-account", unlink_account)
+    router.handle("approvals", approvals)

@@ -1,0 +1,891 @@
+"""Approvals in the channel: approval requests, their cards, and the Approve / Decline / Apply buttons.
+
+::
+
+    change card ──Request approval (or --approval, or after a 405)──▶ approval request in LaunchDarkly
+                                                                     + approval card in the thread
+    approval card:  pending ──Approve──▶ approved ──Apply──▶ applying ──▶ applied
+                       │                                        └──refused──▶ failed (LD's reason)
+                       └──Decline (reason in a modal)──▶ declined
+
+Every click re-reads the request from LaunchDarkly first, so a request reviewed or applied in
+LaunchDarkly's UI shows its true state on the next click. Reviews and applies go out with the
+clicking user's linked token (``bot.identity.accounts``), else the service token with a comment naming the
+Slack user. Apply is a compare-and-set on the card's row (``approved → applying``): of any number
+of reviewers clicking at once, one applies. LaunchDarkly's refusals (self-review, missing role)
+are shown in LaunchDarkly's words, with the hint to link an account where that would help.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from pydantic import ValidationError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.approvals.cards import (
+    APPLY,
+    APPROVE,
+    APPROVED,
+    BUTTON_TEXT,
+    CARD_APPLIED,
+    CARD_APPLYING,
+    CARD_FAILED,
+    CARD_STATES,
+    DECLINE,
+    DECLINE_CALLBACK,
+    DECLINED,
+    PENDING,
+    REASON_ACTION,
+    REASON_BLOCK,
+    STATE_LINE,
+    ApprovalCard,
+    ApprovalCardStore,
+    CardContent,
+    decline_metadata,
+    decline_modal,
+    render_approval_card,
+    state_of,
+)
+from bot.approvals.reviewers import ReviewerFinder, Reviewers, command_reviewers
+from bot.config import ConfigError
+from bot.errors import error_text, explain_error
+from bot.guardrails.channel_config import ChannelConfig
+from bot.guardrails.policy import PolicyGuard
+from bot.identity.accounts import LINK_HINT, AccountService, Acting
+from bot.launchdarkly import errors as ld_errors
+from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
+from bot.launchdarkly.models import ApprovalRequest
+from bot.lifecycle.service import (
+    APPLIED,
+    APPLYING,
+    APPROVAL_REQUESTED,
+    FAILED,
+    NEEDS_APPROVAL,
+    PROPOSED,
+    ChangeService,
+    Proposal,
+    Who,
+    clip_description,
+)
+from bot.persistence.store import Change
+from bot.slack import blocks
+from bot.slack.messenger import CannotPost
+from commands import describe
+from commands.engine import apply as engine_apply
+from commands.errors import CommandError, EngineRefusal
+from commands.instructions import SemanticPatch
+from commands.intents import ReservedCommand
+from commands.summary import diff_facts
+
+log = logging.getLogger(__name__)
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9_]+$")  # a Slack user id, as /flag config reviewers stores it
+
+# The card's states, buttons and modal live in bot.approvals.cards, the reviewer lookup in
+# bot.approvals.reviewers; they are re-exported here because this module is the feature's entry point.
+__all__ = [
+    "APPLY",
+    "APPROVE",
+    "APPROVED",
+    "BUTTON_TEXT",
+    "CARD_APPLIED",
+    "CARD_APPLYING",
+    "CARD_FAILED",
+    "CARD_STATES",
+    "DECLINE",
+    "DECLINED",
+    "DECLINE_CALLBACK",
+    "PENDING",
+    "REASON_ACTION",
+    "REASON_BLOCK",
+    "STATE_LINE",
+    "ApprovalCard",
+    "ApprovalCardStore",
+    "ApprovalService",
+    "CardContent",
+    "Reviewers",
+    "decline_metadata",
+    "decline_modal",
+    "render_approval_card",
+    "state_of",
+]
+
+_RESOURCE = re.compile(r"^proj/([^:]+):env/([^:]+):flag/(.+)$")
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+# How far along a card is. LaunchDarkly's request only moves forward; a card follows it forward.
+_RANK = {PENDING: 0, APPROVED: 1, CARD_APPLYING: 2, DECLINED: 3, CARD_APPLIED: 3, CARD_FAILED: 3}
+_DONE = frozenset({DECLINED, CARD_APPLIED, CARD_FAILED})
+
+
+class ApprovalService:
+    """Approval requests from change cards, approval cards, and their buttons."""
+
+    def __init__(
+        self,
+        *,
+        changes: ChangeService,
+        accounts: AccountService,
+        cards: ApprovalCardStore,
+        slack: AsyncWebClient,
+    ) -> None:
+        self.changes = changes
+        self.settings = changes.settings
+        self.ld: LaunchDarklyClient = changes.ld
+        self.messenger = changes.messenger
+        self.accounts = accounts
+        self.cards = cards
+        self.slack = slack
+        self._reviewers = ReviewerFinder(self.settings, self.ld, slack)
+        self.channel_config = ChannelConfig(changes.store.engine, self.settings)
+
+    # --- hooks the change lifecycle calls ------------------------------------------------------
+
+    async def token_for(self, user_id: str) -> str | None:
+        """The linked token of a Slack user, or None for the service token."""
+        return (await self.accounts.acting(user_id)).token
+
+    async def may_act(self, who: Who, what: str) -> bool:
+        """Whether ``who`` may act in LaunchDarkly through the bot now.
+
+        With ``FLAGOPS_REQUIRE_LINKED_ACCOUNTS`` an unlinked user is told to link first (and False is
+        returned); otherwise everyone may (an unlinked user acts through the service token).
+
+        Args:
+            who: the Slack user.
+            what: what they tried, in words (``"apply this change"``).
+        """
+        return await self.accounts.require(who.user_id, who.reply, what) is not None
+
+    async def request_approval(self, change: Change, who: Who) -> None:
+        """Create the approval request for a change card and post its approval card in the thread.
+
+        Called by the change lifecycle for Request approval and for ``--approval``.
+        """
+        acting = await self.accounts.require(who.user_id, who.reply, "request approval")
+        if acting is None:
+            return
+        # The propose rule ran when the card was made; the policy may have changed since (an
+        # environment made read-only): asking LaunchDarkly for a change Slack may not make is refused.
+        refusal = self._request_refusal(change)
+        if refusal is not None:
+            await self.changes.tell(who, refusal)
+            return
+        won = await self.changes.store.transition(
+            change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval"
+        )
+        if won is None:
+            await self.changes.tell(who, "This change is already on its way.")
+            return
+        if won.environment is None:
+            await self.changes._finish(
+                won, FAILED, who, None, ":x: Approval requests exist only for a flag in an environment."
+            )
+            return
+        proposal = Proposal.model_validate_json(won.request_json)
+        try:
+            channel = await self.channel_config.get(won.channel_id)
+            # The channel's own reviewers (`/flag config reviewers`) are Slack users: mapped by email
+            # like the command's; the environment variables' (emails, team keys) come from `find`.
+            own = [f"<@{u}>" for u in channel.reviewers_for(won.environment) if _SLACK_USER.match(u)]
+            reviewers = await self.reviewers(won.environment, [*own, *command_reviewers(won.command_text)])
+            request = await self.ld.create_approval_request(
+                won.project,
+                won.flag_key,
+                won.environment,
+                description=clip_description(
+                    f"{who.user_name} (via Slack) asks to: " + "; ".join(proposal.sentences)
+                ),
+                instructions=proposal.semantic_patch().instructions,
+                comment=self._comment(won.comment or None, who, acting, "requested"),
+                notify_member_ids=reviewers.member_ids,
+                notify_team_keys=reviewers.team_keys,
+                execution_date=proposal.execute_at_ms,  # issue 6: a scheduled change applies at its time
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes._finish(
+                won,
+                FAILED,
+                who,
+                error.status,
+                f":x: Could not request approval: {self.refusal(error, acting)}",
+            )
+            return
+        await self.changes.store.transition(
+            won.id,
+            [APPLYING],
+            APPROVAL_REQUESTED,
+            who.user_id,
+            ld_status=201,
+            detail=f"approval request {request.id}",
+            approval_request_id=request.id,
+        )
+        await self.changes._update_card(
+            won, f":lock: Approval requested by <@{who.user_id}>: the approval card is in the thread."
+        )
+        content = CardContent(
+            project=won.project,
+            flag_key=won.flag_key,
+            flag_name=proposal.flag_name,
+            environment=won.environment,
+            requester=f"<@{who.user_id}>",
+            sentences=proposal.sentences,
+            changes=proposal.changes,
+            instructions_json=json.dumps([i.body() for i in proposal.semantic_patch().instructions]),
+            description=request.description,
+            comment=won.comment or None,
+            reviewers=reviewers.shown,
+            unmapped=reviewers.unmapped,
+            request_url=self.request_url(won.project, won.flag_key, won.environment, request.id),
+            flag_url=proposal.flag_url,
+        )
+        thread = won.thread_ts or won.card_ts
+        card = await self.cards.create(
+            request=request,
+            change_id=won.id,
+            content=content,
+            requester_id=who.user_id,
+            channel_id=won.channel_id,
+            thread_ts=thread,
+        )
+        try:
+            await self._post_card(card, won.channel_id, thread)
+        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
+            # The request exists in LaunchDarkly: say so, with its link, wherever the person can read.
+            log.warning("approval card %s: could not post it (%s)", card.id, type(error).__name__)
+            await self.changes.tell(
+                who,
+                f":lock: The approval request for *{won.flag_key}* in *{won.environment}* was created in "
+                f"LaunchDarkly, but Slack refused its card here. <{content.request_url}|Open the request in "
+                "LaunchDarkly> to review it.",
+            )
+        approvals_channel = channel.approvals_channel  # `/flag config approvals-channel`, else the setting
+        if approvals_channel and approvals_channel != won.channel_id:
+            try:
+                await self._post_card(card, approvals_channel, None)
+            except CannotPost as error:
+                await self._reply(
+                    card, f":warning: The approvals channel did not take the card: {error_text(error)}"
+                )
+        notified = ", ".join(reviewers.shown) or "LaunchDarkly's default reviewers"
+        lines = [f"Reviewers notified: {notified}."]
+        if reviewers.unmapped:
+            lines.append(f"Not notified (no LaunchDarkly member found): {', '.join(reviewers.unmapped)}.")
+        await self._reply(
+            card,
+            f":lock: <@{who.user_id}> requested approval for *{won.flag_key}* in *{won.environment}*"
+            f"{self._as(acting)}.",
+            lines,
+            who=who,
+        )
+
+    # --- reviewers -----------------------------------------------------------------------------
+
+    async def reviewers(self, environment: str, named: Sequence[str]) -> Reviewers:
+        """Reviewers to notify for ``environment`` and the command's ``named`` ones (see
+        :meth:`bot.approvals.reviewers.ReviewerFinder.find`)."""
+        return await self._reviewers.find(environment, named)
+
+    # --- clicks --------------------------------------------------------------------------------
+
+    async def click(self, action_id: str, card_id: str, who: Who, trigger_id: str | None) -> None:
+        """Handle an approval card button (after the ack)."""
+        if action_id == DECLINE:
+            # The modal first: the trigger expires in about 3 seconds.
+            await self._open_decline(card_id, who, trigger_id)
+            return
+        card = await self.cards.get(card_id)
+        if card is None:
+            await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
+            return
+        if action_id == APPROVE:
+            await self._approve(card, who)
+        elif action_id == APPLY:
+            await self._apply(card, who)
+        else:
+            await self.changes.tell(who, ":grey_question: That button is not for me.")
+
+    async def _open_decline(self, card_id: str, who: Who, trigger_id: str | None) -> None:
+        if not trigger_id:
+            await self.changes.tell(who, ":warning: Slack sent no trigger to open the form; click again.")
+            return
+        card = await self.cards.get(card_id)
+        if card is None:
+            await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
+            return
+        await self.slack.views_open(
+            trigger_id=trigger_id, view=decline_modal(card.id, who.reply, card.flag_key, card.environment)
+        )
+
+    async def _fresh(self, card: ApprovalCard, who: Who, acting: Acting) -> ApprovalCard | None:
+        """Re-read the request and bring the card's state in line with it (None: could not read)."""
+        try:
+            request = await self.ld.get_approval_request(
+                card.project, card.flag_key, card.environment, card.request_id, token=acting.token
+            )
+        except ld_errors.NotFound:
+            await self._request_deleted(card, who)
+            return None
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(
+                who, f":warning: Could not read the request: {self.refusal(error, acting)}"
+            )
+            return None
+        return await self._sync(card, request)
+
+    async def _sync(self, card: ApprovalCard, request: ApprovalRequest) -> ApprovalCard:
+        target = state_of(request)
+        current = await self.cards.get(card.id) or card
+        if _RANK[target] < _RANK[current.state] or (current.state in _DONE and target != current.state):
+            # A read older than what the card already knows (taken before another click applied,
+            # say) never moves it back, nor is it remembered: an applied card offering Apply again
+            # would send the apply twice.
+            return current
+        remembered = await self.cards.remember(card.id, request) or current
+        if target == DECLINED:
+            # Wherever the decline happened (Slack, LaunchDarkly's UI), the change card it came
+            # from will never apply: close it (idempotent: only a change still waiting moves).
+            await self._change_declined(remembered, request)
+        if remembered.state in (target, CARD_APPLYING):
+            return remembered
+        moved = await self.cards.transition(card.id, [remembered.state], target)
+        if moved is not None and target == CARD_APPLIED:
+            await self._change_applied(moved, "flagops", "applied in LaunchDarkly")
+        return moved or await self.cards.get(card.id) or remembered
+
+    async def _change_declined(self, card: ApprovalCard, request: ApprovalRequest) -> None:
+        """Close the change card of a declined request: FAILED, saying who declined and why."""
+        if card.change_id is None:
+            return
+        change = await self.changes.store.get_change(card.change_id)
+        if change is None or change.state != APPROVAL_REQUESTED:
+            return
+        review = next((r for r in reversed(request.all_reviews) if r.kind == "decline"), None)
+        member = review.member_id if review else None
+        by = await self._member_name(member) if member else "a reviewer"
+        actor = (await self.accounts.store.slack_user_for_member(member) if member else None) or "flagops"
+        reason = (review.comment or "").strip() if review else ""
+        detail = f"declined by {by}" + (f": {reason}" if reason else "")
+        await self._close_change(
+            card.change_id,
+            actor,
+            detail,
+            f":x: Not applied: the approval request was declined by {by}"
+            + (f": “{blocks.escape(reason)}”" if reason else "."),
+        )
+
+    async def _request_deleted(self, card: ApprovalCard, who: Who) -> None:
+        """The request is gone from LaunchDarkly: the card and its change card say so, for good."""
+        outcome = ":wastebasket: The approval request was deleted in LaunchDarkly; nothing was applied."
+        if card.state not in (CARD_APPLIED, CARD_FAILED):
+            moved = await self.cards.transition(card.id, [card.state], CARD_FAILED, outcome=outcome)
+            if moved is not None:
+                await self.refresh(moved)
+        if card.change_id is not None:
+            await self._close_change(
+                card.change_id,
+                who.user_id,
+                "approval request deleted in LaunchDarkly",
+                ":x: Not applied: the approval request was deleted in LaunchDarkly.",
+            )
+        await self.changes.tell(who, outcome)
+
+    async def _close_change(self, change_id: str, actor: str, detail: str, status: str) -> None:
+        """Move a change waiting for approval to FAILED (a final state) and redraw its card."""
+        moved = await self.changes.store.transition(
+            change_id, [APPROVAL_REQUESTED], FAILED, actor, detail=detail
+        )
+        if moved is not None:
+            await self.changes._update_card(moved, status)
+
+    async def _approve(self, card: ApprovalCard, who: Who) -> None:
+        acting = await self.accounts.require(who.user_id, who.reply, "approve")
+        if acting is None:
+            return
+        fresh = await self._fresh(card, who, acting)
+        if fresh is None:
+            return
+        if fresh.state != PENDING:
+            await self.changes.tell(who, f"This request is already {fresh.state}.")
+            await self.refresh(fresh)
+            return
+        try:
+            request = await self.ld.review_approval_request(
+                card.project,
+                card.flag_key,
+                card.environment,
+                card.request_id,
+                "approve",
+                self._comment(None, who, acting, "approved"),
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(who, f":no_entry: {self.refusal(error, acting)}")
+            return
+        done = await self._sync(fresh, request)
+        ready = " It can be applied now: *Apply* on the card." if done.state == APPROVED else ""
+        await self._reply(
+            done, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{ready}", who=who
+        )
+        await self.refresh(done)
+
+    async def decline(self, card_id: str, who: Who, reason: str) -> None:
+        """Decline a request with the reason typed in the modal (after the view submission's ack)."""
+        card = await self.cards.get(card_id)
+        if card is None:
+            await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
+            return
+        acting = await self.accounts.require(who.user_id, who.reply, "decline")
+        if acting is None:
+            return
+        fresh = await self._fresh(card, who, acting)
+        if fresh is None:
+            return
+        if fresh.state not in (PENDING, APPROVED):
+            await self.changes.tell(who, f"This request is already {fresh.state}.")
+            await self.refresh(fresh)
+            return
+        try:
+            request = await self.ld.review_approval_request(
+                card.project,
+                card.flag_key,
+                card.environment,
+                card.request_id,
+                "decline",
+                reason.strip() or self._comment(None, who, acting, "declined"),
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(who, f":no_entry: {self.refusal(error, acting)}")
+            return
+        done = await self._sync(fresh, request)
+        why = f": “{blocks.escape(reason.strip())}”" if reason.strip() else "."
+        await self._reply(done, f":x: <@{who.user_id}> declined{self._as(acting)}{why}", who=who)
+        await self.refresh(done)
+
+    async def _apply(self, card: ApprovalCard, who: Who) -> None:
+        acting = await self.accounts.require(who.user_id, who.reply, "apply")
+        if acting is None:
+            return
+        fresh = await self._fresh(card, who, acting)
+        if fresh is None:
+            return
+        if fresh.state != APPROVED:
+            messages = {
+                CARD_APPLYING: "is already being applied.",
+                CARD_APPLIED: "was already applied.",
+                PENDING: "is not approved yet.",
+                DECLINED: "was declined.",
+                CARD_FAILED: "failed; see the thread.",
+            }
+            await self.changes.tell(who, f"This request {messages.get(fresh.state, fresh.state)}")
+            await self.refresh(fresh)
+            return
+        # The policy decides who may apply, as on a change card (it may have changed since the
+        # request: an environment made read-only refuses); nothing is claimed before it agrees.
+        refusal = await self._apply_refusal(fresh, who)
+        if refusal is not None:
+            await self.changes.tell(who, refusal)
+            return
+        won = await self.cards.transition(fresh.id, [APPROVED], CARD_APPLYING)
+        if won is None:
+            await self.changes.tell(who, "This request is already being applied.")
+            return
+        try:
+            await self.refresh(won)
+            try:
+                request = await self.ld.apply_approval_request(
+                    card.project,
+                    card.flag_key,
+                    card.environment,
+                    card.request_id,
+                    self._comment(None, who, acting, "applied"),
+                    token=acting.token,
+                )
+            except ld_errors.LaunchDarklyError as error:
+                await self._apply_failed(won, who, acting, error)
+                return
+            await self._applied(won, who, acting, request)
+        except Exception:
+            # Not a catch-all: whatever broke after the claim is logged and re-raised (the app's
+            # error handler answers the user); the card must not stay "Applying…" for ever.
+            log.exception("approval card %s: Apply failed unexpectedly; settling the card", won.id)
+            await self._settle(won, acting)
+            raise
+
+    async def _settle(self, card: ApprovalCard, acting: Acting) -> None:
+        """Move a card stuck in ``applying`` to its real state: LaunchDarkly's, else approved."""
+        try:
+            request: ApprovalRequest | None = await self.ld.get_approval_request(
+                card.project, card.flag_key, card.environment, card.request_id, token=acting.token
+            )
+        except ld_errors.LaunchDarklyError:
+            request = None
+        target = state_of(request) if request is not None else APPROVED
+        settled = await self.cards.transition(card.id, [CARD_APPLYING], target)
+        if request is not None:
+            settled = await self.cards.remember(card.id, request) or settled
+        if settled is not None and target == CARD_APPLIED:
+            await self._change_applied(settled, "flagops", "applied in LaunchDarkly")
+        await self.refresh(settled or card)
+
+    def _request_refusal(self, change: Change) -> str | None:
+        """Whether the policy lets a change card ask for approval now: None, or why not.
+
+        Only the environment's ``read_only`` is checked here: ``propose`` ran when the card was
+        made, and ``apply`` is checked when someone presses Apply on the approval card.
+        """
+        guard = self.changes.guard
+        if not isinstance(guard, PolicyGuard) or change.environment is None:
+            return None
+        try:
+            policy = guard.policy
+        except ConfigError as exc:
+            return (
+                f":no_entry: The policy file is invalid, so every change is refused until an admin fixes "
+                f"it ({error_text(exc)}). Nothing was changed."
+            )
+        read_only = policy.scope(change.project, change.environment).read_only
+        if read_only is None:
+            return None
+        return (
+            f":lock: *{change.environment}* in project *{change.project}* is read-only from Slack now "
+            f"(policy rule `{read_only}`). Nothing was changed."
+        )
+
+    async def _apply_refusal(self, card: ApprovalCard, who: Who) -> str | None:
+        """Whether the policy lets ``who`` press Apply on this approval card now: None, or why not.
+
+        Without a policy file LaunchDarkly alone decides (it refuses members who may not apply).
+        With one, the change card's rules apply (:meth:`bot.guardrails.policy.PolicyGuard.check_apply`); a
+        request made outside Slack is checked as a change its requester proposed.
+        """
+        guard = self.changes.guard
+        if guard is None:
+            return None
+        if isinstance(guard, PolicyGuard):
+            try:
+                if guard.policy.open:
+                    return None
+            except ConfigError:
+                pass  # a broken file: check_apply refuses with what is wrong (fail closed)
+        change = await self.changes.store.get_change(card.change_id) if card.change_id else None
+        if change is None:
+            change = _change_for(card)
+            if change is None:
+                return (
+                    ":no_entry: The policy cannot be checked for this request (its instructions are not "
+                    "ones flagops knows), so it is not applied from Slack. Apply it in LaunchDarkly."
+                )
+        refusal = await guard.check_apply(who, change)
+        if refusal is not None and card.requester_id is None:
+            # Requested in LaunchDarkly by someone with no linked Slack user: say so, not "<@>".
+            refusal = refusal.replace("<@>", "its requester (in LaunchDarkly)")
+        return refusal
+
+    async def _applied(self, card: ApprovalCard, who: Who, acting: Acting, request: ApprovalRequest) -> None:
+        await self.cards.remember(card.id, request)
+        try:
+            flag = await self.changes.flags.flag(card.project, card.flag_key, fresh=True)
+            version = f" · flag version {flag.get('_version')}"
+        except (CommandError, ld_errors.LaunchDarklyError):
+            version = ""
+        status = "scheduled" if request.status == "scheduled" else "applied"
+        outcome = f":rocket: {status.capitalize()} by <@{who.user_id}>{self._as(acting)}{version}."
+        final = await self.cards.transition(card.id, [CARD_APPLYING], CARD_APPLIED, outcome=outcome) or card
+        await self._change_applied(final, who.user_id, f"approval request {card.request_id} {status}")
+        await self._reply(final, f":white_check_mark: {outcome.removeprefix(':rocket: ')}", who=who)
+        await self.refresh(final)
+
+    async def _apply_failed(
+        self, card: ApprovalCard, who: Who, acting: Acting, error: ld_errors.LaunchDarklyError
+    ) -> None:
+        # Whatever the error, LaunchDarkly's request tells what happened: read it, never resend.
+        try:
+            request = await self.ld.get_approval_request(
+                card.project, card.flag_key, card.environment, card.request_id, token=acting.token
+            )
+        except ld_errors.LaunchDarklyError:
+            request = None
+        if request is not None and state_of(request) == CARD_APPLIED:
+            await self._applied(card, who, acting, request)
+            return
+        if request is not None and state_of(request) == CARD_FAILED:
+            outcome = f":warning: Apply failed: {self.refusal(error, acting)}"
+            final = (
+                await self.cards.transition(card.id, [CARD_APPLYING], CARD_FAILED, outcome=outcome) or card
+            )
+            await self.cards.remember(card.id, request)
+            await self._reply(final, outcome, who=who)
+            await self.refresh(final)
+            return
+        back = await self.cards.transition(card.id, [CARD_APPLYING], APPROVED) or card
+        if request is not None:
+            back = await self.cards.remember(card.id, request) or back
+        await self.changes.tell(
+            who, f":no_entry: Not applied: {self.refusal(error, acting)} The request is still approved."
+        )
+        await self.refresh(back)
+
+    async def _change_applied(self, card: ApprovalCard, actor: str, detail: str) -> None:
+        """Close the change card this request came from, if any."""
+        if card.change_id is None:
+            return
+        moved = await self.changes.store.transition(
+            card.change_id, [APPROVAL_REQUESTED], APPLIED, actor, ld_status=200, detail=detail
+        )
+        if moved is not None:
+            await self.changes._update_card(moved, f":white_check_mark: Applied through {detail}.")
+
+    # --- /flag approvals -----------------------------------------------------------------------
+
+    async def list_pending(self, who: Who, command: ReservedCommand) -> None:
+        """``/flag approvals [flag] [env]``: pending requests, each with its card, in a thread."""
+        project = command.project or await self.changes.project_for(who)  # the channel's project
+        acting = await self.accounts.acting(who.user_id)
+        resource = (
+            flag_resource_id(project, command.environment, command.flag)
+            if command.flag and command.environment
+            else None
+        )
+        try:
+            page = await self.ld.list_all_approval_requests(
+                filter=approval_filter(status=["pending"], project_key=project, resource_id=resource),
+                limit=20,
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(who, f":warning: {self.refusal(error, acting)}")
+            return
+        requests = [
+            r
+            for r in page.items
+            if (where := _resource(r)) is not None and (not command.flag or where[2] == command.flag)
+        ]
+        scope = f" for *{command.flag}*" if command.flag else ""
+        scope += f" in *{command.environment}*" if command.environment else ""
+        if not requests:
+            await self.changes.tell(who, f"No pending approval requests{scope} in project `{project}`.")
+            return
+        more = (page.total_count or len(requests)) - len(page.items)
+        headline = (
+            f":lock: {len(requests)} pending approval request{'s' if len(requests) != 1 else ''}{scope}"
+        )
+        text, body = blocks.render_notice(
+            headline + (f" (and {more} more)" if more > 0 else "") + f", asked for by <@{who.user_id}>:",
+            ["Each card is in the thread."],
+        )
+        ts = await self.messenger.post(who.reply.channel_id, text, body)
+        for request in requests:
+            card = await self.cards.by_request(request.id) or await self._card_for(request, who, ts)
+            card = await self._sync(card, request)
+            await self._post_card(card, who.reply.channel_id, ts)
+
+    async def _card_for(self, request: ApprovalRequest, who: Who, thread_ts: str) -> ApprovalCard:
+        project, env, flag_key = _resource(request) or ("", "", "")
+        requester_id = (
+            await self.accounts.store.slack_user_for_member(request.requestor_id)
+            if request.requestor_id
+            else None
+        )
+        requester = f"<@{requester_id}>" if requester_id else await self._member_name(request.requestor_id)
+        sentences: list[str] = []
+        changes: list[tuple[str, str | None, str | None]] = []
+        flag_name, flag_url = flag_key, None
+        try:
+            flag = await self.changes.flags.flag(project, flag_key, fresh=True)
+            patch = SemanticPatch.model_validate(
+                {"environmentKey": env, "instructions": request.instructions}
+            )
+            sentences = describe(patch, flag)
+            after = engine_apply(flag, patch)
+            changes = [(c.label, c.before, c.after) for c in diff_facts(flag, after, env)]
+            flag_name, flag_url = str(flag.get("name") or flag_key), self.changes.flags.flag_url(flag, env)
+        except (CommandError, EngineRefusal, ld_errors.LaunchDarklyError, ValueError) as error:
+            # A request we cannot preview still gets a card: its description says what it does.
+            log.info("approval request %s: no preview (%s)", request.id, type(error).__name__)
+        content = CardContent(
+            project=project,
+            flag_key=flag_key,
+            flag_name=flag_name,
+            environment=env,
+            requester=requester,
+            sentences=sentences,
+            changes=changes,
+            instructions_json=json.dumps(request.instructions),
+            description=request.description,
+            reviewers=[await self._member_name(m) for m in request.notify_member_ids],
+            request_url=self.request_url(project, flag_key, env, request.id),
+            flag_url=flag_url,
+        )
+        return await self.cards.create(
+            request=request,
+            change_id=None,
+            content=content,
+            requester_id=requester_id,
+            channel_id=who.reply.channel_id,
+            thread_ts=thread_ts,
+        )
+
+    # --- posting -------------------------------------------------------------------------------
+
+    async def _names(self, card: ApprovalCard) -> dict[str, str]:
+        names: dict[str, str] = {}
+        request = card.request
+        for review in request.all_reviews if request else []:
+            if review.member_id and review.member_id not in names:
+                names[review.member_id] = await self._member_name(review.member_id)
+        return names
+
+    async def _member_name(self, member_id: str | None) -> str:
+        if not member_id:
+            return "someone"
+        slack_user = await self.accounts.store.slack_user_for_member(member_id)
+        if slack_user:
+            return f"<@{slack_user}>"
+        try:
+            member = await self.ld.get_member(member_id)
+        except ld_errors.LaunchDarklyError:
+            return f"member `{member_id}`"
+        return blocks.escape(member.email or member.display_name)
+
+    async def _post_card(self, card: ApprovalCard, channel: str, thread_ts: str | None) -> None:
+        text, body = render_approval_card(card, await self._names(card))
+        ts = await self.messenger.post(channel, text, body, thread_ts=thread_ts)
+        await self.cards.add_location(card.id, channel, ts)
+
+    async def refresh(self, card: ApprovalCard) -> None:
+        """Redraw the card wherever it is posted."""
+        current = await self.cards.get(card.id) or card
+        text, body = render_approval_card(current, await self._names(current))
+        for channel, ts in current.locations:
+            # Best effort per copy: a copy Slack will not update (the bot left that channel, the
+            # message was deleted) must not stop the others, nor the click that redraws them.
+            try:
+                await self.messenger.update(channel, ts, text, body)
+            except (SlackApiError, aiohttp.ClientError) as error:
+                log.warning(
+                    "approval card %s: could not update the copy %s/%s (%s)",
+                    current.id,
+                    channel,
+                    ts,
+                    error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__,
+                )
+
+    async def _reply(
+        self, card: ApprovalCard, text: str, lines: Sequence[str] = (), *, who: Who | None = None
+    ) -> None:
+        """Say what happened in the card's thread. LaunchDarkly has already acted when this is
+        called: a thread Slack refuses (the bot left the channel) must not turn that into an error,
+        so the person who acted (``who``) is told instead."""
+        message, body = blocks.render_notice(text, lines)
+        try:
+            await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
+            return
+        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
+            reason = error.message if isinstance(error, CannotPost) else type(error).__name__
+            log.warning("approval card %s: could not reply in its thread (%s)", card.id, reason)
+        if who is not None:
+            note = "I could not post this in the approval card's thread (Slack refused it)."
+            await self.changes.tell(who, text, [*lines, note])
+
+    # --- words ---------------------------------------------------------------------------------
+
+    def request_url(self, project: str, flag: str, env: str, request_id: str) -> str:
+        return f"{self.settings.ld_base_url}/projects/{project}/flags/{flag}/approvals/{request_id}?env={env}"
+
+    @staticmethod
+    def _as(acting: Acting) -> str:
+        if acting.linked:
+            return f" as {blocks.escape(acting.member_email or 'their LaunchDarkly member')}"
+        return " through the flagops service token"
+
+    @staticmethod
+    def _comment(comment: str | None, who: Who, acting: Acting, verb: str) -> str:
+        """The comment LaunchDarkly records: with the service token, it names the Slack user."""
+        text = f"{verb.capitalize()} via Slack (flagops)"
+        if not acting.linked:
+            text += f" by Slack user @{who.user_name} ({who.user_id})"
+        return f"{text}: {comment}" if comment else text
+
+    @staticmethod
+    def refusal(error: ld_errors.LaunchDarklyError, acting: Acting) -> str:
+        """LaunchDarkly's refusal in its own words, with the link hint where linking would help."""
+        if isinstance(error, ld_errors.Unauthorized) and acting.linked:
+            return (
+                "LaunchDarkly no longer accepts your linked token (401). Run `/flag link-account` "
+                "again with a valid personal access token."
+            )
+        text = f"LaunchDarkly said: “{error.message}”" if error.status else explain_error(error)
+        own_review = "own" in error.message.lower() and "review" in error.message.lower()
+        if not acting.linked and (isinstance(error, ld_errors.Forbidden) or own_review):
+            text += f" {LINK_HINT}"
+        return text
+
+
+def _change_for(card: ApprovalCard) -> Change | None:
+    """The change a request made outside Slack amounts to, for the policy's Apply check.
+
+    Returns:
+        The change (its requester the card's Slack requester, "" when none is known), or None
+        when the request's instructions are not ones flagops models (the policy cannot judge them).
+    """
+    content = card.content
+    try:
+        patch = SemanticPatch.model_validate(
+            {"environmentKey": card.environment, "instructions": json.loads(content.instructions_json)}
+        )
+    except (ValidationError, ValueError):
+        return None
+    proposal = Proposal(
+        command_text=content.description or "",
+        canonical="",
+        patch=patch.body(),
+        sentences=content.sentences,
+        changes=content.changes,
+        flag_name=content.flag_name,
+    )
+    now = datetime.now(UTC)
+    return Change(
+        id=f"approval-card-{card.id}",
+        state=APPROVAL_REQUESTED,
+        previous_state=None,
+        requester_id=card.requester_id or "",
+        requester_name=card.requester_id or "",
+        channel_id=card.channel_id,
+        card_ts=None,
+        thread_ts=card.thread_ts,
+        project=card.project,
+        flag_key=card.flag_key,
+        environment=card.environment,
+        command_text=content.description or "",
+        request_json=proposal.model_dump_json(),
+        preview_version=0,
+        env_version=None,
+        flag_before_json=None,
+        comment="",
+        ignore_conflicts=False,
+        approval_request_id=card.request_id,
+        outcome_json=None,
+        ld_status=None,
+        created_at=card.created_at,
+        updated_at=now,
+        expires_at=now + timedelta(days=1),
+        version=0,
+    )
+
+
+def _resource(request: ApprovalRequest) -> tuple[str, str, str] | None:
+    """(project, environment, flag) of a request from the generic list."""
+    match = _RESOURCE.match(request.resource_id or "")
+    return (match[1], match[2], match[3]) if match else None

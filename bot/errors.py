@@ -1,0 +1,41 @@
+"""Failures in plain words, for Slack. Never a stack trace, never a token.
+
+An error's message holds text from input (a typed key, a word) or from LaunchDarkly (its own
+message): it is escaped here, so it can never make a mention or a link (``error_text``).
+"""
+
+from __future__ import annotations
+
+from bot.launchdarkly import errors as ld_errors
+from bot.slack.blocks import escape
+from commands.errors import FlagopsError
+
+
+def error_text(error: FlagopsError | BaseException) -> str:
+    """An error's own message, escaped for mrkdwn (it may hold typed or LaunchDarkly text)."""
+    if isinstance(error, FlagopsError):
+        return error.message if error.is_mrkdwn else escape(error.message)
+    return escape(str(error))
+
+
+def _said(error: ld_errors.LaunchDarklyError) -> str:
+    return escape(str(error))
+
+
+def explain_error(error: FlagopsError | BaseException) -> str:
+    """A failure in plain words, with what to do next where we know it. Never a token; mrkdwn
+    with the error's own text escaped."""
+    if isinstance(error, ld_errors.Unauthorized):
+        return (
+            "LaunchDarkly did not accept the bot's access token (401): it is unknown, revoked or "
+            "expired. Ask an admin to set a valid LD_API_TOKEN."
+        )
+    if isinstance(error, ld_errors.Forbidden):
+        return f"The LaunchDarkly token lacks the right to do this (403): {error_text(error)}"
+    if isinstance(error, ld_errors.NotFound):
+        return f"LaunchDarkly could not find it (404): {error_text(error)}"
+    if isinstance(error, ld_errors.LaunchDarklyError):
+        return _said(error)
+    if isinstance(error, FlagopsError):
+        return error_text(error)
+    return "Something went wrong on our side; it has been logged."

@@ -1,0 +1,1 @@
+"""Who may change what: the policy file, channel settings, undo's listeners."""

@@ -1,0 +1,64 @@
+"""Guardrails (issue 7): the policy on every change, ``/flag config``, ``/flag undo`` and the Undo
+button of applied cards."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.errors import explain_error
+from bot.guardrails.channel_config import ChannelConfig, ConfigCommand
+from bot.guardrails.policy import PolicyGuard, slack_group_members
+from bot.launchdarkly import errors as ld_errors
+from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.service import Who
+from bot.lifecycle.undo import UndoService
+from bot.slack import blocks
+from bot.slack.deps import Deps
+from bot.slack.messenger import CannotPost
+from bot.slack.router import CommandRouter
+from commands.errors import CommandError, EngineRefusal
+from commands.intents import ReservedCommand
+
+log = logging.getLogger("flagops.guardrails")
+
+
+def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
+    """Install the policy and channel settings in the change lifecycle; wire config, undo, Undo.
+
+    Raises:
+        ConfigError: ``FLAGOPS_POLICY`` names a missing or invalid file (the bot does not start
+            with a policy it cannot read: that would silently allow everything).
+    """
+    guard = PolicyGuard(deps.settings.flagops_policy, slack_group_members(deps.slack))
+    if guard.policy.open:
+        log.warning(guard.startup_message())
+    else:
+        log.info(guard.startup_message())
+    channels = ChannelConfig(deps.store.engine, deps.settings)
+    deps.changes.guard = guard
+    deps.changes.channel_defaults = channels
+    router.help_lines.append(guard.help_line())
+    undo = UndoService(deps.changes)
+    router.handle("config", ConfigCommand(channels, deps.changes).run)
+
+    async def undo_verb(who: Who, command: ReservedCommand, _text: str) -> None:
+        if command.args:
+            await undo.undo_id(who, command.args[0])
+        else:
+            await undo.undo_last(who)
+
+    router.handle("undo", undo_verb)
+
+    @app.action(blocks.UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        who = who_from_action(body)
+        try:
+            await undo.undo_clicked(who, str(action.get("value")))
+        except CannotPost as error:
+            await deps.changes.tell(who, f":no_entry: {error.message}")
+        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
+            await deps.changes.tell(who, f":warning: {explain_error(error)}")

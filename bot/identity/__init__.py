@@ -1,0 +1,1 @@
+"""Who a Slack user is in LaunchDarkly: linked accounts."""

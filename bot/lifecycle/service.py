@@ -1,0 +1,1254 @@
+"""The change lifecycle: propose → confirm → apply → report, one stored state machine.
+
+::
+
+    proposed ──Apply──▶ applying ──200──────────────▶ applied
+       │  ▲                 ├──400 conflict──▶ proposed (Apply anyway: ignoreConflicts)
+       │  │                 ├──429 (budget spent)──▶ proposed (nothing changed; Apply again)
+       │  │                 ├──405──────────▶ needs_approval ──Request approval──▶ approval_requested
+       │  │                 ├──flag moved since the preview──▶ superseded (a new card asks again)
+       │  │                 ├──400/401/403/404/422──▶ failed
+       │  │                 └──timeout/5xx/crash──▶ outcome_unknown ──re-read: in the flag──▶ applied
+       │  └──────────────────────────── Send again ◀──────┘ (re-read: not in the flag)
+       ├──Cancel──▶ cancelled
+       └──TTL────▶ expired
+
+Every move is a compare-and-set in ``bot.persistence.store`` (one conditional UPDATE), so a double click, a
+replayed request or a second bot instance applies a change at most once: the loser of the race
+is told "already being applied" and changes nothing. Every move is written to the audit table.
+
+Nothing here knows Slack's or LaunchDarkly's wire formats: ``bot.slack.messenger`` sends what
+``bot.slack.blocks`` builds, ``bot.launchdarkly`` talks HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import Settings
+from bot.errors import error_text, explain_error
+from bot.launchdarkly import errors as ld_errors
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.lifecycle import outcome as outcomes
+from bot.lifecycle import scheduled as scheduled_changes
+from bot.lifecycle.flags import FlagReader
+from bot.persistence.store import Change, Store
+from bot.scheduling.schedule_time import When
+from bot.slack import blocks
+from bot.slack.blocks import CardView
+from bot.slack.messenger import Messenger, ReplyTo
+from commands import canonical as canonical_text
+from commands import describe, parse
+from commands import resolve as resolve_command
+from commands.errors import CommandError, EngineRefusal, FlagopsError
+from commands.instructions import SemanticPatch
+from commands.intents import ChangeCommand, RawCommand, ReservedCommand
+from commands.resolve import referenced_flags
+from commands.summary import FactChange, diff_facts
+
+log = logging.getLogger(__name__)
+
+PROPOSED = "proposed"
+APPLYING = "applying"
+APPLIED = "applied"
+FAILED = "failed"
+NEEDS_APPROVAL = "needs_approval"
+APPROVAL_REQUESTED = "approval_requested"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+OUTCOME_UNKNOWN = "outcome_unknown"
+SUPERSEDED = "superseded"
+
+DANGEROUS_KINDS = frozenset({"deleteFlag", "archiveFlag"})
+FLAG_CACHE_SECONDS = 5.0
+
+
+class Proposal(BaseModel):
+    """What a card proposed, stored with the change (``request_json``) so any instance can act."""
+
+    command_text: str
+    canonical: str
+    patch: dict[str, Any]
+    sentences: list[str]
+    changes: list[tuple[str, str | None, str | None]]
+    flag_name: str
+    approval_required: bool = False
+    dangerous: bool = False
+    flag_url: str | None = None
+    notes: list[str] = []  # issue 7: card lines about the policy and undo
+    # Issue 6: a scheduled change (``at``/``in``): Apply creates a LaunchDarkly scheduled change.
+    execute_at_ms: int | None = None
+    when_text: str | None = None
+
+    def semantic_patch(self) -> SemanticPatch:
+        return SemanticPatch.model_validate(self.patch)
+
+    def fact_changes(self) -> list[FactChange]:
+        return [FactChange(*c) for c in self.changes]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A change ready to preview: the resolved patch and how to show it."""
+
+    project: str
+    flag_key: str
+    environment: str | None
+    patch: SemanticPatch
+    canonical: str
+    comment: str | None
+    approval: bool
+    related: dict[str, dict[str, Any]] = field(default_factory=dict)  # prerequisite flags, by key
+    when: When | None = None  # issue 6: when a scheduled change should apply
+    notes: tuple[str, ...] = ()  # issue 7: card lines under before → after (undo)
+
+
+@dataclass(frozen=True)
+class Who:
+    """The Slack user acting, and where to answer them alone."""
+
+    user_id: str
+    user_name: str
+    reply: ReplyTo
+    trigger_id: str | None = None  # opens a modal; valid ~3 s after the request (approvals, accounts)
+
+
+class ApprovalFlow(Protocol):
+    """The approvals feature (``bot.approvals.service``): who acts, and Request approval's whole flow."""
+
+    async def token_for(self, user_id: str) -> str | None: ...
+
+    async def request_approval(self, change: Change, who: Who) -> None: ...
+
+    async def may_act(self, who: Who, what: str) -> bool:
+        """False (the user told to link first) when linked accounts are required and ``who`` has none."""
+        ...
+
+
+class ChangeGuard(Protocol):
+    """Issue 7 (``bot.guardrails.policy``): who may propose a change and who may press Apply."""
+
+    async def check_propose(self, who: Who, draft: Draft, flag: dict[str, Any]) -> list[str]:
+        """Lines the card shows about the rules; raises ``CommandError`` naming a refusing rule."""
+        ...
+
+    async def check_apply(self, who: Who, change: Change) -> str | None:
+        """None when ``who`` may press Apply now, else the refusal to show them."""
+        ...
+
+
+class ChannelDefaults(Protocol):
+    """Issue 7 (``bot.guardrails.channel_config``): a channel's project and environment (``/flag config``)."""
+
+    async def project(self, channel_id: str) -> str: ...
+
+    async def environment(self, channel_id: str) -> str | None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChangeService:
+    """Runs slash commands and card clicks through the lifecycle above."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        ld: LaunchDarklyClient,
+        messenger: Messenger,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ld = ld
+        self.messenger = messenger
+        self.clock = clock
+        self.flags = FlagReader(ld, settings)
+        # The policy (bot.guardrails.policy) and channel settings (bot.guardrails.channel_config), set
+        # by the guardrails feature; None keeps the core's rules (requester-only Apply, LD_PROJECT).
+        self.guard: ChangeGuard | None = None
+        self.channel_defaults: ChannelDefaults | None = None
+        # Set by the approvals feature when it registers; None keeps the core's own behaviour.
+        self.approvals: ApprovalFlow | None = None
+        # The router's handlers of reserved verbs (e.g. `undo <id>`), so a superseded card made by
+        # one of them can be made again; the router fills it in.
+        self.verb_handlers: dict[str, Callable[[Who, ReservedCommand, str], Awaitable[None]]] = {}
+        # This process, as the owner of the leases on the changes it applies.
+        self.instance_id = uuid.uuid4().hex[:16]
+        self._work: set[asyncio.Task[Any]] = set()  # clicks being handled (drained at stop)
+        self._timers: set[asyncio.Task[Any]] = set()  # settle checks waiting for their time
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def propose(
+        self, who: Who, command: ChangeCommand, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Resolve a change command against its flag, preview it and post its card.
+
+        Raises:
+            CommandError / ResolveError: the command does not fit the flag.
+            LaunchDarklyError: reading the flag failed.
+            CannotPost: the bot may not post in the channel (nothing is stored).
+        """
+        # Issue 6: `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
+        when = await scheduled_changes.when_for(self, who, command) if command.schedule else None
+        project = command.project or await self.project_for(who)
+        if command.environment is None and command.environment_scoped:
+            # Issue 7: `on <flag>` alone uses the channel's default environment.
+            default = await self.environment_for(who) or self.settings.flagops_default_environment
+            if default is None:
+                raise CommandError(
+                    "Which environment? Say it "
+                    f"(`{self.settings.flagops_command} {text.strip()} production`), or set this "
+                    f"channel's default with `{self.settings.flagops_command} config env <env>`."
+                )
+            command = command.model_copy(update={"environment": default})
+        # Read fresh: the card states "before → after", and another instance's write within
+        # the cache's seconds would make this instance's copy stale (its Apply then superseded).
+        before = await self.flags.flag(project, command.flag, fresh=True)
+        await self.flags.check_environment(project, command.environment, before)
+        related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
+        patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
+        draft = Draft(
+            project,
+            command.flag,
+            command.environment,
+            patch,
+            canonical_text(command),
+            command.comment,
+            command.approval,
+            related,
+        )
+        if when is not None:  # issue 6
+            draft = dataclasses.replace(draft, when=when)
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
+
+    async def propose_raw(
+        self, who: Who, command: RawCommand, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Preview raw semantic-patch instructions (the experts' escape hatch) and post their card.
+
+        Raises:
+            CommandError: a shape the Slack loop does not send, or no flag named.
+        """
+        if command.shape != "semantic" or not command.flag:
+            raise CommandError(
+                f"`{command.shape}` bodies are not sent from Slack: use semantic instructions "
+                "(`/flag raw <flag> <env> [...]`), or `python -m commands explain` to see the request."
+            )
+        project = command.project or await self.project_for(who)
+        before = await self.flags.flag(project, command.flag, fresh=True)
+        patch = SemanticPatch.model_validate(command.body)
+        env = patch.environmentKey or command.environment
+        await self.flags.check_environment(project, env, before)
+        draft = Draft(project, command.flag, env, patch, text.strip(), patch.comment, False)
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
+
+    async def propose_draft(
+        self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Preview and post a change computed elsewhere (undo, issue 7) through the same loop.
+
+        Args:
+            who: the requester.
+            draft: the change (its ``notes`` go on the card).
+            before: the flag as it is now (the preview's starting point).
+            text: what the card records as the command.
+            thread_ts: post the card in this thread.
+
+        Raises:
+            CommandError: the policy refuses it. LaunchDarklyError: the preview failed.
+            CannotPost: the bot may not post in the channel (nothing is stored).
+        """
+        await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
+
+    async def project_for(self, who: Who) -> str:
+        """The project of the channel ``who`` is in: ``/flag config project``, else ``LD_PROJECT``."""
+        if self.channel_defaults is not None:
+            return await self.channel_defaults.project(who.reply.channel_id)
+        return self.settings.ld_project
+
+    async def environment_for(self, who: Who) -> str | None:
+        """The channel's default environment (``/flag config env``), or None."""
+        if self.channel_defaults is not None:
+            return await self.channel_defaults.environment(who.reply.channel_id)
+        return None
+
+    async def _post_proposal(
+        self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
+    ) -> None:
+        # Issue 7: the policy is checked before anything is previewed or posted.
+        notes = list(draft.notes)
+        if self.guard is not None:
+            notes += await self.guard.check_propose(who, draft, before)
+        env = draft.environment
+        patch = draft.patch.model_copy(update={"comment": None})
+        after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
+        if any(i.kind == "deleteFlag" for i in patch.instructions):
+            after = {**after, "_deleted": True}  # a dry run answers the flag as it was: say what goes
+        approval = draft.approval or (
+            env is not None
+            and patch.environment_scoped
+            and await self.flags.requires_approval(draft.project, env, before)
+        )
+        proposal = Proposal(
+            command_text=text,
+            canonical=draft.canonical,
+            patch=patch.body(),
+            sentences=describe(patch, before, flags=draft.related),
+            changes=[
+                (c.label, c.before, c.after) for c in diff_facts(before, after, env, flags=draft.related)
+            ],
+            flag_name=str(before.get("name") or draft.flag_key),
+            approval_required=approval,
+            dangerous=any(i.kind in DANGEROUS_KINDS for i in patch.instructions),
+            flag_url=self.flags.flag_url(before, env),
+            notes=notes,
+            execute_at_ms=draft.when.epoch_ms if draft.when else None,
+            when_text=draft.when.describe() if draft.when else None,
+        )
+        change_id = str(uuid.uuid4())
+        buttons = (blocks.REQUEST_APPROVAL if approval else blocks.APPLY, blocks.CANCEL)
+        view = self._view(
+            change_id,
+            who.user_id,
+            draft.project,
+            draft.flag_key,
+            env,
+            proposal,
+            draft.comment,
+            buttons=buttons,
+        )
+        card_text, card_blocks = blocks.render_card(view)
+        channel = who.reply.channel_id
+        # Post first: where the bot may not post, CannotPost leaves nothing stored.
+        ts = await self.messenger.post(channel, card_text, card_blocks, thread_ts=thread_ts)
+        try:
+            created = await self._store_proposal(who, draft, before, text, change_id, ts, thread_ts, proposal)
+        except SQLAlchemyError:
+            view = dataclasses.replace(
+                view,
+                buttons=(),
+                status=":x: I could not store this change, so it cannot be applied. Try again.",
+            )
+            await self.messenger.update(channel, ts, *blocks.render_card(view))
+            raise
+        if draft.approval and approval and self.approvals is not None:
+            # `--approval`: ask for approval at once, as if the requester pressed Request approval.
+            await self.approvals.request_approval(created, who)
+
+    async def _store_proposal(
+        self,
+        who: Who,
+        draft: Draft,
+        before: dict[str, Any],
+        text: str,
+        change_id: str,
+        ts: str,
+        thread_ts: str | None,
+        proposal: Proposal,
+    ) -> Change:
+        env = draft.environment
+        channel = who.reply.channel_id
+        return await self.store.create_change(
+            change_id=change_id,
+            requester_id=who.user_id,
+            requester_name=who.user_name,
+            channel_id=channel,
+            card_ts=ts,
+            thread_ts=thread_ts,
+            project=draft.project,
+            flag_key=draft.flag_key,
+            environment=env,
+            command_text=text,
+            request_json=proposal.model_dump_json(),
+            preview_version=int(before.get("_version") or 0),
+            env_version=_env_version(before, env),
+            flag_before_json=json.dumps(before),
+            comment=draft.comment or "",
+            expires_at=self.clock() + self.settings.flagops_confirm_ttl,
+        )
+
+    async def click(self, action_id: str, change_id: str, who: Who) -> None:
+        """Handle a card button (after the ack); a stopping process lets it finish (``drain``)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._work.add(task)
+        try:
+            await self._click(action_id, change_id, who)
+        finally:
+            if task is not None:
+                self._work.discard(task)
+
+    async def _click(self, action_id: str, change_id: str, who: Who) -> None:
+        change = await self.store.get_change(change_id)
+        if change is None:
+            await self.tell(who, ":grey_question: I don't know this change any more.")
+            return
+        handlers = {
+            blocks.APPLY: self._apply_clicked,
+            blocks.APPLY_ANYWAY: self._apply_anyway_clicked,
+            blocks.SEND_AGAIN: self._send_again_clicked,
+            blocks.CANCEL: self._cancel_clicked,
+            blocks.REQUEST_APPROVAL: self._request_approval_clicked,
+        }
+        handler = handlers.get(action_id)
+        if handler is None:
+            await self.tell(who, ":grey_question: That button is not for me.")
+            return
+        await handler(change, who)
+
+    async def _only_requester(self, change: Change, who: Who, what: str) -> bool:
+        if who.user_id == change.requester_id:
+            return True
+        await self.tell(who, f":no_entry: Only <@{change.requester_id}> can {what} this change.")
+        return False
+
+    async def _may_apply(self, change: Change, who: Who) -> bool:
+        # Issue 7: with a policy, it decides (a second person applies deleteFlag, archiveFlag...).
+        if self.guard is None:
+            return await self._only_requester(change, who, "apply")
+        refusal = await self.guard.check_apply(who, change)
+        if refusal is not None:
+            await self.tell(who, refusal)
+            return False
+        return True
+
+    async def _closed(self, change: Change, who: Who) -> bool:
+        """Tell a late clicker what became of the change; True when there is nothing to press."""
+        if change.state in (PROPOSED, NEEDS_APPROVAL) and _aware(change.expires_at) <= self.clock():
+            await self._expire(change)
+            change = await self.store.get_change(change.id) or change
+        messages = {
+            APPLYING: "is already being applied.",
+            APPLIED: "was already applied.",
+            CANCELLED: "was cancelled.",
+            EXPIRED: "expired. Run the command again to start over.",
+            FAILED: "failed; see the thread. Run the command again to retry.",
+            SUPERSEDED: "was replaced by a newer preview; use that card.",
+            APPROVAL_REQUESTED: "is waiting for approval.",
+        }
+        if change.state in messages:
+            await self.tell(who, f"This change {messages[change.state]}")
+            return True
+        return False
+
+    async def _apply_anyway_clicked(self, change: Change, who: Who) -> None:
+        await self._apply_clicked(change, who, anyway=True)
+
+    async def _apply_clicked(self, change: Change, who: Who, *, anyway: bool = False) -> None:
+        """Apply (or, after a conflict, Apply anyway: ``ignoreConflicts=true``).
+
+        Whether conflicts are ignored is decided by the button pressed, in the claiming
+        transition: a replayed plain Apply after a conflict conflicts again.
+        """
+        if await self._closed(change, who) or not await self._may_apply(change, who):
+            return
+        # Issue 5: with FLAGOPS_REQUIRE_LINKED_ACCOUNTS an unlinked user links first; nothing moves.
+        if self.approvals is not None and not await self.approvals.may_act(who, "apply this change"):
+            return
+        if change.state != PROPOSED:
+            waiting = {
+                NEEDS_APPROVAL: "needs approval first: press *Request approval*.",
+                OUTCOME_UNKNOWN: "may already be in the flag: see the card; *Send again* only if not.",
+            }
+            await self.tell(who, f"This change {waiting.get(change.state, 'has nothing to apply.')}")
+            return
+        won = await self.store.transition(
+            change.id,
+            [PROPOSED],
+            APPLYING,
+            who.user_id,
+            detail="Apply anyway pressed" if anyway else "Apply pressed",
+            ignore_conflicts=anyway,
+            **self._lease(),
+        )
+        if won is None:
+            await self.tell(who, "This change is already being applied.")
+            return
+        await self._apply(won, who)
+
+    async def _send_again_clicked(self, change: Change, who: Who) -> None:
+        # Send again applies the change: the same rules as Apply (the policy may have changed).
+        if not await self._may_apply(change, who):
+            return
+        if self.approvals is not None and not await self.approvals.may_act(who, "send this change again"):
+            return  # issue 5: as for Apply
+        # Only once the outcome was decided for good (settle_at cleared): before that the first
+        # write may still land, and sending again could apply the change twice.
+        won = await self.store.transition(
+            change.id,
+            [OUTCOME_UNKNOWN],
+            APPLYING,
+            who.user_id,
+            detail="Send again",
+            require={"settle_at": None},
+            **self._lease(),
+        )
+        if won is None:
+            latest = await self.store.get_change(change.id) or change
+            if latest.state == OUTCOME_UNKNOWN and latest.settle_at is not None:
+                await self.tell(
+                    who,
+                    ":hourglass: LaunchDarkly may still apply the first attempt, so nothing is sent yet: "
+                    f"I look again at {_clock_time(latest.settle_at)} UTC and say in the thread whether it "
+                    "landed. *Send again* works after that, if it did not.",
+                )
+                return
+            await self.tell(who, "This change is not waiting to be sent again.")
+            return
+        await self._apply(won, who, resend=True)
+
+    async def _cancel_clicked(self, change: Change, who: Who) -> None:
+        if await self._closed(change, who) or not await self._only_requester(change, who, "cancel"):
+            return
+        won = await self.store.transition(
+            change.id,
+            [PROPOSED, NEEDS_APPROVAL, OUTCOME_UNKNOWN],
+            CANCELLED,
+            who.user_id,
+            detail="Cancel pressed",
+            # Not while an unknown outcome is still being decided: its answer must reach the card.
+            require={"settle_at": None},
+        )
+        if won is None:
+            await self.tell(who, "Too late to cancel: this change is already being applied.")
+            return
+        if change.state == OUTCOME_UNKNOWN:
+            await self._update_card(
+                won,
+                f":no_entry_sign: Closed by <@{who.user_id}>; "
+                "whether the change reached the flag is still unknown.",
+            )
+            return
+        await self._update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
+
+    async def _request_approval_clicked(self, change: Change, who: Who) -> None:
+        if await self._closed(change, who) or not await self._only_requester(
+            change, who, "request approval for"
+        ):
+            return
+        if self.approvals is not None:  # approvals feature: linked tokens, reviewers, approval card
+            await self.approvals.request_approval(change, who)
+            return
+        won = await self.store.transition(
+            change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval pressed"
+        )
+        if won is None:
+            await self.tell(who, "This change is already on its way.")
+            return
+        proposal = Proposal.model_validate_json(won.request_json)
+        patch = proposal.semantic_patch()
+        assert won.environment is not None  # approval requests exist only for environments
+        try:
+            request = await self.ld.create_approval_request(
+                won.project,
+                won.flag_key,
+                won.environment,
+                description=clip_description("; ".join(proposal.sentences)),
+                instructions=patch.instructions,
+                comment=self._comment(won, who),
+                execution_date=proposal.execute_at_ms,  # issue 6: approved, it applies then
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self._finish(
+                won, FAILED, who, error.status, f":x: Could not request approval: {explain_error(error)}"
+            )
+            return
+        url = self._approval_url(won, request.id)
+        await self.store.transition(
+            won.id,
+            [APPLYING],
+            APPROVAL_REQUESTED,
+            who.user_id,
+            ld_status=201,
+            detail=f"approval request {request.id}",
+            approval_request_id=request.id,
+        )
+        await self._update_card(
+            won, f":lock: Approval requested by <@{who.user_id}>: <{url}|approval request in LaunchDarkly>."
+        )
+        await self._reply(
+            won,
+            f":lock: Approval requested for *{won.flag_key}* in *{won.environment}*. "
+            f"A reviewer approves it in <{url}|LaunchDarkly>; once approved it can be applied.",
+        )
+
+    # --- apply ------------------------------------------------------------------------------
+
+    async def _apply(self, change: Change, who: Who, *, resend: bool = False) -> None:
+        """Send a change that this instance holds in ``applying`` and report how it ended.
+
+        ``resend``: this is a Send again after an unknown outcome; if the flag moved since and
+        now shows the change, the earlier attempt landed after all and nothing is sent.
+
+        Whatever goes wrong after the claim, the change does not stay "Applying…": an
+        unexpected error settles it as outcome unknown (the flag is re-read) and is re-raised
+        for the one error handler to log.
+        """
+        try:
+            await self._apply_claimed(change, who, resend=resend)
+        except Exception:
+            log.exception("applying change %s failed unexpectedly; settling it as outcome unknown", change.id)
+            await self._outcome_unknown(change, who, None, cause="Something went wrong on the bot's side.")
+            raise
+
+    async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
+        await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
+        proposal = Proposal.model_validate_json(change.request_json)
+        if proposal.execute_at_ms is not None:  # issue 6: a LaunchDarkly scheduled change, not a patch now
+            await scheduled_changes.apply_scheduled(self, change, who, proposal)
+            return
+        if resend and await self._landed_after_all(change, who, proposal):
+            return
+        try:
+            current = await self.flags.flag(change.project, change.flag_key, fresh=True)
+        except CommandError as error:  # the flag is gone (404, with suggestions)
+            await self._finish(change, FAILED, who, 404, f":x: {error_text(error)} Nothing changed.")
+            return
+        except ld_errors.LaunchDarklyError as error:
+            await self._back_to_proposed(
+                change, who, f":warning: Could not re-read the flag, nothing changed: {explain_error(error)}"
+            )
+            return
+        if int(current.get("_version") or 0) != change.preview_version:
+            await self._supersede(change, who, current)
+            return
+        patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
+        token = await self.approvals.token_for(who.user_id) if self.approvals else None
+        for attempt in (1, 2):
+            try:
+                result = await self.ld.patch_flag_semantic(
+                    change.project,
+                    change.flag_key,
+                    patch,
+                    ignore_conflicts=change.ignore_conflicts,
+                    token=token,
+                )
+            except ld_errors.OptimisticLockError as error:
+                if attempt == 2:
+                    await self._finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
+                    return
+                continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
+            except ld_errors.LaunchDarklyError as error:
+                await self._apply_failed(change, who, error, linked=token is not None)
+                return
+            except ValidationError:
+                # A 2xx: LaunchDarkly accepted the change, but its answer lacks what the flag
+                # model needs. The outcome is known; only the "after" is read again.
+                log.warning("LaunchDarkly accepted change %s; its answer could not be read", change.id)
+                try:
+                    after = await self.flags.flag(change.project, change.flag_key, fresh=True)
+                except (CommandError, ld_errors.LaunchDarklyError):
+                    after = current
+                note = "LaunchDarkly accepted it; its answer could not be read, so the flag was read again"
+                await self._applied(change, who, proposal, current, after, note=note)
+                return
+            await self._applied(change, who, proposal, current, result.document())
+            return
+
+    async def _applied(
+        self,
+        change: Change,
+        who: Who,
+        proposal: Proposal,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        *,
+        note: str | None = None,
+    ) -> None:
+        self.flags.remember(change.project, change.flag_key, after)
+        versions = f"version {before.get('_version')} → {after.get('_version')}"
+        if note:
+            versions += f"; {note}"
+        final = await self.store.transition(
+            change.id,
+            [APPLYING, OUTCOME_UNKNOWN],
+            APPLIED,
+            who.user_id,
+            ld_status=200,
+            detail=versions,
+            outcome_json=json.dumps({"flag_after": after}),  # issue 7: undo compares with it
+        )
+        if final is None:
+            log.info("change %s was settled elsewhere before this apply reported", change.id)
+            return
+        await self._update_card(
+            final,
+            f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
+            # Issue 7: Undo proposes the inverse change (a deleted flag has none).
+            buttons=() if "deleteFlag" in _kinds(proposal) else (blocks.UNDO,),
+        )
+        lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
+        link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
+        await self._reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
+
+    async def _apply_failed(
+        self, change: Change, who: Who, error: ld_errors.LaunchDarklyError, *, linked: bool = False
+    ) -> None:
+        """Settle a change whose PATCH failed; ``linked``: it was sent with the user's own token."""
+        status = error.status
+        if isinstance(error, ld_errors.ConflictError):
+            refreshed = await self.store.transition(
+                change.id,
+                [APPLYING],
+                PROPOSED,
+                who.user_id,
+                ld_status=status,
+                detail="conflict with a pending change",
+                expires_at=self._new_expiry(),
+            )
+            if refreshed is None:
+                return
+            await self._update_card(
+                refreshed,
+                ":warning: This conflicts with a pending approval request or scheduled change. "
+                "*Apply anyway* applies it regardless (that pending change may then fail).",
+                buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL),
+            )
+            await self._reply(change, f":warning: {explain_error(error)}")
+        elif isinstance(error, ld_errors.ApprovalRequired):
+            moved = await self.store.transition(
+                change.id,
+                [APPLYING],
+                NEEDS_APPROVAL,
+                who.user_id,
+                ld_status=status,
+                detail=error.message,
+                expires_at=self._new_expiry(),
+            )
+            if moved is None:
+                return
+            await self._update_card(
+                moved,
+                f":lock: *{change.environment}* requires approval. Request it and a reviewer approves it.",
+                buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL),
+            )
+            await self._reply(
+                change,
+                f":lock: {change.environment} requires approval: LaunchDarkly said “{error_text(error)}”.",
+                buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)],
+            )
+        elif isinstance(error, ld_errors.RateLimited):
+            await self._back_to_proposed(
+                change,
+                who,
+                f":hourglass: {explain_error(error)} Nothing changed: press Apply again in a minute.",
+            )
+        elif isinstance(error, ld_errors.Unreachable):
+            # Never reached LaunchDarkly (no connection): nothing can have changed.
+            await self._back_to_proposed(
+                change, who, f":warning: {explain_error(error)} Nothing was sent: press Apply to try again."
+            )
+        elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError):
+            await self._outcome_unknown(change, who, error)
+        elif isinstance(error, ld_errors.Unauthorized) and linked:
+            await self._finish(
+                change,
+                FAILED,
+                who,
+                status,
+                ":x: LaunchDarkly refused your linked token (401): it was revoked or expired. "
+                "Run `/flag link-account` again, or `/flag unlink-account` to act through the bot. "
+                "Nothing changed.",
+            )
+        else:
+            await self._finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
+
+    async def _outcome_unknown(
+        self,
+        change: Change,
+        who: Who,
+        error: FlagopsError | None,
+        *,
+        cause: str | None = None,
+        settled: bool = False,
+    ) -> None:
+        """A write that may or may not have happened: ask LaunchDarkly, never resend.
+
+        ``settled``: the settle window has already passed since the write (a change taken over
+        from a process that is gone), so the first look decides for good.
+        """
+        now = self.clock()
+        settle_at = now if settled else now + timedelta(seconds=self.settings.settle_seconds)
+        moved = await self.store.transition(
+            change.id,
+            [APPLYING],
+            OUTCOME_UNKNOWN,
+            who.user_id,
+            ld_status=getattr(error, "status", None),
+            detail=str(error) if error else (cause or "interrupted"),
+            settle_at=settle_at,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if moved is None:
+            return  # settled by someone else meanwhile: their outcome stands
+        text = explain_error(error) if error else (cause or "The bot stopped while applying it.")
+        await self._decide_outcome(moved, who, text, settled=settled)
+
+    async def _decide_outcome(self, change: Change, who: Who, cause: str, *, settled: bool) -> None:
+        """Say what LaunchDarkly shows about a change in ``outcome_unknown`` (``bot.lifecycle.outcome``)."""
+        proposal = Proposal.model_validate_json(change.request_json)
+        before = json.loads(change.flag_before_json or "{}")
+
+        result = await self._ask_launchdarkly(change, proposal, before, settled=settled)
+        verdict = result.verdict
+        if verdict is outcomes.Verdict.LANDED:
+            # The flag right after this write (the audit entry's currentVersion), not as read now:
+            # undo must not count what others did since as part of this change.
+            after = (result.entry.current_version if result.entry else None) or result.current
+            if after is None:
+                after = {**before, "_deleted": True} if result.gone else before
+            await self._applied(
+                change, who, proposal, before, after, note="LaunchDarkly's audit log shows this change"
+            )
+            return
+        if verdict is outcomes.Verdict.SHOWN and result.current is not None:
+            await self._applied(
+                change,
+                who,
+                proposal,
+                before,
+                result.current,
+                note="the flag shows every value this change sets (the audit log could not be read to "
+                "confirm that this write made them)",
+            )
+            return
+        if not settled:
+            # It may still land: look again once the settle window has passed; nothing is offered
+            # to press meanwhile.
+            assert change.settle_at is not None
+            when = _clock_time(change.settle_at)
+            message = (
+                f":hourglass: Outcome unknown: {cause} LaunchDarkly may still apply it, so nothing is "
+                f"resent. I look again at {when} UTC and say here whether it landed."
+            )
+            await self._update_card(change, message)
+            await self._reply(change, message)
+            self._settle_later(change.id, _aware(change.settle_at))
+            return
+        final = await self.store.transition(
+            change.id,
+            [OUTCOME_UNKNOWN],
+            OUTCOME_UNKNOWN,
+            "flagops",
+            detail=f"outcome decided: {verdict.value}",
+            require={"settle_at": change.settle_at},
+            settle_at=None,
+        )
+        if final is None:
+            return  # decided elsewhere meanwhile
+        if result.gone:
+            none = verdict is outcomes.Verdict.NOT_LANDED
+            message = f":warning: {cause} The flag no longer exists in LaunchDarkly" + (
+                ", and its audit log shows no change from this card." if none else "."
+            )
+            await self._update_card(final, message, buttons=(blocks.CANCEL,))
+            await self._reply(final, message)
+            return
+        if verdict is outcomes.Verdict.NOT_LANDED:
+            message = (
+                f":x: Not applied. {cause} LaunchDarkly's audit log shows no change from this card "
+                f"{_seconds(self.settings.settle_seconds)} later, so it did not land. "
+                "*Send again* sends it once more."
+            )
+        elif verdict is outcomes.Verdict.NOT_SHOWN:
+            message = (
+                f":warning: Outcome unknown: {cause} LaunchDarkly's audit log could not be read "
+                f"({result.audit_error}), and the flag does not show the change. "
+                "Check the flag before pressing *Send again*."
+            )
+        else:
+            message = (
+                f":warning: Outcome unknown: {cause} Neither LaunchDarkly's audit log nor the flag could "
+                "be read. Check the flag in LaunchDarkly before pressing *Send again*."
+            )
+        await self._update_card(final, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+        await self._reply(final, message)
+
+    async def _landed_after_all(self, change: Change, who: Who, proposal: Proposal) -> bool:
+        """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
+        before = json.loads(change.flag_before_json or "{}")
+
+        result = await self._ask_launchdarkly(change, proposal, before, settled=True)
+        if result.verdict is outcomes.Verdict.LANDED:
+            entry_after = result.entry.current_version if result.entry else None
+            after = entry_after or result.current or before
+            note = "the earlier attempt landed (LaunchDarkly's audit log shows it); nothing was resent"
+            await self._applied(change, who, proposal, before, after, note=note)
+            return True
+        if result.verdict is outcomes.Verdict.SHOWN and result.current is not None:
+            note = "the flag already shows every value this change sets; nothing was resent"
+            await self._applied(change, who, proposal, before, result.current, note=note)
+            return True
+        if result.verdict is outcomes.Verdict.UNKNOWN:
+            await self._outcome_unknown(
+                change,
+                who,
+                None,
+                cause="Nothing was resent: LaunchDarkly could not be read to check "
+                "whether the first attempt landed.",
+                settled=True,
+            )
+            return True
+        return False
+
+    async def _ask_launchdarkly(
+        self, change: Change, proposal: Proposal, before: dict[str, Any], *, settled: bool
+    ) -> outcomes.Outcome:
+        """Whether ``change`` landed, as LaunchDarkly's audit log (or the flag) shows it."""
+
+        async def read_flag() -> dict[str, Any]:
+            return await self.flags.flag(change.project, change.flag_key, fresh=True)
+
+        return await outcomes.decide(
+            self.ld,
+            project=change.project,
+            flag_key=change.flag_key,
+            env=None,  # env/*: LaunchDarkly files flag-level kinds under no one environment
+            change_id=change.id,
+            since=_aware(change.created_at),
+            settled=settled,
+            before=before or None,
+            patch=proposal.semantic_patch(),
+            read_flag=read_flag,
+        )
+
+    # --- settling unknown outcomes ------------------------------------------------------------
+
+    def _settle_later(self, change_id: str, at: datetime) -> None:
+        """Decide ``change_id`` for good at ``at`` in this process (the sweep does it after a restart)."""
+
+        async def wait_then_settle() -> None:
+            delay = (at - self.clock()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self.settle(change_id)
+            except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+                log.exception("settling change %s failed; the sweep tries again", change_id)
+
+        task = asyncio.create_task(wait_then_settle(), name=f"flagops-settle-{change_id}")
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def settle(self, change_id: str) -> None:
+        """Decide an unknown outcome whose settle time has come (once, whichever instance asks)."""
+        change = await self.store.get_change(change_id)
+        if change is None or change.state != OUTCOME_UNKNOWN or change.settle_at is None:
+            return
+        if _aware(change.settle_at) > self.clock():
+            return
+        # Claim the check: push settle_at on, so that another instance's sweep leaves it alone
+        # while this one asks LaunchDarkly (and takes it up again if this process dies).
+        claimed = await self.store.transition(
+            change.id,
+            [OUTCOME_UNKNOWN],
+            OUTCOME_UNKNOWN,
+            "flagops",
+            detail="settle window over: deciding the outcome",
+            require={"settle_at": change.settle_at},
+            settle_at=self.clock() + timedelta(seconds=60),
+        )
+        if claimed is None:
+            return
+        who = Who(change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id))
+        await self._decide_outcome(claimed, who, "LaunchDarkly did not answer the write.", settled=True)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Let the clicks in flight finish (at most ``grace`` seconds, ``FLAGOPS_SHUTDOWN_GRACE``).
+
+        Settle checks waiting for their time are cancelled: their time is stored, and the sweep
+        of whichever instance runs next decides them. A click still running after the grace keeps
+        its lease; once that expires (and the settle window passed) another instance settles it.
+        """
+        for timer in list(self._timers):
+            timer.cancel()
+        current = asyncio.current_task()
+        work = [t for t in self._work if t is not current and not t.done()]
+        if work:
+            grace = self.settings.flagops_shutdown_grace if grace is None else grace
+            log.info("waiting up to %.0f s for %d change(s) in flight", grace, len(work))
+            _done, pending = await asyncio.wait(work, timeout=grace)
+            if pending:
+                log.warning("%d change(s) still in flight at stop; their leases will expire", len(pending))
+        # Clicks that ended in an unknown outcome meanwhile started timers of their own: their
+        # settle time is stored too, so they are cancelled as well, not waited out.
+        for timer in list(self._timers):
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+
+    def _lease(self) -> dict[str, Any]:
+        """The columns that make this instance the owner of a change it moves to ``applying``."""
+        now = self.clock()
+        expires = now + self._apply_budget()
+        return {"lease_owner": self.instance_id, "lease_expires_at": expires, "sent_at": now}
+
+    async def _supersede(self, change: Change, who: Who, current: dict[str, Any]) -> None:
+        moved = await self.store.transition(
+            change.id,
+            [APPLYING],
+            SUPERSEDED,
+            who.user_id,
+            detail=f"flag version {change.preview_version} → {current.get('_version')} since the preview",
+        )
+        if moved is None:
+            return
+        try:
+            command = parse(change.command_text)
+        except CommandError:
+            command = None
+        again = isinstance(command, ChangeCommand | RawCommand) or (
+            isinstance(command, ReservedCommand) and command.verb in self.verb_handlers
+        )
+        await self._update_card(
+            moved,
+            ":arrows_counterclockwise: The flag changed since this preview "
+            f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
+            + ("a new preview follows." if again else "run the command again for a new preview."),
+        )
+        self.flags.remember(change.project, change.flag_key, current)
+        try:
+            if isinstance(command, ChangeCommand):
+                await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
+            elif isinstance(command, RawCommand):
+                await self.propose_raw(who, command, change.command_text, thread_ts=change.card_ts)
+            elif isinstance(command, ReservedCommand) and command.verb in self.verb_handlers:
+                await self.verb_handlers[command.verb](who, command, change.command_text)
+        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
+            await self._reply(
+                change, f":warning: The command no longer fits the flag: {explain_error(error)}"
+            )
+
+    async def _back_to_proposed(self, change: Change, who: Who, message: str) -> None:
+        moved = await self.store.transition(
+            change.id, [APPLYING], PROPOSED, who.user_id, detail=message, expires_at=self._new_expiry()
+        )
+        if moved is not None:
+            await self._update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
+
+    async def _finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
+        moved = await self.store.transition(
+            change.id, [APPLYING], state, who.user_id, ld_status=status, detail=message
+        )
+        if moved is None:
+            return
+        await self._update_card(moved, message)
+        await self._reply(moved, message)
+
+    def _new_expiry(self) -> datetime:
+        """A change handed back to the requester waits a whole confirmation window again."""
+        return self.clock() + self.settings.flagops_confirm_ttl
+
+    # --- time -------------------------------------------------------------------------------
+
+    async def sweep(
+        self, *, stuck_after: timedelta = timedelta(minutes=2), now: datetime | None = None
+    ) -> None:
+        """Expire unconfirmed cards on time; settle changes left in ``applying`` by a crash.
+
+        ``now``: the scheduler's time (default: this service's clock).
+        """
+        now = now or self.clock()
+        stuck_after = max(stuck_after, self._apply_budget())
+        for change in await self.store.due_expiries(now):
+            await self._settle(change, self._expire(change))
+        # A change whose owner's lease expired and whose write had the whole settle window to land.
+        leases = now - timedelta(seconds=self.settings.settle_seconds)
+        for change in await self.store.stuck_applying(now - stuck_after, lease_expired_before=leases):
+            who = Who(
+                change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id)
+            )
+            await self._settle(change, self._interrupted(change, who))
+        for change in await self.store.due_settles(now):
+            await self._settle(change, self.settle(change.id))
+
+    async def _settle(self, change: Change, work: Awaitable[None]) -> None:
+        """Run one change's sweep work; a failure is logged and the sweep goes on with the rest."""
+        try:
+            await work
+        except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+            log.exception("sweeping change %s failed; the next sweep tries again", change.id)
+
+    def _apply_budget(self) -> timedelta:
+        """The longest an apply may legitimately hold ``applying``: re-read with retries, the
+        PATCH and its 409 retry, each with the rate-limit wait, and Slack's retries, with margin."""
+        timeout = self.settings.ld_timeout
+        seconds = 3 * timeout + 2 * (timeout + self.settings.ld_max_rate_limit_wait) + 60
+        return timedelta(seconds=max(seconds, 300))
+
+    async def _interrupted(self, change: Change, who: Who) -> None:
+        """A change left in ``applying`` (the bot stopped): say what is known, never resend."""
+        proposal = Proposal.model_validate_json(change.request_json)
+        audit = await self.store.audit_for(change.id)
+        detail = (audit[-1].detail or "") if audit else ""
+        if detail.startswith("Request approval") or proposal.execute_at_ms is not None:
+            # Not a flag PATCH: an approval request or a scheduled change may exist now.
+            where = "`/flag approvals`" if detail.startswith("Request approval") else "`/flag scheduled`"
+            await self._finish(
+                change,
+                FAILED,
+                who,
+                None,
+                f":warning: The bot stopped while sending this to LaunchDarkly. Check {where} "
+                f"for {change.flag_key} before asking again.",
+            )
+            return
+        await self._outcome_unknown(change, who, None, settled=True)
+
+    async def _expire(self, change: Change) -> None:
+        moved = await self.store.transition(
+            change.id, [PROPOSED, NEEDS_APPROVAL], EXPIRED, "flagops", detail="confirmation window over"
+        )
+        if moved is not None:
+            await self._update_card(
+                moved,
+                ":hourglass: Expired: nobody applied it within "
+                f"{_duration(self.settings.flagops_confirm_ttl)}. "
+                "Run the command again to start over.",
+            )
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _approval_url(self, change: Change, request_id: str) -> str:
+        return (
+            f"{self.settings.ld_base_url}/projects/{change.project}/flags/{change.flag_key}"
+            f"/approvals/{request_id}?env={change.environment}"
+        )
+
+    def _comment(self, change: Change, who: Who) -> str:
+        text = f"flagops change {change.id} via Slack by @{who.user_name}"
+        return f"{text}: {change.comment}" if change.comment else text
+
+    def _view(
+        self,
+        change_id: str,
+        requester_id: str,
+        project: str,
+        flag_key: str,
+        env: str | None,
+        proposal: Proposal,
+        comment: str | None,
+        *,
+        status: str | None = None,
+        buttons: Sequence[str] = (),
+    ) -> CardView:
+        patch = proposal.semantic_patch()
+        return CardView(
+            change_id=change_id,
+            requester_id=requester_id,
+            project=project,
+            flag_key=flag_key,
+            flag_name=proposal.flag_name,
+            environment=env,
+            sentences=proposal.sentences,
+            changes=proposal.fact_changes(),
+            canonical=f"{self.settings.flagops_command} {proposal.canonical}",
+            instructions_json=json.dumps([i.body() for i in patch.instructions]),
+            comment=comment,
+            status=status,
+            buttons=buttons,
+            dangerous=proposal.dangerous,
+            approval_required=proposal.approval_required,
+            flag_url=proposal.flag_url,
+            notes=proposal.notes,
+            schedule=proposal.when_text,
+        )
+
+    async def _update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
+        if not change.card_ts:
+            return
+        proposal = Proposal.model_validate_json(change.request_json)
+        view = self._view(
+            change.id,
+            change.requester_id,
+            change.project,
+            change.flag_key,
+            change.environment,
+            proposal,
+            change.comment,
+            status=status,
+            buttons=buttons,
+        )
+        text, body = blocks.render_card(view)
+        try:
+            await self.messenger.update(change.channel_id, change.card_ts, text, body)
+        except (SlackApiError, aiohttp.ClientError):
+            # The store holds the truth; a card that could not be updated must not stop the
+            # lifecycle (the thread reply still tells the outcome).
+            log.warning("could not update the card of change %s", change.id, exc_info=True)
+
+    async def _reply(
+        self, change: Change, text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        message, body = blocks.render_notice(text, lines, buttons=buttons)
+        try:
+            await self.messenger.post(
+                change.channel_id, message, body, thread_ts=change.thread_ts or change.card_ts
+            )
+        except (SlackApiError, aiohttp.ClientError):
+            log.warning("could not reply in the thread of change %s", change.id, exc_info=True)
+
+    async def tell(self, who: Who, text: str, lines: Sequence[str] = ()) -> None:
+        message, body = blocks.render_notice(text, lines)
+        await self.messenger.ephemeral(who.reply, message, body)
+
+    async def tell_text(self, who: Who, text: str) -> None:
+        message, body = blocks.render_text(text)
+        await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _duration(delta: timedelta) -> str:
+    """``15 minutes``, ``1 hour``, ``30 seconds``: a confirmation window in words."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _clock_time(moment: datetime) -> str:
+    """``21:04:05``: an instant in UTC, to the second."""
+    return _aware(moment).astimezone(UTC).strftime("%H:%M:%S")
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+def _kinds(proposal: Proposal) -> set[str]:
+    return {i.kind for i in proposal.semantic_patch().instructions}
+
+
+def _env_version(flag: dict[str, Any], env: str | None) -> int | None:
+    if not env:
+        return None
+    version = ((flag.get("environments") or {}).get(env) or {}).get("version")
+    return int(version) if version is not None else None
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; every time the store writes is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def clip_description(text: str) -> str:
+    return text if len(text) <= 500 else text[:499] + "…"

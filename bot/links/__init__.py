@@ -1,0 +1,1 @@
+"""Flags and conversations: flag links, flag search, message actions."""

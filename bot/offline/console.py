@@ -1,0 +1,371 @@
+"""The offline console: the real bot against the LaunchDarkly sandbox and a fake Slack, on stdin.
+
+``python -m bot console`` serves, in one process and one event loop, on loopback ports: the sandbox
+(the demo project), the fake Slack Web API, and the bot itself (the same Bolt app as production,
+with a fresh SQLite database). Each line typed becomes what Slack would send: ``/flag ...`` a signed
+slash command, ``click N`` a signed click on the last card's N-th button. After each step the console
+waits until the bot is idle, then prints what appeared in Slack as text. It reads standard input,
+so it can be scripted::
+
+    printf '/flag on new-checkout test\\nclick 1\\n' | python -m bot console
+
+:func:`offline_stack` (the three servers and a driver) is shared with the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from bot.config import Settings, load_settings
+from bot.launchdarkly.sandbox import SandboxState, create_app
+from bot.offline.fake_slack import Ephemeral, FakeSlack, Message
+from bot.offline.payloads import SlackDriver
+from bot.slack.deps import Feature
+from bot.slack.server import Runtime, create_web_app, serve_in_loop
+
+CONSOLE_USER = "U_ALICE"
+CONSOLE_CHANNEL = "C_RELEASES"
+CONSOLE_CHANNEL_NAME = "releases"
+
+HELP = """Type what you would type in Slack, or a console command:
+  /flag ...        run a flagops command as the current user in #releases (try: /flag help)
+  click N          click the N-th button of the latest card (or: click Apply)
+  as NAME          act as another user: alice, bob (writers) or carol (a reader)
+  help             this help
+  quit             leave (so does end of input)"""
+
+
+@dataclass
+class OfflineStack:
+    """The sandbox, the fake Slack and the bot, served in this event loop, and a driver for them."""
+
+    settings: Settings
+    sandbox: SandboxState
+    sandbox_url: str
+    slack: FakeSlack
+    runtime: Runtime
+    bot_url: str
+    driver: SlackDriver
+
+
+@contextlib.asynccontextmanager
+async def offline_stack(
+    *,
+    database_url: str | None = None,
+    sandbox: SandboxState | None = None,
+    slack: FakeSlack | None = None,
+    features: list[Feature] | None = None,
+    **settings: Any,
+) -> AsyncIterator[OfflineStack]:
+    """Serve the sandbox, a fake Slack and the bot on loopback, in the current event loop.
+
+    Args:
+        database_url: the bot's database (default: a SQLite file in a temporary directory).
+        sandbox: the sandbox state (default: the demo project, with the console's token).
+        slack: the fake Slack (default: a new one with the demo users).
+        features: the bot features to register (default: all).
+        **settings: settings overrides (e.g. ``flagops_confirm_ttl``).
+
+    Yields:
+        The running stack; everything stops and closes on exit.
+    """
+    with tempfile.TemporaryDirectory(prefix="flagops-") as tmp:
+        url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'flagops.sqlite3'}"
+        base = load_settings("console", database_url=url, **settings)
+        state = sandbox or SandboxState.demo(token=base.ld_api_token.get_secret_value())
+        fake = slack or FakeSlack(tokens={base.slack_bot_token.get_secret_value()})
+        fake.add_channel(CONSOLE_CHANNEL, CONSOLE_CHANNEL_NAME)
+        async with serve_in_loop(create_app(state)) as sandbox_url, serve_in_loop(fake.app) as slack_url:
+            fake.base_url = slack_url
+            final = load_settings(
+                "console",
+                database_url=url,
+                ld_base_url=sandbox_url,
+                slack_api_url=f"{slack_url}/api",
+                **settings,
+            )
+            runtime = await Runtime.open(final, features=features)
+            try:
+                async with (
+                    serve_in_loop(create_web_app(final, runtime=runtime)) as bot_url,
+                    httpx.AsyncClient(timeout=30) as http,
+                ):
+                    driver = SlackDriver(
+                        bot_url=bot_url,
+                        secret=final.slack_signing_secret.get_secret_value(),
+                        slack=fake,
+                        command_name=final.flagops_command,
+                        http=http,
+                    )
+                    driver.mark_baseline()
+                    yield OfflineStack(final, state, sandbox_url, fake, runtime, bot_url, driver)
+            finally:
+                await runtime.close()
+
+
+# --- rendering Slack messages as text ---------------------------------------------------------------
+
+_USER = re.compile(r"<@([A-Z0-9_]+)(?:\|([^>]+))?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>")
+_BARE_LINK = re.compile(r"<((?:https?|mailto):[^>]+)>")
+_CHANNEL = re.compile(r"<#([A-Z0-9_]+)(?:\|([^>]+))?>")
+
+
+def mrkdwn_to_text(text: str, names: dict[str, str] | None = None) -> str:
+    """Slack mrkdwn as a terminal shows it: mentions as ``@name``, links as ``label (url)``.
+
+    Args:
+        text: the mrkdwn.
+        names: user ids to names, for mentions without a label.
+
+    Returns:
+        Plain text (emphasis marks are kept: they read fine).
+    """
+    known = names or {}
+    text = _USER.sub(lambda m: "@" + (m[2] or known.get(m[1], m[1])), text)
+    text = _CHANNEL.sub(lambda m: "#" + (m[2] or m[1]), text)
+    text = _LINK.sub(lambda m: f"{m[2]} ({m[1]})", text)
+    text = _BARE_LINK.sub(lambda m: m[1], text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _text_of(obj: Any) -> str:
+    if isinstance(obj, dict):
+        if obj.get("type") == "image":
+            return f"[{obj.get('alt_text', 'image')}]"
+        return str(obj.get("text", ""))
+    return str(obj or "")
+
+
+def render_blocks(blocks: list[dict[str, Any]], names: dict[str, str] | None = None) -> list[str]:
+    """Block Kit blocks as lines of text; buttons numbered in message order: ``[1] Apply  [2] Cancel``.
+
+    Args:
+        blocks: the blocks.
+        names: user ids to names, for mentions.
+
+    Returns:
+        The lines.
+    """
+    lines: list[str] = []
+    number = 0
+
+    def label(button: dict[str, Any]) -> str:
+        nonlocal number
+        number += 1
+        return f"[{number}] {_text_of(button.get('text'))}"
+
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {_text_of(block.get('text'))} ==")
+        elif kind == "section":
+            if block.get("text"):
+                lines.extend(mrkdwn_to_text(_text_of(block["text"]), names).splitlines())
+            for fld in block.get("fields") or []:
+                lines.append("  " + mrkdwn_to_text(_text_of(fld), names).replace("\n", " "))
+            accessory = block.get("accessory") or {}
+            if accessory.get("type") == "button":
+                lines.append(label(accessory))
+        elif kind == "context":
+            parts = [mrkdwn_to_text(_text_of(e), names) for e in block.get("elements") or []]
+            lines.extend("  · " + line for line in " ".join(parts).splitlines())
+        elif kind == "divider":
+            lines.append("-" * 40)
+        elif kind == "actions":
+            labels = [label(e) for e in block.get("elements") or [] if e.get("type") == "button"]
+            if labels:
+                lines.append("  ".join(labels))
+        elif kind == "rich_text":
+            lines.append(_rich_text(block))
+        else:
+            lines.append(f"({kind} block)")
+    return lines
+
+
+def _rich_text(block: dict[str, Any]) -> str:
+    def walk(node: Any) -> str:
+        if isinstance(node, dict):
+            if "text" in node and isinstance(node["text"], str):
+                return node["text"]
+            return "".join(walk(child) for child in node.get("elements") or [])
+        return ""
+
+    return walk(block)
+
+
+def render_message(message: Message | Ephemeral, names: dict[str, str] | None = None) -> list[str]:
+    """A message as text: its blocks when it has any, else its text."""
+    if message.blocks:
+        return render_blocks(message.blocks, names)
+    return mrkdwn_to_text(message.text, names).splitlines() or [""]
+
+
+@dataclass
+class _Seen:
+    messages: dict[tuple[str, str], int] = field(default_factory=dict)
+    ephemerals: int = 0
+
+
+class Console:
+    """Reads lines, drives the stack, prints what changed in Slack."""
+
+    def __init__(self, stack: OfflineStack, out: TextIO) -> None:
+        self.stack = stack
+        self.out = out
+        self.user = CONSOLE_USER
+        self.channel = CONSOLE_CHANNEL
+        self._seen = _Seen()
+
+    def names(self) -> dict[str, str]:
+        """User ids to names, for rendering mentions."""
+        ids = {m.user for m in self.stack.slack.all_messages()} | {"U_ALICE", "U_BOB", "U_CAROL", self.user}
+        return {uid: user.name for uid in ids if (user := self.stack.slack.user(uid)) is not None}
+
+    def say(self, text: str = "") -> None:
+        """Print a line to the console's output."""
+        print(text, file=self.out, flush=True)
+
+    async def handle(self, line: str) -> bool:
+        """Run one input line. Returns False when the console should stop."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        word, _, rest = line.partition(" ")
+        if word in {"quit", "exit"}:
+            return False
+        if word == "help":
+            self.say(HELP)
+        elif word == "as":
+            self._switch_user(rest.strip())
+        elif word == "click":
+            await self._click(rest.strip())
+        elif word == self.stack.settings.flagops_command:
+            self.say(f"> {line}")
+            answer = await self.stack.driver.command(line, user=self.user, channel=self.channel)
+            await self._after(answer)
+        elif word.startswith("/"):
+            self.say(f"Unknown command {word}: flagops answers {self.stack.settings.flagops_command}.")
+        else:
+            self.say(f"Not understood: {line!r}. Type help.")
+        return True
+
+    def _switch_user(self, name: str) -> None:
+        wanted = name.lstrip("@").lower()
+        for uid in ("U_ALICE", "U_BOB", "U_CAROL"):
+            user = self.stack.slack.user(uid)
+            if user is not None and wanted in {user.name, uid.lower()}:
+                self.user = uid
+                self.say(f"You are now @{user.name}.")
+                return
+        self.say("Unknown user: try alice, bob or carol.")
+
+    async def _click(self, which: str) -> None:
+        if not which:
+            self.say("Click which button? e.g. click 1")
+            return
+        target: str | int = int(which) if which.isdigit() else which
+        try:
+            request = self.stack.driver.click_request(target, user=self.user)
+        except LookupError as exc:
+            self.say(str(exc))
+            return
+        self.say(f"> click {which}")
+        await self._after(await self.stack.driver.send(request))
+
+    async def _after(self, answer: httpx.Response) -> None:
+        if answer.status_code != 200:
+            self.say(f"(the bot answered HTTP {answer.status_code})")
+        if answer.content and answer.headers.get("content-type", "").startswith("application/json"):
+            self._print_ack(answer.json())
+        await self.stack.driver.idle(timeout=60)
+        self.print_new()
+
+    def _print_ack(self, body: Any) -> None:
+        if isinstance(body, dict) and (body.get("text") or body.get("blocks")):
+            self.say("(only you can see this)")
+            for line in render_message(
+                Ephemeral(self.channel, self.user, body.get("text", ""), body.get("blocks") or [])
+            ):
+                self.say("  " + line)
+
+    def print_new(self) -> None:
+        """Print messages posted or edited since the last call, and new ephemerals for the user."""
+        names = self.names()
+        slack = self.stack.slack
+        for message in slack.all_messages():
+            key = (message.channel, message.ts)
+            if self._seen.messages.get(key) == message.edits:
+                continue
+            edited = key in self._seen.messages
+            self._seen.messages[key] = message.edits
+            author = names.get(message.user, message.user)
+            if message.thread_ts:
+                self.say(f"    ↳ @{author} in the thread:")
+                for line in render_message(message, names):
+                    self.say("      " + line)
+            else:
+                self.say(f"#{self._channel_name(message.channel)} @{author}{' (updated)' if edited else ''}:")
+                for line in render_message(message, names):
+                    self.say("  " + line)
+        ephemerals = slack.ephemerals()
+        for ephemeral in ephemerals[self._seen.ephemerals :]:
+            who = names.get(ephemeral.user, ephemeral.user)
+            self.say(f"(only @{who} can see this)")
+            for line in render_message(ephemeral, names):
+                self.say("  " + line)
+        self._seen.ephemerals = len(ephemerals)
+
+    def _channel_name(self, channel: str) -> str:
+        return CONSOLE_CHANNEL_NAME if channel == CONSOLE_CHANNEL else channel.lower()
+
+
+async def console_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    """Run the console until ``quit`` or end of input.
+
+    Args:
+        settings: console settings (from ``load_settings("console")``; only overrides carry over).
+        stdin: where lines come from.
+        stdout: where Slack's side is printed.
+
+    Returns:
+        The exit status (0).
+    """
+    async with offline_stack(
+        flagops_command=settings.flagops_command, flagops_confirm_ttl=settings.flagops_confirm_ttl
+    ) as stack:
+        console = Console(stack, stdout)
+        console.say(
+            f"flagops offline console: a LaunchDarkly sandbox (project {stack.settings.ld_project}: "
+            "environments test and production; production requires approval) and a fake Slack."
+        )
+        console.say(
+            f"You are @alice in #{CONSOLE_CHANNEL_NAME}. Type help, or try: {settings.flagops_command} help"
+        )
+        while True:
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            if not await console.handle(line):
+                break
+    return 0
+
+
+def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    """``python -m bot console``: run :func:`console_session` in a new event loop.
+
+    Returns:
+        The exit status.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(console_session(settings, stdin, stdout))

@@ -1,0 +1,1 @@
+"""The database: the schema, the migrations (Alembic) and the change store."""

@@ -1,0 +1,331 @@
+"""The database: SQLAlchemy 2 tables, the asyncio engine, and Alembic migrations applied at start.
+
+SQLite (aiosqlite) by default, Postgres (asyncpg) by ``DATABASE_URL``. Every call goes through
+the asyncio engine, so nothing blocks the event loop; Alembic (synchronous) runs inside
+``AsyncConnection.run_sync``, which SQLAlchemy executes off the loop's blocking path.
+
+The tables here describe the current schema for queries; the schema itself is created and changed
+only by the revisions in ``bot/persistence/migrations/versions`` (a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from bot.config import ConfigError, normalise_database_url
+
+# How long SQLite waits for another connection's write lock before failing: concurrent
+# compare-and-set updates queue up on it instead of failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone type and returns naive values; storing UTC everywhere keeps
+    comparisons (``expires_at <= now``) right on both databases.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("previous_state", String(32), nullable=True),
+    Column("requester_id", String(64), nullable=False),
+    Column("requester_name", String(255), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("card_ts", String(32), nullable=True),
+    Column("thread_ts", String(32), nullable=True),
+    Column("project", String(255), nullable=False),
+    Column("flag_key", String(255), nullable=False),
+    Column("environment", String(255), nullable=True),
+    Column("command_text", Text, nullable=False),
+    Column("request_json", Text, nullable=False),
+    Column("preview_version", Integer, nullable=False),
+    Column("env_version", Integer, nullable=True),
+    Column("flag_before_json", Text, nullable=True),
+    Column("comment", Text, nullable=False),
+    Column("ignore_conflicts", Boolean, nullable=False),
+    Column("approval_request_id", String(255), nullable=True),
+    Column("outcome_json", Text, nullable=True),
+    Column("ld_status", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    # Who holds a change in ``applying`` and until when; when its write was sent; when an unknown
+    # outcome is decided for good (migration 0005, see bot/lifecycle/outcome.py).
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("settle_at", UTCDateTime, nullable=True),
+    Index("ix_changes_state_expires_at", "state", "expires_at"),
+    Index("ix_changes_channel_card", "channel_id", "card_ts"),
+)
+
+# Per-channel settings (issue 7, migration 0003; see bot/guardrails/channel_config.py): None = the default.
+channel_settings = Table(
+    "channel_settings",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("project", String(255), nullable=True),
+    Column("environment", String(255), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("approvals_channel", String(255), nullable=True),
+    Column("reviewers_json", Text, nullable=True),
+    Column("digest", String(64), nullable=True),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("change_id", String(36), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("ld_status", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+# --- scheduler (issue 6): everything due, and the lease that keeps one scheduler running ---------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("target_json", Text, nullable=False),
+    Column("channel_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("detail", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_jobs_state_due_at", "state", "due_at"),
+    Index("ix_jobs_kind_user", "kind", "user_id"),
+)
+
+scheduler_lease = Table(
+    "scheduler_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Linked LaunchDarkly accounts and approval cards (migration 0004; see bot/identity/accounts.py and
+# bot/approvals/service.py).
+linked_accounts = Table(
+    "linked_accounts",
+    metadata,
+    Column("slack_user_id", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False, index=True),
+    Column("member_email", String(255), nullable=True),
+    Column("token_ciphertext", Text, nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+)
+
+approval_cards = Table(
+    "approval_cards",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True, index=True),
+    Column("change_id", String(36), nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("project", String(255), nullable=False),
+    Column("flag_key", String(255), nullable=False),
+    Column("environment", String(255), nullable=False),
+    Column("requester_id", String(64), nullable=True),
+    Column("channel_id", String(64), nullable=False),
+    Column("thread_ts", String(32), nullable=True),
+    Column("cards_json", Text, nullable=False),
+    Column("content_json", Text, nullable=False),
+    Column("request_json", Text, nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Create the asyncio engine for a database URL (normalised to an asyncio driver).
+
+    Args:
+        url: ``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...`` or a URL
+            :func:`bot.config.normalise_database_url` turns into one.
+        **kwargs: passed to ``create_async_engine``.
+
+    Returns:
+        The engine; dispose of it with ``await engine.dispose()``.
+    """
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (card lookups) proceed while a transition holds the write lock.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.close()
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration, pointing at the migrations shipped in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("bot.persistence").joinpath("migrations")))
+    return config
+
+
+# The key of the Postgres advisory lock that serializes migrations across processes: any fixed
+# 64-bit number no other code on the database uses ("flagops" in ASCII).
+MIGRATION_LOCK_KEY = 0x666C61676F7073
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    # env.py runs the migrations on this connection instead of opening its own.
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(database: str | AsyncEngine, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision`` (all migrations by default). Idempotent.
+
+    Safe to run from several processes at once (web instances and the clock starting together on
+    a first deploy): on Postgres the upgrade runs inside a transaction that first takes a
+    transaction-level advisory lock (``pg_advisory_xact_lock``), so a second process waits for the
+    first to commit and then finds nothing to do; on SQLite an exclusive lock on a file beside the
+    database does the same.
+
+    Args:
+        database: a database URL, or an engine to borrow a connection from.
+        revision: the Alembic revision to upgrade to.
+    """
+    engine = create_engine(database) if isinstance(database, str) else database
+    try:
+        async with _sqlite_migration_lock(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                await connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
+            current, head = await connection.run_sync(_current_and_head)
+            if revision != "head" or current != head:
+                await connection.run_sync(_upgrade, revision)
+    finally:
+        if isinstance(database, str):
+            await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``<database>.migrate-lock`` while SQLite migrates (no-op elsewhere)."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # flock blocks: wait for it in a thread, never on the event loop.
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision(), _head()
+
+
+@functools.cache
+def _head() -> str | None:
+    """The newest migration shipped in the package (read once: the files do not change)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def require_current_schema(database: str) -> None:
+    """Check that the schema is at the newest migration (``FLAGOPS_MIGRATE_ON_START=false``).
+
+    Raises:
+        ConfigError: it is not (or the database cannot be read); the message says what to run.
+    """
+    engine = create_engine(database)
+    try:
+        async with engine.connect() as connection:
+            current, head = await connection.run_sync(_current_and_head)
+    except (OSError, SQLAlchemyError) as exc:
+        raise ConfigError(
+            f"The database could not be read to check its schema ({type(exc).__name__}). Check DATABASE_URL."
+        ) from None
+    finally:
+        await engine.dispose()
+    if current != head:
+        raise ConfigError(
+            f"The database schema is at {current or 'nothing'}, not at {head}, and "
+            "FLAGOPS_MIGRATE_ON_START is false: run `python -m bot migrate` first (the Procfile's "
+            "release step does), or unset FLAGOPS_MIGRATE_ON_START."
+        )

@@ -1,0 +1,1 @@
+"""Time: the scheduler, its durable jobs, reminders and digests, reading times."""

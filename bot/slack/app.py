@@ -1,0 +1,155 @@
+"""Build the Bolt app: the signing secret, the Web API client, each feature's listeners, one error
+handler.
+
+``app.py`` only wires. Each feature has ``register(app, deps)``; :data:`FEATURES` lists them. The
+listeners themselves live in ``bot/listeners/`` (imported lazily, so this module stands alone).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.errors import error_text
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.lifecycle.service import ChangeService
+from bot.persistence.store import Store
+from bot.slack import blocks, listeners
+from bot.slack.client import make_slack_client
+from bot.slack.deps import Deps, Feature
+from bot.slack.messenger import SLACK_RESPONSE_HOSTS, Messenger, is_slack_response_url
+from commands.errors import CommandError
+
+log = logging.getLogger("flagops")
+
+GENERIC_ERROR = (
+    ":warning: Sorry, something went wrong on flagops' side (reference `{ref}`). "
+    "Nothing was changed unless a thread reply says so; try again, or ask an admin to look up the reference."
+)
+
+
+FEATURES: list[Feature] = [listeners.register]
+"""Each feature's ``register(app, deps)``, called in order by :func:`build_app`."""
+
+
+def build_app(
+    settings: Settings,
+    *,
+    ld_client: LaunchDarklyClient,
+    store: Store,
+    slack_client: AsyncWebClient | None = None,
+    features: list[Feature] | None = None,
+    changes: ChangeService | None = None,
+) -> AsyncApp:
+    """Build the Bolt app and register every feature on it.
+
+    Args:
+        settings: the bot's settings (signing secret, token, Slack API URL).
+        ld_client: the LaunchDarkly client (one per process).
+        store: the change store (migrated).
+        slack_client: the Web API client; built from ``settings`` when None.
+        features: the features to register (default :data:`FEATURES`).
+        changes: the change lifecycle (built from the others when None).
+
+    Returns:
+        The app. ``process_before_response=False``: Slack's HTTP request is answered as soon as a
+        listener calls ``ack()``, and the listener goes on after.
+    """
+    client = slack_client or make_slack_client(settings)
+    app = AsyncApp(
+        name="flagops",
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # The client carries the token; passing both makes Bolt warn that it skips the token.
+        client=client,
+        process_before_response=False,
+        logger=logging.getLogger("flagops.bolt"),
+    )
+    hosts = settings.response_url_hosts
+
+    async def on_error(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
+    ) -> None:
+        await handle_error(error, body, respond, client, response_hosts=hosts)
+
+    app.error(on_error)
+    changes = changes or ChangeService(
+        settings=settings, store=store, ld=ld_client, messenger=Messenger.of(client, settings)
+    )
+    deps = Deps(settings=settings, store=store, ld=ld_client, slack=client, changes=changes)
+    for feature in FEATURES if features is None else features:
+        feature(app, deps)
+    return app
+
+
+async def handle_error(
+    error: Exception,
+    body: dict[str, Any],
+    respond: AsyncRespond | None,
+    client: AsyncWebClient,
+    *,
+    response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS,
+) -> None:
+    """The one place unexpected errors end up (Bolt calls it for any listener or middleware error).
+
+    A :class:`CommandError` is the user's mistake: its message is shown to them. Anything else is
+    a bug: logged with its traceback and a reference, and the user gets a generic apology with
+    that reference. Never the exception text (it could hold a URL, a payload or a token).
+
+    Args:
+        error: what was raised.
+        body: the Slack payload being handled.
+        respond: the payload's ``response_url`` responder, when it has one.
+        client: the Web API client (for an ephemeral message when there is no ``response_url``).
+        response_hosts: the hosts a ``response_url`` may name (anything else is never called).
+
+    Only verified requests get here: the web front door answers 401 to anything whose signature
+    fails or cannot be checked, before Bolt sees it.
+    """
+    if isinstance(error, CommandError):
+        usage = f"\nUsage: {blocks.escape(error.usage)}" if error.usage else ""
+        text = f":warning: {error_text(error)}{usage}"
+    else:
+        ref = uuid.uuid4().hex[:8]
+        log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)
+        text = GENERIC_ERROR.format(ref=ref)
+    try:
+        url = body.get("response_url")
+        if respond is not None and isinstance(url, str) and is_slack_response_url(url, response_hosts):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+            return
+        user, channel = _user_and_channel(body)
+        if user and channel:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell the user about error %s: %s", text[:40], exc.response.get("error"))
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("could not reach Slack to tell the user about an error: %s", type(exc).__name__)
+
+
+def _user_and_channel(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The user and channel a payload names, whatever their shape (an id string or an object)."""
+
+    def pick(flat: str, nested: str) -> str | None:
+        value = body.get(flat) or body.get(nested)
+        if isinstance(value, dict):
+            value = value.get("id")
+        return value if isinstance(value, str) and value else None
+
+    return pick("user_id", "user"), pick("channel_id", "channel")
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """What was being handled, without the payload (which carries the legacy ``token`` field)."""
+    kind = body.get("type") or ("slash_command" if "command" in body else "event")
+    actions: list[dict[str, Any]] = body.get("actions") or [{}]
+    action = actions[0].get("action_id")
+    user, channel = _user_and_channel(body)
+    return f"{kind} command={body.get('command')} action={action} user={user} channel={channel}"

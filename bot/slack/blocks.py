@@ -1,0 +1,252 @@
+"""Block Kit builders: pure functions from view models to ``(text, blocks)``.
+
+Nothing here talks to Slack; ``bot.slack.messenger`` sends what these return. Every builder keeps within
+Slack's limits (section text 3,000 characters, 50 blocks, button text 75, confirm text 300): a card
+with many rules or targets summarises instead of overflowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands.summary import Fact, FactChange
+
+Blocks = list[dict[str, Any]]
+
+SECTION_LIMIT = 2900  # under Slack's 3,000, leaving room for "…"
+MAX_FACT_LINES = 12
+MAX_FACT_CHARS = 280
+
+# action_id of each button; the value is always the change id.
+APPLY = "change_apply"
+APPLY_ANYWAY = "change_apply_anyway"
+CANCEL = "change_cancel"
+REQUEST_APPROVAL = "change_request_approval"
+SEND_AGAIN = "change_send_again"
+UNDO = "undo_change"  # issue 7: not change_*, the guardrails listener handles it
+
+BUTTON_TEXT = {
+    APPLY: "Apply",
+    APPLY_ANYWAY: "Apply anyway",
+    CANCEL: "Cancel",
+    REQUEST_APPROVAL: "Request approval",
+    SEND_AGAIN: "Send again",
+    UNDO: "Undo",
+}
+
+
+@dataclass(frozen=True)
+class CardView:
+    """Everything a change card shows, in the words a card uses."""
+
+    change_id: str
+    requester_id: str
+    project: str
+    flag_key: str
+    flag_name: str
+    environment: str | None
+    sentences: Sequence[str]
+    changes: Sequence[FactChange]
+    canonical: str
+    instructions_json: str
+    comment: str | None = None
+    status: str | None = None  # e.g. ":hourglass_flowing_sand: Applying…"
+    buttons: Sequence[str] = ()
+    dangerous: bool = False  # deleteFlag / archiveFlag: Apply asks again in a confirm dialog
+    approval_required: bool = False
+    flag_url: str | None = None
+    footer: Sequence[str] = field(default_factory=tuple)
+    notes: Sequence[str] = ()  # issue 7: mrkdwn lines under before → after (policy, undo)
+    schedule: str | None = None  # issue 6: when a scheduled change applies, in words
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": clip(t, 2000)} for t in texts[:10] if t],
+    }
+
+
+def fact_change_line(change: FactChange) -> str:
+    """``• *Targeting in production*: OFF → *ON*``; additions and removals say so."""
+    label = escape(change.label)
+    before = escape(clip(change.before or "", MAX_FACT_CHARS))
+    after = escape(clip(change.after or "", MAX_FACT_CHARS))
+    if change.before is None:
+        return f"• *{label}*: _(new)_ {after}"
+    if change.after is None:
+        return f"• *{label}*: ~{before}~ _(removed)_"
+    return f"• *{label}*: {before} → *{after}*"
+
+
+def fact_changes_text(changes: Sequence[FactChange]) -> str:
+    """Before → after lines, at most ``MAX_FACT_LINES`` of them."""
+    if not changes:
+        return "_No visible difference: the flag already looks like this._"
+    lines = [fact_change_line(c) for c in changes[:MAX_FACT_LINES]]
+    if len(changes) > MAX_FACT_LINES:
+        lines.append(f"_…and {len(changes) - MAX_FACT_LINES} more differences_")
+    return "\n".join(lines)
+
+
+def button(action_id: str, change_id: str, *, view: CardView | None = None) -> dict[str, Any]:
+    """One card button; Apply is primary, or danger behind a confirm dialog for lifecycle kinds."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "value": change_id,
+        "text": {"type": "plain_text", "text": BUTTON_TEXT[action_id], "emoji": True},
+    }
+    if action_id in (APPLY, APPLY_ANYWAY, SEND_AGAIN) and view is not None and view.dangerous:
+        element["style"] = "danger"
+        element["confirm"] = {
+            "title": {"type": "plain_text", "text": "This cannot be undone easily"},
+            "text": {
+                "type": "mrkdwn",
+                "text": clip(f"{'; '.join(view.sentences)}. Are you sure?", 300),
+            },
+            "confirm": {"type": "plain_text", "text": "Yes, do it"},
+            "deny": {"type": "plain_text", "text": "Keep the flag"},
+            "style": "danger",
+        }
+    elif action_id in (APPLY, REQUEST_APPROVAL, SEND_AGAIN, APPLY_ANYWAY):
+        element["style"] = "primary"
+    return element
+
+
+def card_title(view: CardView) -> str:
+    where = f" in *{escape(view.environment)}*" if view.environment else ""
+    return (
+        f":triangular_flag_on_post: <@{view.requester_id}> wants to change *{escape(view.flag_key)}*{where}"
+    )
+
+
+def render_card(view: CardView) -> tuple[str, Blocks]:
+    """The change card: who asked, the change in sentences, before → after, the exact request."""
+    what = "; ".join(view.sentences) or "change the flag"
+    said = escape(what[0].lower() + what[1:])
+    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(view.flag_key)})", 3000)
+    blocks: Blocks = [_section(card_title(view))]
+    blocks.append(_section("\n".join(f"• {escape(s)}" for s in view.sentences) or "_no instructions_"))
+    if view.schedule:
+        when = f":calendar: *Scheduled for {escape(view.schedule)}*"
+        blocks.append(_section(f"{when}: Apply schedules it in LaunchDarkly, which applies it then."))
+    blocks.append(_section("*Before → after*\n" + fact_changes_text(view.changes)))
+    if view.notes:
+        blocks.append(_section("\n".join(view.notes)))
+    if view.comment:
+        blocks.append(_context(f":memo: {escape(view.comment)}"))
+    if view.approval_required:
+        blocks.append(
+            _context(
+                f":lock: *{escape(view.environment or '')}* requires approval: "
+                "Apply is replaced by a request."
+            )
+        )
+    blocks.append(
+        _context(
+            f"`{escape(clip(view.canonical, 300))}`",
+            f"```{escape(clip(view.instructions_json, 1500))}```",
+        )
+    )
+    if view.status:
+        blocks.append(_section(view.status))
+    if view.buttons:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"change:{view.change_id}",
+                "elements": [button(b, view.change_id, view=view) for b in view.buttons],
+            }
+        )
+    footer = list(view.footer)
+    if view.flag_url:
+        footer.append(f"<{view.flag_url}|Open {escape(view.flag_name)} in LaunchDarkly>")
+    footer.append(f"project {escape(view.project)} · change {view.change_id[:8]}")
+    blocks.append(_context(" · ".join(footer)))
+    return text, blocks
+
+
+def action_button(action_id: str, text: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    """A plain button (``style``: ``primary`` or ``danger``); its value says what it acts on."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "value": value,
+        "text": {"type": "plain_text", "text": clip(text, 75), "emoji": True},
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def modal(callback_id: str, title: str, submit: str, private_metadata: str, body: Blocks) -> dict[str, Any]:
+    """A modal view with Submit and Cancel (Slack: title 24 characters, metadata 3,000)."""
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": {"type": "plain_text", "text": clip(title, 24)},
+        "submit": {"type": "plain_text", "text": clip(submit, 24)},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": private_metadata,
+        "blocks": body,
+    }
+
+
+def render_notice(
+    text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
+) -> tuple[str, Blocks]:
+    """A thread reply or ephemeral answer: a headline, optional detail lines and buttons."""
+    blocks: Blocks = [_section(text)]
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    if buttons:
+        blocks.append({"type": "actions", "elements": list(buttons)})
+    return clip(text, 3000), blocks
+
+
+def render_facts(title: str, facts: Sequence[Fact], *, footer: str | None = None) -> tuple[str, Blocks]:
+    """A flag's facts (the answer to ``show``), one line each."""
+    lines = [f"• *{escape(f.label)}*: {escape(clip(f.text, MAX_FACT_CHARS))}" for f in facts]
+    blocks: Blocks = [_section(title)]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
+            blocks.append(_section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(_section("\n".join(chunk)))
+    if footer:
+        blocks.append(_context(footer))
+    return clip(title, 3000), blocks[:50]
+
+
+def render_text(text: str) -> tuple[str, Blocks]:
+    """Plain text, split over sections when long (help, lists)."""
+    blocks: Blocks = []
+    chunk = ""
+    for line in text.splitlines():
+        if len(chunk) + len(line) + 1 > SECTION_LIMIT:
+            blocks.append(_section(chunk))
+            chunk = ""
+        chunk += line + "\n"
+    if chunk.strip():
+        blocks.append(_section(chunk))
+    return clip(text, 3000), blocks[:50]

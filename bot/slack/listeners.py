@@ -1,0 +1,39 @@
+"""Bolt listeners: verify (Bolt's middleware), ack at once, hand over to the lifecycle.
+
+Each listener is a few lines. Nothing talks to LaunchDarkly or the database before ``ack()``:
+with ``process_before_response=False`` Bolt answers Slack's HTTP request as soon as ``ack`` is
+called, and the listener's remaining work runs after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.approvals import listeners as approvals
+from bot.guardrails import listeners as guardrails
+from bot.lifecycle import listeners as changes
+from bot.links import listeners as links
+from bot.links import shortcuts
+from bot.scheduling import listeners as reminders
+from bot.slack.deps import Deps
+from bot.slack.router import CommandRouter
+
+#: Each feature's ``register(app, deps, router)``: its listeners, and its verbs on the router.
+FeatureListeners = Callable[[AsyncApp, Deps, CommandRouter], None]
+FEATURE_LISTENERS: list[FeatureListeners] = [
+    reminders.register,  # remind, reminders, scheduled; digest and reminder buttons
+    guardrails.register,  # config, undo; the Undo button
+    approvals.register,  # approvals, link-account, unlink-account; approval cards and modals
+    shortcuts.register,  # the "Change flag from message" message action
+    links.register,  # link, link edit; the "Link message to flag" message action and flag picker
+]
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Register every listener of the bot on ``app``."""
+    router = CommandRouter(deps.changes)
+    changes.register(app, router, deps.changes, deps.settings.flagops_command)
+    for feature in FEATURE_LISTENERS:
+        feature(app, deps, router)

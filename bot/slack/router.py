@@ -1,0 +1,123 @@
+"""Slash-command text → the right answer: help, show and list answer the requester alone;
+changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``approvals``, ``remind``,
+``config``, ``undo``...) go to the handler their feature registered with
+:meth:`CommandRouter.handle`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot.errors import error_text, explain_error
+from bot.launchdarkly import errors as ld_errors
+from bot.lifecycle.flags import FlagReader
+from bot.lifecycle.service import ChangeService, Who
+from bot.slack import blocks
+from bot.slack.messenger import CannotPost, Messenger
+from commands.errors import CommandError, EngineRefusal
+from commands.help import help_text
+from commands.intents import (
+    ChangeCommand,
+    Command,
+    HelpCommand,
+    ListCommand,
+    RawCommand,
+    ReservedCommand,
+    ShowCommand,
+)
+from commands.parse import parse
+from commands.summary import environment_facts, flag_facts
+
+#: A feature's handler for one reserved verb: ``(who, command, text)``, after the ack.
+VerbHandler = Callable[[Who, ReservedCommand, str], Awaitable[None]]
+
+
+class CommandRouter:
+    """Parses a command and sends it where it belongs."""
+
+    def __init__(self, changes: ChangeService) -> None:
+        self.changes = changes
+        self.flags: FlagReader = changes.flags
+        self.messenger: Messenger = changes.messenger
+        self.settings = changes.settings
+        self.ld = changes.ld
+        self.handlers: dict[str, VerbHandler] = {}
+        changes.verb_handlers = self.handlers  # a superseded `undo` card is made again through them
+        self.help_lines: list[str] = []  # issue 7: e.g. whether a policy restricts changes
+
+    def handle(self, verb: str, handler: VerbHandler) -> None:
+        """Send the reserved ``verb`` (as ``ReservedCommand.verb`` names it) to ``handler``."""
+        self.handlers[verb] = handler
+
+    async def _tell(self, who: Who, text: str, lines: list[str] | None = None) -> None:
+        await self.changes.tell(who, text, lines or [])
+
+    async def run_command(self, who: Who, text: str) -> None:
+        """Handle the text of a slash command (after the ack)."""
+        try:
+            command = parse(text)
+        except CommandError as error:
+            await self._tell(
+                who,
+                f":warning: {error_text(error)}",
+                [f"Usage: `{blocks.escape(error.usage)}`"] if error.usage else [],
+            )
+            return
+        try:
+            await self._dispatch(who, command, text)
+        except CannotPost as error:
+            await self._tell(who, f":no_entry: {error_text(error)}")
+        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
+            await self._tell(who, f":warning: {explain_error(error)}")
+
+    async def _dispatch(self, who: Who, command: Command, text: str) -> None:
+        if isinstance(command, HelpCommand):
+            extra = "".join(line + "\n\n" for line in self.help_lines) if not command.topic else ""
+            # Help is plain text with `<flag>` placeholders (and the topic as typed): escaped whole.
+            await self.changes.tell_text(who, extra + blocks.escape(help_text(command.topic)))
+        elif isinstance(command, ShowCommand):
+            await self._show(who, command)
+        elif isinstance(command, ListCommand):
+            await self._list(who, command)
+        elif isinstance(command, ChangeCommand):
+            await self.changes.propose(who, command, text)
+        elif isinstance(command, RawCommand):
+            await self.changes.propose_raw(who, command, text)
+        elif command.verb in self.handlers:
+            await self.handlers[command.verb](who, command, text)
+        else:
+            await self._tell(who, f":construction: `{command.verb}` is not available yet.")
+
+    async def _show(self, who: Who, command: ShowCommand) -> None:
+        project = command.project or await self.changes.project_for(who)
+        flag = await self.flags.flag(project, command.flag, fresh=True)
+        env = command.environment or await self.changes.environment_for(who)
+        if env and env not in (flag.get("environments") or {}):
+            await self.flags.check_environment(project, env, flag)
+        name = blocks.escape(flag.get("name") or command.flag)
+        title = f":triangular_flag_on_post: *{name}* (`{command.flag}`)"
+        facts = environment_facts(flag, env) + flag_facts(flag) if env else flag_facts(flag)
+        footer = f"project {project} · version {flag.get('_version')}"
+        if not env:
+            footer += " · add an environment to see its targeting: " + ", ".join(
+                sorted(flag.get("environments") or {})
+            )
+        text, body = blocks.render_facts(title, facts, footer=footer)
+        await self.messenger.ephemeral(who.reply, text, body)
+
+    async def _list(self, who: Who, command: ListCommand) -> None:
+        project = command.project or await self.changes.project_for(who)
+        page = await self.ld.list_flags(project, query=command.query, tag=command.tag, limit=40)
+        items = list(page.items)
+        if not items:
+            await self._tell(who, f"No flags in project `{project}` match.")
+            return
+        lines = [
+            f"• `{f.key}` {blocks.escape(f.name or '')}" + (f" _{', '.join(f.tags)}_" if f.tags else "")
+            for f in items
+        ]
+        more = (page.total_count or len(items)) - len(items)
+        if more > 0:
+            lines.append(f"_…and {more} more: narrow with a query or `--tag`_")
+        await self._tell(who, f"Flags in `{project}`:", lines)
+
+    # --- propose ----------------------------------------------------------------------------

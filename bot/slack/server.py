@@ -1,0 +1,333 @@
+"""Serving the bot: an ASGI app (``POST /slack/events``, ``GET /healthz``) under uvicorn, or Socket
+Mode when ``SLACK_APP_TOKEN`` is set.
+
+:class:`Runtime` is everything one bot process holds (store, LaunchDarkly client, Slack client,
+Bolt app), opened once: migrations run first. :func:`create_web_app` serves a runtime, opening it in
+the ASGI lifespan when not given one. :func:`serve_in_loop` runs an ASGI app on a loopback port
+inside the current event loop (the offline console and the tests use it, so the bot's background
+work shares their loop and can be waited for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.lifecycle.service import ChangeService
+from bot.persistence.db import migrate
+from bot.persistence.store import Store
+from bot.scheduling.jobs import JobStore
+from bot.scheduling.scheduler import FlagopsScheduler
+from bot.slack.app import build_app
+from bot.slack.client import make_slack_client
+from bot.slack.deps import Feature
+from bot.slack.messenger import Messenger
+
+log = logging.getLogger("flagops.server")
+
+EVENTS_PATH = "/slack/events"
+SWEEP_SECONDS = 15.0
+SERVER_TASK_PREFIX = "flagops-server:"
+"""Names of the tasks :func:`serve_in_loop` runs servers in (idle checks leave them out)."""
+HEALTH_PATH = "/healthz"
+
+
+@dataclass
+class Runtime:
+    """What one bot process holds, opened once and shared by every request."""
+
+    settings: Settings
+    store: Store
+    ld: LaunchDarklyClient
+    slack: AsyncWebClient
+    bolt: AsyncApp
+    handler: AsyncSlackRequestHandler
+    changes: ChangeService
+    scheduler: FlagopsScheduler | None = None
+    """Due jobs, reminders, card expiry (issue 6); ticking only when ``FLAGOPS_SCHEDULER=on``."""
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        features: list[Feature] | None = None,
+        slack_client: AsyncWebClient | None = None,
+        ld_client: LaunchDarklyClient | None = None,
+    ) -> Runtime:
+        """Migrate the database (unless ``FLAGOPS_MIGRATE_ON_START=false``), then build the clients
+        and the Bolt app.
+
+        Args:
+            settings: the bot's settings.
+            features: the features to register (default ``bot.slack.app.FEATURES``).
+            slack_client: a Web API client to use instead of one built from ``settings``.
+            ld_client: a LaunchDarkly client to use instead of one built from ``settings``.
+
+        Returns:
+            The runtime; ``await runtime.close()`` when done.
+        """
+        if settings.flagops_migrate_on_start:
+            await migrate(settings.database_url)
+        store = Store.from_url(settings.database_url)
+        ld = ld_client or LaunchDarklyClient(
+            settings.ld_base_url,
+            settings.ld_api_token,
+            timeout=settings.ld_timeout,
+            max_rate_limit_wait=settings.ld_max_rate_limit_wait,
+        )
+        slack = slack_client or make_slack_client(settings)
+        messenger = Messenger.of(slack, settings)
+        changes = ChangeService(settings=settings, store=store, ld=ld, messenger=messenger)
+        bolt = build_app(
+            settings, ld_client=ld, store=store, slack_client=slack, features=features, changes=changes
+        )
+        runtime = cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt), changes)
+        # Built always (tests drive run_due(now) by hand); ticks only where FLAGOPS_SCHEDULER=on.
+        runtime.scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
+        if settings.flagops_scheduler == "on":
+            runtime.scheduler.start()
+        return runtime
+
+    async def close(self) -> None:
+        """Stop the scheduler, let the writes in flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then
+        close the LaunchDarkly connection pool and the database pool."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        await self.changes.drain()
+        await self.ld.aclose()
+        await self.store.close()
+
+
+def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    """The ASGI app Slack talks to.
+
+    Args:
+        settings: the bot's settings.
+        runtime: an opened runtime to serve (its owner closes it); when None, the app's lifespan
+            opens one at start (running migrations) and closes it at shutdown.
+
+    Returns:
+        A starlette app with ``POST /slack/events`` (Bolt verifies the signature and answers 401
+        when it is wrong or stale) and ``GET /healthz``.
+    """
+    holder: dict[str, Runtime] = {"runtime": runtime} if runtime is not None else {}
+
+    secret = settings.slack_signing_secret.get_secret_value()
+
+    async def events(request: Request) -> Response:
+        current = holder.get("runtime")
+        if current is None:
+            return PlainTextResponse("starting", status_code=503)
+        # Verified here, before Bolt parses anything: a request whose signature fails, or whose
+        # headers cannot even be checked (a timestamp that is not a number, a non-ASCII
+        # signature), is a 401 and nothing else: no listener, no error handler, nothing sent.
+        body = await request.body()
+        if not verified(secret, request.headers, body):
+            return PlainTextResponse("invalid request", status_code=401)
+        try:
+            return await current.handler.handle(request)
+        except ValueError:  # a signed body Bolt cannot parse (e.g. a payload that is not JSON)
+            log.warning("a signed Slack request could not be parsed")
+            return PlainTextResponse("bad request", status_code=400)
+
+    async def healthz(_request: Request) -> Response:
+        ready = "runtime" in holder
+        return JSONResponse({"ok": ready}, status_code=200 if ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if runtime is not None:
+            yield
+            return
+        opened = await Runtime.open(settings)
+        holder["runtime"] = opened
+        log.info("flagops is ready: Slack events at %s", EVENTS_PATH)
+        try:
+            yield
+        finally:
+            holder.pop("runtime", None)
+            await opened.close()
+
+    return Starlette(
+        routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz, methods=["GET"])],
+        lifespan=lifespan,
+    )
+
+
+def verified(secret: str, headers: Any, body: bytes, *, now: float | None = None) -> bool:
+    """Whether a request carries Slack's valid, fresh signature (``v0=HMAC(v0:ts:body)``).
+
+    Never raises: any header that cannot be read as Slack sends it means "not verified".
+    """
+    timestamp = headers.get("x-slack-request-timestamp")
+    signature = headers.get("x-slack-signature")
+    if not isinstance(timestamp, str) or not isinstance(signature, str):
+        return False
+    if not timestamp.isascii() or not timestamp.isdigit() or not signature.isascii():
+        return False
+    try:
+        return SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature)
+    except (ValueError, TypeError, UnicodeError):
+        return False
+
+
+def run_server(settings: Settings) -> int:
+    """Serve until stopped: Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP on ``PORT``.
+
+    Args:
+        settings: the bot's settings.
+
+    Returns:
+        The exit status (0 after a clean stop).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.slack_app_token is not None:
+        asyncio.run(run_socket_mode(settings))
+        return 0
+    uvicorn.run(
+        create_web_app(settings),
+        host="0.0.0.0",  # a web process listens on every interface of its container
+        port=settings.port,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+async def run_socket_mode(settings: Settings) -> None:
+    """Serve Slack over Socket Mode (no public URL needed) until cancelled, logging the connection.
+
+    Args:
+        settings: the bot's settings (``SLACK_APP_TOKEN`` must be set).
+    """
+    assert settings.slack_app_token is not None
+    runtime = await Runtime.open(settings)
+    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+
+    # Reconnects are Socket Mode's most reported problem: say each state change in the log.
+    async def on_close(message: Any) -> None:
+        log.warning("Socket Mode connection closed (%s); slack_sdk reconnects", getattr(message, "data", ""))
+
+    async def on_error(message: Any) -> None:
+        log.error("Socket Mode connection error: %s", getattr(message, "data", message))
+
+    handler.client.on_close_listeners.append(on_close)
+    handler.client.on_error_listeners.append(on_error)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Socket Mode connected; flagops is ready")
+        await asyncio.Event().wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await runtime.close()
+        log.info("Socket Mode connection closed; flagops stopped")
+
+
+class _InLoopServer(uvicorn.Server):
+    """uvicorn inside someone else's event loop: the loop's owner handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn calls sys.exit() when the lifespan or the bind fails; inside a shared loop that
+        # SystemExit would stop the whole loop, so it becomes an ordinary error of this task.
+        try:
+            await super().startup(sockets)
+        except SystemExit as exc:
+            raise RuntimeError(f"the server could not start (uvicorn exit status {exc.code})") from None
+
+    async def main_loop(self) -> None:
+        # uvicorn looks at should_exit every 100 ms; a loopback server (the console's, a test's) is
+        # stopped often and should go at once. on_tick still runs: uvicorn's date header and limits.
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(_TICK)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # As uvicorn's, without its fixed 100 ms pauses: stop accepting, ask each connection to
+        # close after its response, wait (briefly polled) for them and their tasks, then the lifespan.
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = asyncio.get_running_loop().time() + _GRACE
+        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+            if asyncio.get_running_loop().time() > deadline:
+                for task in self.server_state.tasks:
+                    task.cancel(msg="loopback server stopped")
+                break
+            await asyncio.sleep(_TICK)
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
+_TICK = 0.005  # seconds between looks at should_exit, and at the connections left while stopping
+_GRACE = 10.0  # seconds a loopback server waits for the requests in flight when stopped
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = False) -> AsyncIterator[str]:
+    """Serve an ASGI app on loopback in the current event loop.
+
+    Args:
+        app: the ASGI app.
+        port: the port (a free one by default).
+        lifespan: run the app's lifespan (off by default: the caller opens and closes what the
+            app needs, as the console and the tests do with a :class:`Runtime`).
+
+    Yields:
+        The base URL, without a trailing slash.
+
+    Raises:
+        RuntimeError: the server did not start within 10 seconds.
+    """
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
+    )
+    server = _InLoopServer(config)
+    task = asyncio.create_task(server.serve(), name=f"{SERVER_TASK_PREFIX}{port}")
+    try:
+        for _ in range(1000):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            if task.done() and task.exception() is not None:
+                raise RuntimeError(f"the server on port {port} did not start") from task.exception()
+            raise RuntimeError(f"the server on port {port} did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(RuntimeError):  # a failed start was reported above
+            await task
