@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     port: int = Field(3000, ge=1, le=65535)
     flagops_command: str = "/flag"
-    # Guardrails and channel defaults (issue 7: bot/guardrails/policy.py, bot/guardrails/channel_config.py).
+    # Guardrails and channel defaults (bot/guardrails/policy.py, bot/guardrails/channel_config.py).
     flagops_policy: str | None = Field(None, description="path of the policy TOML file; unset: allow all")
     flagops_default_environment: str | None = Field(None, description="environment when a command omits it")
     flagops_timezone: str = Field("UTC", description="channels' time zone unless /flag config tz sets one")
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     flagops_flag_search_timeout: float = Field(
         1.5, gt=0, le=2.5, description="seconds a flag picker waits for LaunchDarkly (Slack allows 3)"
     )
-    # Scheduler and reminders (issue 6).
+    # Scheduler and reminders.
     flagops_scheduler_interval: float = Field(15.0, gt=0, description="seconds between runs of due jobs")
     flagops_approval_remind_after: timedelta = timedelta(hours=4)
     flagops_approval_remind_every: timedelta = timedelta(days=1)

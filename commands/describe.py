@@ -8,7 +8,7 @@ position and description (``rule 2 (EU customers)``), clauses as conditions
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_never
 
 from commands import instructions as ins
 from commands.resolve import Flag, render_value
@@ -266,7 +266,8 @@ class _Describer:
                 return f"Restore {self.key} from deprecation"
             case ins.RestoreFlag():
                 return f"Restore {self.key} from the archive"
-        raise AssertionError(f"no sentence for instruction {i.kind}")  # every kind has a case above
+            case _:
+                assert_never(i)
 
 
 def describe(patch: ins.SemanticPatch, flag: Flag, *, flags: Mapping[str, Flag] | None = None) -> list[str]:

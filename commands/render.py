@@ -8,6 +8,7 @@ an audit log), descriptions are always quoted, options come before the schedule,
 from __future__ import annotations
 
 import re
+from typing import assert_never
 
 from commands import intents as it
 from commands.grammar import OP_SPELLING, is_number_word
@@ -313,7 +314,8 @@ def change(c: it.AnyIntent, flag: str, env: str | None) -> str:
             return f"undeprecate {fe}"
         case it.Restore():
             return f"restore {fe}"
-    raise AssertionError(f"no rendering for intent {c.kind}")  # every kind has a case above
+        case _:
+            assert_never(c)
 
 
 def canonical(cmd: it.ChangeCommand) -> str:

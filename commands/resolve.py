@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from pydantic import BaseModel, ValidationError
 
@@ -591,7 +591,8 @@ class _Resolver:
                 return [ins.RestoreDeprecatedFlag()]
             case it.Restore():
                 return [ins.RestoreFlag()]
-        raise AssertionError(f"no resolver for intent {c.kind}")  # every kind has a case above
+            case _:
+                assert_never(c)
 
     def reorder(self, c: it.ReorderRules) -> ins.ReorderRules:
         ids = [self.rule_id(ref) for ref in c.rules]

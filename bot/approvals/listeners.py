@@ -25,7 +25,7 @@ from bot.identity.accounts import (
 )
 from bot.identity.accounts import reply_from_metadata as account_reply
 from bot.lifecycle.listeners import who_from_action
-from bot.lifecycle.service import Who
+from bot.lifecycle.models import Who
 from bot.slack.deps import Deps
 from bot.slack.router import CommandRouter
 from commands.intents import ReservedCommand

@@ -62,18 +62,17 @@ from bot.identity.accounts import LINK_HINT, AccountService, Acting
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
 from bot.launchdarkly.models import ApprovalRequest
-from bot.lifecycle.service import (
+from bot.lifecycle.models import (
     APPLIED,
     APPLYING,
     APPROVAL_REQUESTED,
     FAILED,
     NEEDS_APPROVAL,
     PROPOSED,
-    ChangeService,
     Proposal,
     Who,
-    clip_description,
 )
+from bot.lifecycle.service import ChangeService, clip_description
 from bot.persistence.store import Change
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost
@@ -187,7 +186,7 @@ class ApprovalService:
             await self.changes.tell(who, "This change is already on its way.")
             return
         if won.environment is None:
-            await self.changes._finish(
+            await self.changes.finish(
                 won, FAILED, who, None, ":x: Approval requests exist only for a flag in an environment."
             )
             return
@@ -209,11 +208,11 @@ class ApprovalService:
                 comment=self._comment(won.comment or None, who, acting, "requested"),
                 notify_member_ids=reviewers.member_ids,
                 notify_team_keys=reviewers.team_keys,
-                execution_date=proposal.execute_at_ms,  # issue 6: a scheduled change applies at its time
+                execution_date=proposal.execute_at_ms,  # a scheduled change applies at its time
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:
-            await self.changes._finish(
+            await self.changes.finish(
                 won,
                 FAILED,
                 who,
@@ -230,7 +229,7 @@ class ApprovalService:
             detail=f"approval request {request.id}",
             approval_request_id=request.id,
         )
-        await self.changes._update_card(
+        await self.changes.update_card(
             won, f":lock: Approval requested by <@{who.user_id}>: the approval card is in the thread."
         )
         content = CardContent(
@@ -406,7 +405,7 @@ class ApprovalService:
             change_id, [APPROVAL_REQUESTED], FAILED, actor, detail=detail
         )
         if moved is not None:
-            await self.changes._update_card(moved, status)
+            await self.changes.update_card(moved, status)
 
     async def _approve(self, card: ApprovalCard, who: Who) -> None:
         acting = await self.accounts.require(who.user_id, who.reply, "approve")
@@ -645,7 +644,7 @@ class ApprovalService:
             card.change_id, [APPROVAL_REQUESTED], APPLIED, actor, ld_status=200, detail=detail
         )
         if moved is not None:
-            await self.changes._update_card(moved, f":white_check_mark: Applied through {detail}.")
+            await self.changes.update_card(moved, f":white_check_mark: Applied through {detail}.")
 
     # --- /flag approvals -----------------------------------------------------------------------
 

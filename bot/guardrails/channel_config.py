@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.launchdarkly import errors as ld_errors
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.persistence.db import channel_settings
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost

@@ -1,4 +1,4 @@
-"""Guardrails (issue 7): the policy on every change, ``/flag config``, ``/flag undo`` and the Undo
+"""Guardrails: the policy on every change, ``/flag config``, ``/flag undo`` and the Undo
 button of applied cards."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bot.guardrails.channel_config import ChannelConfig, ConfigCommand
 from bot.guardrails.policy import PolicyGuard, slack_group_members
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.listeners import who_from_action
-from bot.lifecycle.service import Who
+from bot.lifecycle.models import Who
 from bot.lifecycle.undo import UndoService
 from bot.slack import blocks
 from bot.slack.deps import Deps

@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError
 from bot.errors import error_text
-from bot.lifecycle.service import Draft, Proposal, Who
+from bot.lifecycle.models import Draft, Proposal, Who
 from bot.persistence.store import Change
 from commands.errors import CommandError
 from commands.instructions import INSTRUCTION_MODELS

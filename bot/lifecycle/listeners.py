@@ -7,7 +7,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.slack.messenger import ReplyTo
 from bot.slack.router import CommandRouter
 

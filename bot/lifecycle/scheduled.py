@@ -5,32 +5,62 @@ change with the same instructions (LaunchDarkly applies it at ``executionDate``:
 and a ``scheduled_check`` job says in the thread, after that time, whether the flag shows it.
 Conflicts (400: Apply anyway sends ``ignoreConflicts``) and approval-required environments (405:
 Request approval, whose approved request applies at the same ``executionDate``) go the way of the
-core loop, through :class:`bot.lifecycle.service.ChangeService`.
+core loop, through the lifecycle's public moves (the ``Lifecycle`` protocol below).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from bot.config import Settings
 from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
-from bot.persistence.store import State
+from bot.launchdarkly.client import LaunchDarklyClient
+from bot.lifecycle.models import ApprovalFlow, Proposal, Who
+from bot.persistence.store import Change, State, Store
 from bot.scheduling.jobs import SCHEDULED_CHECK, SCHEDULED_CHECK_DELAY, JobStore
 from bot.scheduling.schedule_time import When, describe_moment, resolve_when, user_timezone
 from bot.slack import blocks
+from bot.slack.messenger import Messenger
 from commands.errors import CommandError
 from commands.intents import ChangeCommand
 
-if TYPE_CHECKING:
-    from bot.lifecycle.service import ChangeService, Proposal, Who
-    from bot.persistence.store import Change
+
+class Lifecycle(Protocol):
+    """What scheduling a change needs of the lifecycle (``bot.lifecycle.service.ChangeService``,
+    which calls in here): its parts, and the moves every apply ends with."""
+
+    settings: Settings
+    store: Store
+    ld: LaunchDarklyClient
+    messenger: Messenger
+    clock: Callable[[], datetime]
+    approvals: ApprovalFlow | None
+
+    def comment(self, change: Change, who: Who) -> str: ...
+
+    async def finish(
+        self, change: Change, state: str, who: Who, status: int | None, message: str
+    ) -> None: ...
+
+    async def back_to_proposed(self, change: Change, who: Who, message: str) -> None: ...
+
+    async def apply_failed(self, change: Change, who: Who, error: ld_errors.LaunchDarklyError) -> None: ...
+
+    async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None: ...
+
+    async def reply(
+        self, change: Change, text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
+    ) -> None: ...
+
 
 UNKNOWN_OUTCOME = (ld_errors.OutcomeUnknown, ld_errors.ServerError, ld_errors.Unreachable)
 
 
-async def when_for(service: ChangeService, who: Who, command: ChangeCommand) -> When:
+async def when_for(service: Lifecycle, who: Who, command: ChangeCommand) -> When:
     """The moment a change command's ``at``/``in`` names, read in the requester's Slack zone.
 
     Raises:
@@ -48,7 +78,7 @@ async def when_for(service: ChangeService, who: Who, command: ChangeCommand) -> 
     return resolve_when(command.schedule.kind, command.schedule.text, now=service.clock(), tz=tz)
 
 
-async def apply_scheduled(service: ChangeService, change: Change, who: Who, proposal: Proposal) -> None:
+async def apply_scheduled(service: Lifecycle, change: Change, who: Who, proposal: Proposal) -> None:
     """Create the LaunchDarkly scheduled change for a change this instance holds in ``applying``.
 
     Args:
@@ -60,7 +90,7 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
     assert proposal.execute_at_ms is not None and change.environment is not None
     when = proposal.when_text or describe_moment(_moment(proposal.execute_at_ms), "UTC")
     if proposal.execute_at_ms <= int(service.clock().timestamp() * 1000):
-        await service._finish(
+        await service.finish(
             change,
             State.FAILED,
             who,
@@ -88,7 +118,7 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
             change.environment,
             execution_date=proposal.execute_at_ms,
             instructions=patch.instructions,
-            comment=service._comment(change, who),
+            comment=service.comment(change, who),
             ignore_conflicts=change.ignore_conflicts,
             # As the core's PATCH: the linked LaunchDarkly account of whoever pressed Apply, if any.
             token=await service.approvals.token_for(who.user_id) if service.approvals else None,
@@ -102,7 +132,7 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
             await _unknown(service, change, who, error, list_error, when)
             return
         if found is None:
-            await service._back_to_proposed(
+            await service.back_to_proposed(
                 change,
                 who,
                 f":warning: {error_text(error)} LaunchDarkly lists no such scheduled change, so nothing is "
@@ -111,12 +141,12 @@ async def apply_scheduled(service: ChangeService, change: Change, who: Who, prop
             return
         scheduled_id = found
     except ld_errors.LaunchDarklyError as error:
-        await service._apply_failed(change, who, error)  # 400 conflict, 405 approval, 429, 4xx
+        await service.apply_failed(change, who, error)  # 400 conflict, 405 approval, 429, 4xx
         return
     await _scheduled(service, change, who, proposal, scheduled_id, when)
 
 
-async def _find_created(service: ChangeService, change: Change, proposal: Proposal) -> str | None:
+async def _find_created(service: Lifecycle, change: Change, proposal: Proposal) -> str | None:
     """After an unknown outcome: the id of a scheduled change with our time and instructions.
 
     Returns:
@@ -134,14 +164,14 @@ async def _find_created(service: ChangeService, change: Change, proposal: Propos
     return None
 
 
-async def _is_resend(service: ChangeService, change: Change) -> bool:
+async def _is_resend(service: Lifecycle, change: Change) -> bool:
     """Whether this apply is a Send again (the audit's last entry says which button moved it)."""
     audit = await service.store.audit_for(change.id)
     return bool(audit) and audit[-1].detail == "Send again"
 
 
 async def _unknown(
-    service: ChangeService,
+    service: Lifecycle,
     change: Change,
     who: Who,
     error: ld_errors.LaunchDarklyError | None,
@@ -175,12 +205,12 @@ async def _unknown(
         f"Check with `{command} scheduled {change.flag_key} {change.environment}` before pressing "
         "*Send again*."
     )
-    await service._update_card(moved, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
-    await service._reply(moved, message)
+    await service.update_card(moved, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+    await service.reply(moved, message)
 
 
 async def _scheduled(
-    service: ChangeService, change: Change, who: Who, proposal: Proposal, scheduled_id: str, when: str
+    service: Lifecycle, change: Change, who: Who, proposal: Proposal, scheduled_id: str, when: str
 ) -> None:
     assert proposal.execute_at_ms is not None
     final = await service.store.transition(
@@ -192,13 +222,13 @@ async def _scheduled(
         detail=f"scheduled change {scheduled_id} for {when}",
         outcome_json=json.dumps({"scheduledChangeId": scheduled_id, "executionDate": proposal.execute_at_ms}),
     )
-    await service._update_card(
+    await service.update_card(
         final or change,
         f":calendar: Scheduled by <@{who.user_id}> for {when}: LaunchDarkly applies it then "
         f"(scheduled change `{scheduled_id}`).",
     )
     command = service.settings.flagops_command
-    await service._reply(
+    await service.reply(
         change,
         f":calendar: Scheduled *{change.flag_key}* in *{change.environment}* for {when}. "
         f"`{command} scheduled {change.flag_key} {change.environment}` lists it, with a Delete button; "

@@ -29,12 +29,11 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -45,8 +44,27 @@ from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle import outcome as outcomes
 from bot.lifecycle import scheduled as scheduled_changes
 from bot.lifecycle.flags import FlagReader
+from bot.lifecycle.models import (
+    APPLIED,
+    APPLYING,
+    APPROVAL_REQUESTED,
+    CANCELLED,
+    DANGEROUS_KINDS,
+    EXPIRED,
+    FAILED,
+    NEEDS_APPROVAL,
+    OUTCOME_UNKNOWN,
+    PROPOSED,
+    SUPERSEDED,
+    ApprovalFlow,
+    ChangeGuard,
+    ChannelDefaults,
+    Draft,
+    Proposal,
+    Who,
+    utcnow,
+)
 from bot.persistence.store import Change, Store
-from bot.scheduling.schedule_time import When
 from bot.slack import blocks
 from bot.slack.blocks import CardView
 from bot.slack.messenger import Messenger, ReplyTo
@@ -57,109 +75,9 @@ from commands.errors import CommandError, EngineRefusal, FlagopsError
 from commands.instructions import SemanticPatch
 from commands.intents import ChangeCommand, RawCommand, ReservedCommand
 from commands.resolve import referenced_flags
-from commands.summary import FactChange, diff_facts
+from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
-
-PROPOSED = "proposed"
-APPLYING = "applying"
-APPLIED = "applied"
-FAILED = "failed"
-NEEDS_APPROVAL = "needs_approval"
-APPROVAL_REQUESTED = "approval_requested"
-CANCELLED = "cancelled"
-EXPIRED = "expired"
-OUTCOME_UNKNOWN = "outcome_unknown"
-SUPERSEDED = "superseded"
-
-DANGEROUS_KINDS = frozenset({"deleteFlag", "archiveFlag"})
-FLAG_CACHE_SECONDS = 5.0
-
-
-class Proposal(BaseModel):
-    """What a card proposed, stored with the change (``request_json``) so any instance can act."""
-
-    command_text: str
-    canonical: str
-    patch: dict[str, Any]
-    sentences: list[str]
-    changes: list[tuple[str, str | None, str | None]]
-    flag_name: str
-    approval_required: bool = False
-    dangerous: bool = False
-    flag_url: str | None = None
-    notes: list[str] = []  # issue 7: card lines about the policy and undo
-    # Issue 6: a scheduled change (``at``/``in``): Apply creates a LaunchDarkly scheduled change.
-    execute_at_ms: int | None = None
-    when_text: str | None = None
-
-    def semantic_patch(self) -> SemanticPatch:
-        return SemanticPatch.model_validate(self.patch)
-
-    def fact_changes(self) -> list[FactChange]:
-        return [FactChange(*c) for c in self.changes]
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A change ready to preview: the resolved patch and how to show it."""
-
-    project: str
-    flag_key: str
-    environment: str | None
-    patch: SemanticPatch
-    canonical: str
-    comment: str | None
-    approval: bool
-    related: dict[str, dict[str, Any]] = field(default_factory=dict)  # prerequisite flags, by key
-    when: When | None = None  # issue 6: when a scheduled change should apply
-    notes: tuple[str, ...] = ()  # issue 7: card lines under before → after (undo)
-
-
-@dataclass(frozen=True)
-class Who:
-    """The Slack user acting, and where to answer them alone."""
-
-    user_id: str
-    user_name: str
-    reply: ReplyTo
-    trigger_id: str | None = None  # opens a modal; valid ~3 s after the request (approvals, accounts)
-
-
-class ApprovalFlow(Protocol):
-    """The approvals feature (``bot.approvals.service``): who acts, and Request approval's whole flow."""
-
-    async def token_for(self, user_id: str) -> str | None: ...
-
-    async def request_approval(self, change: Change, who: Who) -> None: ...
-
-    async def may_act(self, who: Who, what: str) -> bool:
-        """False (the user told to link first) when linked accounts are required and ``who`` has none."""
-        ...
-
-
-class ChangeGuard(Protocol):
-    """Issue 7 (``bot.guardrails.policy``): who may propose a change and who may press Apply."""
-
-    async def check_propose(self, who: Who, draft: Draft, flag: dict[str, Any]) -> list[str]:
-        """Lines the card shows about the rules; raises ``CommandError`` naming a refusing rule."""
-        ...
-
-    async def check_apply(self, who: Who, change: Change) -> str | None:
-        """None when ``who`` may press Apply now, else the refusal to show them."""
-        ...
-
-
-class ChannelDefaults(Protocol):
-    """Issue 7 (``bot.guardrails.channel_config``): a channel's project and environment (``/flag config``)."""
-
-    async def project(self, channel_id: str) -> str: ...
-
-    async def environment(self, channel_id: str) -> str | None: ...
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ChangeService:
@@ -206,11 +124,11 @@ class ChangeService:
             LaunchDarklyError: reading the flag failed.
             CannotPost: the bot may not post in the channel (nothing is stored).
         """
-        # Issue 6: `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
+        # `at <time>` / `in <duration>` is read (in the user's zone) before anything else.
         when = await scheduled_changes.when_for(self, who, command) if command.schedule else None
         project = command.project or await self.project_for(who)
         if command.environment is None and command.environment_scoped:
-            # Issue 7: `on <flag>` alone uses the channel's default environment.
+            # `on <flag>` alone uses the channel's default environment.
             default = await self.environment_for(who) or self.settings.flagops_default_environment
             if default is None:
                 raise CommandError(
@@ -235,7 +153,7 @@ class ChangeService:
             command.approval,
             related,
         )
-        if when is not None:  # issue 6
+        if when is not None:
             draft = dataclasses.replace(draft, when=when)
         await self._post_proposal(who, draft, before, text, thread_ts=thread_ts)
 
@@ -263,7 +181,7 @@ class ChangeService:
     async def propose_draft(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
     ) -> None:
-        """Preview and post a change computed elsewhere (undo, issue 7) through the same loop.
+        """Preview and post a change computed elsewhere (undo) through the same loop.
 
         Args:
             who: the requester.
@@ -293,7 +211,7 @@ class ChangeService:
     async def _post_proposal(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
     ) -> None:
-        # Issue 7: the policy is checked before anything is previewed or posted.
+        # The policy is checked before anything is previewed or posted.
         notes = list(draft.notes)
         if self.guard is not None:
             notes += await self.guard.check_propose(who, draft, before)
@@ -421,7 +339,7 @@ class ChangeService:
         return False
 
     async def _may_apply(self, change: Change, who: Who) -> bool:
-        # Issue 7: with a policy, it decides (a second person applies deleteFlag, archiveFlag...).
+        # With a policy, it decides (a second person applies deleteFlag, archiveFlag...).
         if self.guard is None:
             return await self._only_requester(change, who, "apply")
         refusal = await self.guard.check_apply(who, change)
@@ -435,7 +353,7 @@ class ChangeService:
         if change.state in (PROPOSED, NEEDS_APPROVAL) and _aware(change.expires_at) <= self.clock():
             await self._expire(change)
             change = await self.store.get_change(change.id) or change
-        messages = {
+        messages: dict[str, str] = {
             APPLYING: "is already being applied.",
             APPLIED: "was already applied.",
             CANCELLED: "was cancelled.",
@@ -460,11 +378,11 @@ class ChangeService:
         """
         if await self._closed(change, who) or not await self._may_apply(change, who):
             return
-        # Issue 5: with FLAGOPS_REQUIRE_LINKED_ACCOUNTS an unlinked user links first; nothing moves.
+        # With FLAGOPS_REQUIRE_LINKED_ACCOUNTS an unlinked user links first; nothing moves.
         if self.approvals is not None and not await self.approvals.may_act(who, "apply this change"):
             return
         if change.state != PROPOSED:
-            waiting = {
+            waiting: dict[str, str] = {
                 NEEDS_APPROVAL: "needs approval first: press *Request approval*.",
                 OUTCOME_UNKNOWN: "may already be in the flag: see the card; *Send again* only if not.",
             }
@@ -489,7 +407,7 @@ class ChangeService:
         if not await self._may_apply(change, who):
             return
         if self.approvals is not None and not await self.approvals.may_act(who, "send this change again"):
-            return  # issue 5: as for Apply
+            return  # as for Apply
         # Only once the outcome was decided for good (settle_at cleared): before that the first
         # write may still land, and sending again could apply the change twice.
         won = await self.store.transition(
@@ -531,13 +449,13 @@ class ChangeService:
             await self.tell(who, "Too late to cancel: this change is already being applied.")
             return
         if change.state == OUTCOME_UNKNOWN:
-            await self._update_card(
+            await self.update_card(
                 won,
                 f":no_entry_sign: Closed by <@{who.user_id}>; "
                 "whether the change reached the flag is still unknown.",
             )
             return
-        await self._update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
+        await self.update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
 
     async def _request_approval_clicked(self, change: Change, who: Who) -> None:
         if await self._closed(change, who) or not await self._only_requester(
@@ -563,11 +481,11 @@ class ChangeService:
                 won.environment,
                 description=clip_description("; ".join(proposal.sentences)),
                 instructions=patch.instructions,
-                comment=self._comment(won, who),
-                execution_date=proposal.execute_at_ms,  # issue 6: approved, it applies then
+                comment=self.comment(won, who),
+                execution_date=proposal.execute_at_ms,  # approved, it applies then
             )
         except ld_errors.LaunchDarklyError as error:
-            await self._finish(
+            await self.finish(
                 won, FAILED, who, error.status, f":x: Could not request approval: {explain_error(error)}"
             )
             return
@@ -581,10 +499,10 @@ class ChangeService:
             detail=f"approval request {request.id}",
             approval_request_id=request.id,
         )
-        await self._update_card(
+        await self.update_card(
             won, f":lock: Approval requested by <@{who.user_id}>: <{url}|approval request in LaunchDarkly>."
         )
-        await self._reply(
+        await self.reply(
             won,
             f":lock: Approval requested for *{won.flag_key}* in *{won.environment}*. "
             f"A reviewer approves it in <{url}|LaunchDarkly>; once approved it can be applied.",
@@ -610,9 +528,9 @@ class ChangeService:
             raise
 
     async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
-        await self._update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
+        await self.update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
         proposal = Proposal.model_validate_json(change.request_json)
-        if proposal.execute_at_ms is not None:  # issue 6: a LaunchDarkly scheduled change, not a patch now
+        if proposal.execute_at_ms is not None:  # a LaunchDarkly scheduled change, not a patch now
             await scheduled_changes.apply_scheduled(self, change, who, proposal)
             return
         if resend and await self._landed_after_all(change, who, proposal):
@@ -620,17 +538,17 @@ class ChangeService:
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
         except CommandError as error:  # the flag is gone (404, with suggestions)
-            await self._finish(change, FAILED, who, 404, f":x: {error_text(error)} Nothing changed.")
+            await self.finish(change, FAILED, who, 404, f":x: {error_text(error)} Nothing changed.")
             return
         except ld_errors.LaunchDarklyError as error:
-            await self._back_to_proposed(
+            await self.back_to_proposed(
                 change, who, f":warning: Could not re-read the flag, nothing changed: {explain_error(error)}"
             )
             return
         if int(current.get("_version") or 0) != change.preview_version:
             await self._supersede(change, who, current)
             return
-        patch = proposal.semantic_patch().model_copy(update={"comment": self._comment(change, who)})
+        patch = proposal.semantic_patch().model_copy(update={"comment": self.comment(change, who)})
         token = await self.approvals.token_for(who.user_id) if self.approvals else None
         for attempt in (1, 2):
             try:
@@ -643,11 +561,11 @@ class ChangeService:
                 )
             except ld_errors.OptimisticLockError as error:
                 if attempt == 2:
-                    await self._finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
+                    await self.finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
                     return
                 continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
             except ld_errors.LaunchDarklyError as error:
-                await self._apply_failed(change, who, error, linked=token is not None)
+                await self.apply_failed(change, who, error, linked=token is not None)
                 return
             except ValidationError:
                 # A 2xx: LaunchDarkly accepted the change, but its answer lacks what the flag
@@ -684,22 +602,22 @@ class ChangeService:
             who.user_id,
             ld_status=200,
             detail=versions,
-            outcome_json=json.dumps({"flag_after": after}),  # issue 7: undo compares with it
+            outcome_json=json.dumps({"flag_after": after}),  # undo compares with it
         )
         if final is None:
             log.info("change %s was settled elsewhere before this apply reported", change.id)
             return
-        await self._update_card(
+        await self.update_card(
             final,
             f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
-            # Issue 7: Undo proposes the inverse change (a deleted flag has none).
+            # Undo proposes the inverse change (a deleted flag has none).
             buttons=() if "deleteFlag" in _kinds(proposal) else (blocks.UNDO,),
         )
         lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
-        await self._reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
+        await self.reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
 
-    async def _apply_failed(
+    async def apply_failed(
         self, change: Change, who: Who, error: ld_errors.LaunchDarklyError, *, linked: bool = False
     ) -> None:
         """Settle a change whose PATCH failed; ``linked``: it was sent with the user's own token."""
@@ -716,13 +634,13 @@ class ChangeService:
             )
             if refreshed is None:
                 return
-            await self._update_card(
+            await self.update_card(
                 refreshed,
                 ":warning: This conflicts with a pending approval request or scheduled change. "
                 "*Apply anyway* applies it regardless (that pending change may then fail).",
                 buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL),
             )
-            await self._reply(change, f":warning: {explain_error(error)}")
+            await self.reply(change, f":warning: {explain_error(error)}")
         elif isinstance(error, ld_errors.ApprovalRequired):
             moved = await self.store.transition(
                 change.id,
@@ -735,31 +653,31 @@ class ChangeService:
             )
             if moved is None:
                 return
-            await self._update_card(
+            await self.update_card(
                 moved,
                 f":lock: *{change.environment}* requires approval. Request it and a reviewer approves it.",
                 buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL),
             )
-            await self._reply(
+            await self.reply(
                 change,
                 f":lock: {change.environment} requires approval: LaunchDarkly said “{error_text(error)}”.",
                 buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)],
             )
         elif isinstance(error, ld_errors.RateLimited):
-            await self._back_to_proposed(
+            await self.back_to_proposed(
                 change,
                 who,
                 f":hourglass: {explain_error(error)} Nothing changed: press Apply again in a minute.",
             )
         elif isinstance(error, ld_errors.Unreachable):
             # Never reached LaunchDarkly (no connection): nothing can have changed.
-            await self._back_to_proposed(
+            await self.back_to_proposed(
                 change, who, f":warning: {explain_error(error)} Nothing was sent: press Apply to try again."
             )
         elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError):
             await self._outcome_unknown(change, who, error)
         elif isinstance(error, ld_errors.Unauthorized) and linked:
-            await self._finish(
+            await self.finish(
                 change,
                 FAILED,
                 who,
@@ -769,7 +687,7 @@ class ChangeService:
                 "Nothing changed.",
             )
         else:
-            await self._finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
+            await self.finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
 
     async def _outcome_unknown(
         self,
@@ -840,8 +758,8 @@ class ChangeService:
                 f":hourglass: Outcome unknown: {cause} LaunchDarkly may still apply it, so nothing is "
                 f"resent. I look again at {when} UTC and say here whether it landed."
             )
-            await self._update_card(change, message)
-            await self._reply(change, message)
+            await self.update_card(change, message)
+            await self.reply(change, message)
             self._settle_later(change.id, _aware(change.settle_at))
             return
         final = await self.store.transition(
@@ -860,8 +778,8 @@ class ChangeService:
             message = f":warning: {cause} The flag no longer exists in LaunchDarkly" + (
                 ", and its audit log shows no change from this card." if none else "."
             )
-            await self._update_card(final, message, buttons=(blocks.CANCEL,))
-            await self._reply(final, message)
+            await self.update_card(final, message, buttons=(blocks.CANCEL,))
+            await self.reply(final, message)
             return
         if verdict is outcomes.Verdict.NOT_LANDED:
             message = (
@@ -880,8 +798,8 @@ class ChangeService:
                 f":warning: Outcome unknown: {cause} Neither LaunchDarkly's audit log nor the flag could "
                 "be read. Check the flag in LaunchDarkly before pressing *Send again*."
             )
-        await self._update_card(final, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
-        await self._reply(final, message)
+        await self.update_card(final, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+        await self.reply(final, message)
 
     async def _landed_after_all(self, change: Change, who: Who, proposal: Proposal) -> bool:
         """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
@@ -1018,7 +936,7 @@ class ChangeService:
         again = isinstance(command, ChangeCommand | RawCommand) or (
             isinstance(command, ReservedCommand) and command.verb in self.verb_handlers
         )
-        await self._update_card(
+        await self.update_card(
             moved,
             ":arrows_counterclockwise: The flag changed since this preview "
             f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
@@ -1033,25 +951,23 @@ class ChangeService:
             elif isinstance(command, ReservedCommand) and command.verb in self.verb_handlers:
                 await self.verb_handlers[command.verb](who, command, change.command_text)
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
-            await self._reply(
-                change, f":warning: The command no longer fits the flag: {explain_error(error)}"
-            )
+            await self.reply(change, f":warning: The command no longer fits the flag: {explain_error(error)}")
 
-    async def _back_to_proposed(self, change: Change, who: Who, message: str) -> None:
+    async def back_to_proposed(self, change: Change, who: Who, message: str) -> None:
         moved = await self.store.transition(
             change.id, [APPLYING], PROPOSED, who.user_id, detail=message, expires_at=self._new_expiry()
         )
         if moved is not None:
-            await self._update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
+            await self.update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
 
-    async def _finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
+    async def finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
         moved = await self.store.transition(
             change.id, [APPLYING], state, who.user_id, ld_status=status, detail=message
         )
         if moved is None:
             return
-        await self._update_card(moved, message)
-        await self._reply(moved, message)
+        await self.update_card(moved, message)
+        await self.reply(moved, message)
 
     def _new_expiry(self) -> datetime:
         """A change handed back to the requester waits a whole confirmation window again."""
@@ -1102,7 +1018,7 @@ class ChangeService:
         if detail.startswith("Request approval") or proposal.execute_at_ms is not None:
             # Not a flag PATCH: an approval request or a scheduled change may exist now.
             where = "`/flag approvals`" if detail.startswith("Request approval") else "`/flag scheduled`"
-            await self._finish(
+            await self.finish(
                 change,
                 FAILED,
                 who,
@@ -1118,7 +1034,7 @@ class ChangeService:
             change.id, [PROPOSED, NEEDS_APPROVAL], EXPIRED, "flagops", detail="confirmation window over"
         )
         if moved is not None:
-            await self._update_card(
+            await self.update_card(
                 moved,
                 ":hourglass: Expired: nobody applied it within "
                 f"{_duration(self.settings.flagops_confirm_ttl)}. "
@@ -1133,7 +1049,7 @@ class ChangeService:
             f"/approvals/{request_id}?env={change.environment}"
         )
 
-    def _comment(self, change: Change, who: Who) -> str:
+    def comment(self, change: Change, who: Who) -> str:
         text = f"flagops change {change.id} via Slack by @{who.user_name}"
         return f"{text}: {change.comment}" if change.comment else text
 
@@ -1172,7 +1088,7 @@ class ChangeService:
             schedule=proposal.when_text,
         )
 
-    async def _update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
+    async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
         if not change.card_ts:
             return
         proposal = Proposal.model_validate_json(change.request_json)
@@ -1195,7 +1111,7 @@ class ChangeService:
             # lifecycle (the thread reply still tells the outcome).
             log.warning("could not update the card of change %s", change.id, exc_info=True)
 
-    async def _reply(
+    async def reply(
         self, change: Change, text: str, lines: Sequence[str] = (), *, buttons: Sequence[dict[str, Any]] = ()
     ) -> None:
         message, body = blocks.render_notice(text, lines, buttons=buttons)

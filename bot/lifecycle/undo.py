@@ -35,7 +35,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.lifecycle.service import APPLIED, ChangeService, Draft, Proposal, Who
+from bot.lifecycle.models import APPLIED, Draft, Proposal, Who
+from bot.lifecycle.service import ChangeService
 from bot.persistence.db import changes as changes_table
 from bot.persistence.store import Change
 from bot.scheduling.schedule_time import describe_moment

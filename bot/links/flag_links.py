@@ -30,7 +30,8 @@ from bot.errors import explain_error
 from bot.identity.accounts import AccountService, Acting
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FlagLink
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.links.flag_search import FlagSearch
 from bot.links.message_actions import strip_markup
 from bot.slack import blocks

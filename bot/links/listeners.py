@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.approvals.listeners import accounts_for, view_value
-from bot.lifecycle.service import Who
+from bot.lifecycle.models import Who
 from bot.links.flag_links import (
     FLAG_ACTION,
     FLAG_BLOCK,

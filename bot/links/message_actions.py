@@ -16,7 +16,8 @@ from typing import Any
 
 from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost, ReplyTo
 from bot.slack.router import CommandRouter

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.approvals.listeners import view_value, who_from_view
-from bot.lifecycle.service import Who
+from bot.lifecycle.models import Who
 from bot.links.message_actions import (
     COMMAND_ACTION,
     COMMAND_BLOCK,

@@ -110,7 +110,7 @@ changes = Table(
     Index("ix_changes_channel_card", "channel_id", "card_ts"),
 )
 
-# Per-channel settings (issue 7, migration 0003; see bot/guardrails/channel_config.py): None = the default.
+# Per-channel settings (migration 0003; see bot/guardrails/channel_config.py): None = the default.
 channel_settings = Table(
     "channel_settings",
     metadata,
@@ -138,7 +138,7 @@ audit = Table(
     Column("detail", Text, nullable=True),
 )
 
-# --- scheduler (issue 6): everything due, and the lease that keeps one scheduler running ---------
+# --- scheduler: everything due, and the lease that keeps one scheduler running ---------
 
 jobs = Table(
     "jobs",

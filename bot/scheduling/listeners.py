@@ -15,7 +15,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.errors import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.listeners import who_from_action
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.scheduling.jobs import CANCELLED, PENDING, SCHEDULED_CHECK, SNOOZE, USER_REMINDER, Job, JobStore
 from bot.scheduling.reminders import DIGEST_ARCHIVE, DIGEST_SNOOZE
 from bot.scheduling.schedule_time import describe_moment, resolve_when, user_timezone
@@ -274,7 +275,7 @@ class ReminderCommands:
                 await self.jobs.transition(job.id, [PENDING], CANCELLED, detail=f"deleted by {who.user_id}")
                 change = await self.changes.store.get_change(str(job.target["change_id"]))
                 if change is not None:
-                    await self.changes._reply(
+                    await self.changes.reply(
                         change,
                         f":wastebasket: <@{who.user_id}> deleted this scheduled change from LaunchDarkly.",
                     )

@@ -24,8 +24,9 @@ from sqlalchemy import exists, literal, select
 from bot.errors import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FeatureFlag
+from bot.lifecycle.models import APPROVAL_REQUESTED, Proposal
 from bot.lifecycle.outcome import documents_show
-from bot.lifecycle.service import APPROVAL_REQUESTED, ChangeService, Proposal
+from bot.lifecycle.service import ChangeService
 from bot.persistence.db import changes as changes_table
 from bot.persistence.db import jobs as jobs_table
 from bot.persistence.store import Change

@@ -25,7 +25,7 @@ APPLY_ANYWAY = "change_apply_anyway"
 CANCEL = "change_cancel"
 REQUEST_APPROVAL = "change_request_approval"
 SEND_AGAIN = "change_send_again"
-UNDO = "undo_change"  # issue 7: not change_*, the guardrails listener handles it
+UNDO = "undo_change"  # not change_*, the guardrails listener handles it
 
 BUTTON_TEXT = {
     APPLY: "Apply",
@@ -58,8 +58,8 @@ class CardView:
     approval_required: bool = False
     flag_url: str | None = None
     footer: Sequence[str] = field(default_factory=tuple)
-    notes: Sequence[str] = ()  # issue 7: mrkdwn lines under before → after (policy, undo)
-    schedule: str | None = None  # issue 6: when a scheduled change applies, in words
+    notes: Sequence[str] = ()  # mrkdwn lines under before → after (policy, undo)
+    schedule: str | None = None  # when a scheduled change applies, in words
 
 
 def clip(text: str, limit: int) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.flags import FlagReader
-from bot.lifecycle.service import ChangeService, Who
+from bot.lifecycle.models import Who
+from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost, Messenger
 from commands.errors import CommandError, EngineRefusal
@@ -42,7 +43,7 @@ class CommandRouter:
         self.ld = changes.ld
         self.handlers: dict[str, VerbHandler] = {}
         changes.verb_handlers = self.handlers  # a superseded `undo` card is made again through them
-        self.help_lines: list[str] = []  # issue 7: e.g. whether a policy restricts changes
+        self.help_lines: list[str] = []  # e.g. whether a policy restricts changes
 
     def handle(self, verb: str, handler: VerbHandler) -> None:
         """Send the reserved ``verb`` (as ``ReservedCommand.verb`` names it) to ``handler``."""

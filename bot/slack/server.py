@@ -62,7 +62,7 @@ class Runtime:
     handler: AsyncSlackRequestHandler
     changes: ChangeService
     scheduler: FlagopsScheduler | None = None
-    """Due jobs, reminders, card expiry (issue 6); ticking only when ``FLAGOPS_SCHEDULER=on``."""
+    """Due jobs, reminders, card expiry; ticking only when ``FLAGOPS_SCHEDULER=on``."""
 
     @classmethod
     async def open(

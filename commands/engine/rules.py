@@ -208,7 +208,7 @@ def reorder_rules(ctx: Context, ins: ReorderRules) -> None:
 @handles(ReplaceRules)
 def replace_rules(ctx: Context, ins: ReplaceRules) -> None:
     # "Removes all targeting rules for the flag and replaces them with the list you provide."
-    # Every new rule gets a new _id ("new rules and clauses get _ids", issue 3).
+    # Every new rule gets a new _id ("new rules and clauses get _ids").
     ctx.env["rules"] = [
         _new_rule(
             ctx,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.approvals.cards import APPROVED, CARD_APPLIED, CARD_FAILED
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.state import Account
-from bot.lifecycle.service import FAILED
+from bot.lifecycle.models import FAILED
 from bot.offline.payloads import signed_interaction, view_submission_payload
 from bot.persistence.db import approval_cards, changes
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.launchdarkly.sandbox import SandboxState
-from bot.lifecycle.service import Who
+from bot.lifecycle.models import Who
 from bot.persistence.db import changes as changes_table
 from bot.slack.blocks import SEND_AGAIN
 from bot.slack.messenger import ReplyTo
@@ -73,7 +73,7 @@ async def test_off_is_previewed_applied_and_reported_in_the_thread(bot: Harness)
     assert patch["body"]["instructions"] == [{"kind": "turnFlagOff"}]
     assert patch["body"]["environmentKey"] == "test"
     assert "flagops change " in patch["body"]["comment"] and "via Slack by @" in patch["body"]["comment"]
-    assert buttons(bot) == ["Undo"], "Apply and Cancel go; Undo (issue 7) stays"
+    assert buttons(bot) == ["Undo"], "Apply and Cancel go; Undo stays"
     assert "Applied by" in card_text(bot)
     (reply,) = bot.thread()
     assert "version 1 → 2" in reply.text

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.launchdarkly.sandbox import SandboxState
-from bot.lifecycle.service import APPLYING, Proposal
+from bot.lifecycle.models import APPLYING, Proposal
 from bot.persistence.db import changes as changes_table
 from bot.persistence.store import Change
 from commands.instructions import AddTargets, SemanticPatch
