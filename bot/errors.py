@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot.launchdarkly import errors as ld_errors
 from bot.slack.blocks import escape
-from commands.errors import FlagopsError
+from commands.errors import CommandError, FlagopsError
 
 
 def error_text(error: FlagopsError | BaseException) -> str:
@@ -39,3 +39,13 @@ def explain_error(error: FlagopsError | BaseException) -> str:
     if isinstance(error, FlagopsError):
         return error_text(error)
     return "Something went wrong on our side; it has been logged."
+
+
+def user_message(error: FlagopsError) -> str:
+    """What the user is told about an error flagops raised on purpose: ``explain_error``, with the
+    verb's usage when the command was wrong. The one path from an error to a user (the app's error
+    handler uses it for anything a listener did not answer itself)."""
+    text = explain_error(error)
+    if isinstance(error, CommandError) and error.usage:
+        text += f"\nUsage: `{escape(error.usage)}`"
+    return text

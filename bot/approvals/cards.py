@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.clock import utcnow
 from bot.launchdarkly.models import ApprovalRequest
 from bot.persistence.db import approval_cards
 from bot.slack import blocks
@@ -118,7 +119,7 @@ class ApprovalCardStore:
         thread_ts: str | None,
     ) -> ApprovalCard:
         """Store the card of a request (state from the request as read)."""
-        now = datetime.now(UTC)
+        now = utcnow()
         row: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "request_id": request.id,
@@ -168,7 +169,7 @@ class ApprovalCardStore:
             .where(approval_cards.c.id == card_id, approval_cards.c.state.in_(list(from_states)))
             .values(
                 state=to_state,
-                updated_at=datetime.now(UTC),
+                updated_at=utcnow(),
                 version=approval_cards.c.version + 1,
                 **fields,
             )
@@ -183,7 +184,7 @@ class ApprovalCardStore:
         statement = (
             update(approval_cards)
             .where(approval_cards.c.id == card_id)
-            .values(request_json=request.model_dump_json(by_alias=True), updated_at=datetime.now(UTC))
+            .values(request_json=request.model_dump_json(by_alias=True), updated_at=utcnow())
             .returning(*approval_cards.c)
         )
         async with self.engine.begin() as connection:

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 from pydantic import ValidationError
@@ -54,6 +54,7 @@ from bot.approvals.cards import (
     state_of,
 )
 from bot.approvals.reviewers import ReviewerFinder, Reviewers, command_reviewers
+from bot.clock import utcnow
 from bot.config import ConfigError
 from bot.errors import error_text, explain_error
 from bot.guardrails.channel_config import ChannelConfig
@@ -854,7 +855,7 @@ def _change_for(card: ApprovalCard) -> Change | None:
         changes=content.changes,
         flag_name=content.flag_name,
     )
-    now = datetime.now(UTC)
+    now = utcnow()
     return Change(
         id=f"approval-card-{card.id}",
         state=APPROVAL_REQUESTED,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.models import Who
@@ -156,7 +157,7 @@ class ChannelConfig:
         Returns:
             The channel's settings afterwards.
         """
-        row = {**values, "updated_by": user_id, "updated_at": datetime.now(UTC)}
+        row = {**values, "updated_by": user_id, "updated_at": utcnow()}
         async with self.engine.begin() as connection:
             changed = await connection.execute(
                 update(channel_settings).where(channel_settings.c.channel_id == channel_id).values(row)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.errors import error_text
 from bot.launchdarkly import errors as ld_errors
@@ -136,7 +137,7 @@ class AccountStore:
             "member_id": member_id,
             "member_email": member_email,
             "token_ciphertext": ciphertext,
-            "linked_at": datetime.now(UTC),
+            "linked_at": utcnow(),
         }
         async with self.engine.begin() as connection:
             done = await connection.execute(

@@ -5,7 +5,6 @@ by name), and the interfaces the lifecycle asks of the approvals and guardrails 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -112,7 +111,3 @@ class ChannelDefaults(Protocol):
     async def project(self, channel_id: str) -> str: ...
 
     async def environment(self, channel_id: str) -> str | None: ...
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
@@ -62,7 +63,6 @@ from bot.lifecycle.models import (
     Draft,
     Proposal,
     Who,
-    utcnow,
 )
 from bot.persistence.store import Change, Store
 from bot.slack import blocks

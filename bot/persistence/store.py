@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.clock import utcnow
 from bot.persistence.db import audit, changes, create_engine
 
 
@@ -57,6 +58,38 @@ class State(StrEnum):
 
 ALL_STATES = frozenset(State)
 FINAL_STATES = frozenset({State.APPLIED, State.CANCELLED, State.EXPIRED, State.SUPERSEDED})
+
+#: Every move the lifecycle makes, and no other: ``transition`` refuses a move not listed here, so
+#: a bug cannot, say, take an applied change back to applying. From a state to the states it may go to.
+MOVES: dict[State, frozenset[State]] = {
+    State.PROPOSED: frozenset({State.APPLYING, State.CANCELLED, State.EXPIRED}),
+    State.NEEDS_APPROVAL: frozenset({State.APPLYING, State.CANCELLED, State.EXPIRED}),
+    State.APPLYING: frozenset(
+        {
+            State.APPLIED,  # LaunchDarkly accepted it
+            State.FAILED,  # LaunchDarkly refused it
+            State.PROPOSED,  # nothing was sent, or a conflict to confirm: the card offers Apply again
+            State.NEEDS_APPROVAL,  # 405: the environment requires approval
+            State.APPROVAL_REQUESTED,  # the approval request was created
+            State.OUTCOME_UNKNOWN,  # the write may have landed
+            State.SUPERSEDED,  # the flag moved: a fresh preview replaces this card
+        }
+    ),
+    State.OUTCOME_UNKNOWN: frozenset(
+        {
+            State.APPLIED,  # the audit log (or the flag) shows it landed
+            State.APPLYING,  # Send again
+            State.CANCELLED,
+            State.OUTCOME_UNKNOWN,  # the settle claim, and its decision, stay here
+        }
+    ),
+    State.APPROVAL_REQUESTED: frozenset({State.APPLIED, State.FAILED}),
+    State.APPLIED: frozenset(),
+    State.FAILED: frozenset(),
+    State.CANCELLED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.SUPERSEDED: frozenset(),
+}
 EXPIRING_STATES = frozenset({State.PROPOSED, State.NEEDS_APPROVAL})
 """States in which a change waits for a click and expires at ``expires_at``."""
 
@@ -141,11 +174,6 @@ class AuditEntry(BaseModel):
     to_state: str
     ld_status: int | None
     detail: str | None
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Store:
@@ -302,10 +330,14 @@ class Store:
             does not exist): the caller lost the race and must change nothing.
 
         Raises:
-            ValueError: an unknown state or a field that a transition may not set.
+            ValueError: an unknown state, a move not in ``MOVES``, or a field that a transition may
+                not set.
         """
         for state in (*from_states, to_state):
             _check_state(state)
+        for state in from_states:
+            if State(to_state) not in MOVES[State(state)]:
+                raise ValueError(f"a change never moves from {state} to {to_state} (see MOVES)")
         unknown = set(fields) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"a transition cannot set {sorted(unknown)}")

@@ -26,6 +26,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.clock import utcnow
 from bot.persistence.db import jobs
 
 PENDING = "pending"
@@ -73,11 +74,6 @@ class Job(BaseModel):
     def short_id(self) -> str:
         """The id as people type it (``/flag reminders cancel <id>``)."""
         return self.id
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class JobStore:

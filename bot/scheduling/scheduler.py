@@ -40,6 +40,7 @@ from sqlalchemy import delete, insert, or_, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.errors import explain_error
 from bot.guardrails.channel_config import ChannelConfig, last_digest_time
@@ -59,11 +60,6 @@ INTERRUPTED_AFTER = timedelta(minutes=10)
 MAX_JOBS_PER_RUN = 50  # a backlog is worked off over several runs, so each run stays short
 STOP_GRACE_SECONDS = 30.0  # how long stop() waits for the job in flight before cancelling it
 RUN_DUE_JOB_ID = "flagops-run-due"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class LeaderLock(Protocol):

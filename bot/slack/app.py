@@ -18,15 +18,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.errors import error_text
+from bot.errors import user_message
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.store import Store
-from bot.slack import blocks, listeners
+from bot.slack import listeners
 from bot.slack.client import make_slack_client
 from bot.slack.deps import Deps, Feature
 from bot.slack.messenger import SLACK_RESPONSE_HOSTS, Messenger, is_slack_response_url
-from commands.errors import CommandError
+from commands.errors import FlagopsError
 
 log = logging.getLogger("flagops")
 
@@ -99,7 +99,8 @@ async def handle_error(
 ) -> None:
     """The one place unexpected errors end up (Bolt calls it for any listener or middleware error).
 
-    A :class:`CommandError` is the user's mistake: its message is shown to them. Anything else is
+    A :class:`FlagopsError` (a wrong command, a LaunchDarkly refusal, a channel the bot cannot post
+    in) is shown in words (:func:`bot.errors.user_message`). Anything else is
     a bug: logged with its traceback and a reference, and the user gets a generic apology with
     that reference. Never the exception text (it could hold a URL, a payload or a token).
 
@@ -113,9 +114,8 @@ async def handle_error(
     Only verified requests get here: the web front door answers 401 to anything whose signature
     fails or cannot be checked, before Bolt sees it.
     """
-    if isinstance(error, CommandError):
-        usage = f"\nUsage: {blocks.escape(error.usage)}" if error.usage else ""
-        text = f":warning: {error_text(error)}{usage}"
+    if isinstance(error, FlagopsError):
+        text = f":warning: {user_message(error)}"
     else:
         ref = uuid.uuid4().hex[:8]
         log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)

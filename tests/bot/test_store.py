@@ -198,3 +198,39 @@ def test_states_are_the_documented_ten() -> None:
         "superseded",
     } == ALL_STATES
     assert all(member.__doc__ for member in State)
+
+
+async def test_a_move_the_lifecycle_never_makes_is_refused(store: Store) -> None:
+    change = await new_change(store)
+    assert await store.transition(change.id, ["proposed"], "applying", "U_ALICE") is not None
+    assert await store.transition(change.id, ["applying"], "applied", "U_ALICE") is not None
+    with pytest.raises(ValueError, match="never moves from applied to applying"):
+        await store.transition(change.id, ["applied"], "applying", "U_ALICE")
+
+
+def test_every_move_the_code_makes_is_in_the_table() -> None:
+    # Each literal store.transition(id, [from...], to) in bot/ is a move MOVES allows, so the
+    # check in transition can only ever refuse a bug, never a flow the bot has.
+    import ast
+    from pathlib import Path
+
+    from bot.persistence.store import MOVES
+
+    root = Path(__file__).resolve().parents[2] / "bot"
+    names = {s.name: s for s in State}
+    seen = 0
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr != "transition" or "store" not in ast.unparse(node.func.value):
+                continue
+            sources, target = node.args[1], ast.unparse(node.args[2]).removeprefix("State.")
+            if target not in names:
+                continue  # a variable: finish() moves applying to failed, checked by its tests
+            assert isinstance(sources, ast.List | ast.Tuple), ast.unparse(node)
+            for source in sources.elts:
+                source_name = ast.unparse(source).removeprefix("State.")
+                assert names[target] in MOVES[names[source_name]], (path.name, source_name, target)
+                seen += 1
+    assert seen > 20
