@@ -22,6 +22,7 @@ from bot.launchdarkly.models import ApprovalRequest
 from bot.persistence.db import approval_cards
 from bot.slack import blocks
 from bot.slack.messenger import ReplyTo
+from bot.slack.metadata import ModalMetadata
 from commands.summary import FactChange
 
 # Card states (the compare-and-set column of ``approval_cards``).
@@ -340,12 +341,11 @@ def _context(text: str) -> dict[str, Any]:
 
 def decline_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str) -> dict[str, Any]:
     """The modal asking why a request is declined."""
-    metadata = {"card": card_id, "c": reply.channel_id, "r": reply.response_url, "t": reply.thread_ts}
     return blocks.modal(
         DECLINE_CALLBACK,
         "Decline the request",
         "Decline",
-        json.dumps(metadata),
+        ModalMetadata.of(reply, card_id=card_id).encode(),
         [
             _section(f"Decline the change to *{blocks.escape(flag_key)}* in *{blocks.escape(environment)}*."),
             {
@@ -365,11 +365,5 @@ def decline_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str)
 
 def decline_metadata(metadata: str, user_id: str) -> tuple[str, ReplyTo]:
     """The card id and reply target a decline modal carried."""
-    try:
-        data = json.loads(metadata or "{}")
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    reply = ReplyTo(str(data.get("c") or ""), user_id, data.get("r") or None, data.get("t") or None)
-    return str(data.get("card") or ""), reply
+    read = ModalMetadata.decode(metadata)
+    return read.card_id, read.reply(user_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from bot.launchdarkly.models import Member
 from bot.persistence.db import linked_accounts
 from bot.slack import blocks
 from bot.slack.messenger import Messenger, ReplyTo
+from bot.slack.metadata import ModalMetadata
 from commands.errors import CommandError
 
 log = logging.getLogger(__name__)
@@ -196,12 +196,11 @@ def link_modal(reply: ReplyTo) -> dict[str, Any]:
     Returns:
         The view.
     """
-    metadata = {"c": reply.channel_id, "u": reply.user_id, "r": reply.response_url, "t": reply.thread_ts}
     return blocks.modal(
         LINK_ACCOUNT_CALLBACK,
         "Link LaunchDarkly",
         "Link",
-        json.dumps(metadata),
+        ModalMetadata.of(reply).encode(),
         [
             {
                 "type": "section",
@@ -230,18 +229,7 @@ def link_modal(reply: ReplyTo) -> dict[str, Any]:
 
 def reply_from_metadata(metadata: str, user_id: str) -> ReplyTo:
     """The ``ReplyTo`` a modal carried in its ``private_metadata`` (see :func:`link_modal`)."""
-    try:
-        data = json.loads(metadata or "{}")
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    return ReplyTo(
-        channel_id=str(data.get("c") or ""),
-        user_id=user_id,
-        response_url=data.get("r") or None,
-        thread_ts=data.get("t") or None,
-    )
+    return ModalMetadata.decode(metadata).reply(user_id)
 
 
 class AccountService:

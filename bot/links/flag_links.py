@@ -17,7 +17,6 @@ unlinked user is asked to link first. Every failure is told to the user alone, i
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from bot.links.flag_search import FlagSearch
 from bot.links.message_actions import strip_markup
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost, ReplyTo
+from bot.slack.metadata import ModalMetadata
 from commands.errors import CommandError
 from commands.instructions import JsonPatch, PatchOperation
 from commands.intents import ReservedCommand
@@ -70,31 +70,24 @@ class MessageRef:
 
     def to_metadata(self) -> str:
         """As ``private_metadata`` (well under Slack's 3,000 characters: the title is clipped)."""
-        return json.dumps(
-            {
-                "c": self.channel_id,
-                "m": self.message_ts,
-                "t": self.thread_ts,
-                "r": self.response_url,
-                "d": self.default_title,
-            }
-        )
+        return ModalMetadata(
+            channel_id=self.channel_id,
+            message_ts=self.message_ts,
+            thread_ts=self.thread_ts,
+            response_url=self.response_url,
+            title=self.default_title,
+        ).encode()
 
     @classmethod
     def from_metadata(cls, metadata: str) -> MessageRef:
         """Read :meth:`to_metadata` back; missing fields read as empty."""
-        try:
-            data = json.loads(metadata or "{}")
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+        read = ModalMetadata.decode(metadata)
         return cls(
-            channel_id=str(data.get("c") or ""),
-            message_ts=str(data.get("m") or ""),
-            thread_ts=data.get("t") or None,
-            response_url=data.get("r") or None,
-            default_title=str(data.get("d") or "Slack message"),
+            channel_id=read.channel_id,
+            message_ts=read.message_ts,
+            thread_ts=read.thread_ts or None,
+            response_url=read.response_url or None,
+            default_title=read.title or "Slack message",
         )
 
 

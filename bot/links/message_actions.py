@@ -20,6 +20,7 @@ from bot.lifecycle.models import Who
 from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost, ReplyTo
+from bot.slack.metadata import ModalMetadata
 from bot.slack.router import CommandRouter
 from commands import parse
 from commands.errors import CommandError, EngineRefusal
@@ -118,12 +119,13 @@ def command_from_text(text: str, command_name: str = "/flag") -> str | Rollout:
 
 def fix_modal(text: str, error: str, reply: ReplyTo, thread_ts: str) -> dict[str, Any]:
     """The modal pre-filled with text that did not parse, and why."""
-    metadata = {"c": reply.channel_id, "r": reply.response_url, "t": thread_ts}
     return blocks.modal(
         FIX_CALLBACK,
         "Change a flag",
         "Preview",
-        json.dumps(metadata),
+        ModalMetadata(
+            channel_id=reply.channel_id, response_url=reply.response_url, thread_ts=thread_ts
+        ).encode(),
         [
             {
                 "type": "section",
@@ -157,13 +159,8 @@ def fix_modal(text: str, error: str, reply: ReplyTo, thread_ts: str) -> dict[str
 
 def fix_metadata(metadata: str, user_id: str) -> tuple[ReplyTo, str | None]:
     """The reply target and the thread a fix modal carried."""
-    try:
-        data = json.loads(metadata or "{}")
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    return ReplyTo(str(data.get("c") or ""), user_id, data.get("r") or None), data.get("t") or None
+    read = ModalMetadata.decode(metadata)
+    return ReplyTo(read.channel_id, user_id, read.response_url or None), read.thread_ts or None
 
 
 class MessageActions:

@@ -70,6 +70,10 @@ class Harness:
         # No test waits out LaunchDarkly's 429s for long; it keeps the settle window of unknown
         # outcomes (LD_TIMEOUT + this, at least) short.
         settings.setdefault("ld_max_rate_limit_wait", 1.0)
+        # The sandbox answers in milliseconds: a short timeout keeps an unknown outcome's settle
+        # window (at least LD_TIMEOUT + the rate-limit wait) at seconds, not the production ten.
+        settings.setdefault("ld_timeout", 3.0)
+        settings.setdefault("flagops_settle_window", 1.0)
         stack = await exit_stack.enter_async_context(
             offline_stack(
                 database_url=database_url, sandbox=sandbox, slack=slack, features=features, **settings
