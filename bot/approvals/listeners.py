@@ -79,6 +79,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         accounts=accounts,
         cards=ApprovalCardStore(deps.store.engine),
         slack=deps.slack,
+        channel_config=deps.channels,
     )
     deps.changes.approvals = service
 

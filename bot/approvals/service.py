@@ -137,6 +137,7 @@ class ApprovalService:
         accounts: AccountService,
         cards: ApprovalCardStore,
         slack: AsyncWebClient,
+        channel_config: ChannelConfig,
     ) -> None:
         self.changes = changes
         self.settings = changes.settings
@@ -146,7 +147,7 @@ class ApprovalService:
         self.cards = cards
         self.slack = slack
         self._reviewers = ReviewerFinder(self.settings, self.ld, slack)
-        self.channel_config = ChannelConfig(changes.store.engine, self.settings)
+        self.channel_config = channel_config
 
     # --- hooks the change lifecycle calls ------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import explain_error
-from bot.guardrails.channel_config import ChannelConfig, ConfigCommand
+from bot.guardrails.channel_config import ConfigCommand
 from bot.guardrails.policy import PolicyGuard, slack_group_members
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.listeners import who_from_action
@@ -37,7 +37,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         log.warning(guard.startup_message())
     else:
         log.info(guard.startup_message())
-    channels = ChannelConfig(deps.store.engine, deps.settings)
+    channels = deps.channels
     deps.changes.guard = guard
     deps.changes.channel_defaults = channels
     router.help_lines.append(guard.help_line())

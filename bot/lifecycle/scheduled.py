@@ -165,9 +165,10 @@ async def _find_created(service: Lifecycle, change: Change, proposal: Proposal) 
 
 
 async def _is_resend(service: Lifecycle, change: Change) -> bool:
-    """Whether this apply is a Send again (the audit's last entry says which button moved it)."""
-    audit = await service.store.audit_for(change.id)
-    return bool(audit) and audit[-1].detail == "Send again"
+    """Whether this apply is a Send again: the move into applying came from outcome unknown (the
+    row's own ``previous_state``, re-read so the answer never depends on which object was passed)."""
+    current = await service.store.get_change(change.id) or change
+    return current.state == State.APPLYING and current.previous_state == State.OUTCOME_UNKNOWN
 
 
 async def _unknown(

@@ -372,7 +372,7 @@ def button_value(model: type[RefT], action: dict[str, Any]) -> RefT | None:
 
 def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
     """Register the verbs ``remind``, ``reminders``, ``scheduled`` and the buttons."""
-    commands = ReminderCommands(deps.changes, JobStore(deps.store.engine), router)
+    commands = ReminderCommands(deps.changes, deps.jobs, router)
     router.handle("remind", commands.remind)
     router.handle("reminders", commands.reminders)
     router.handle("scheduled", commands.scheduled)

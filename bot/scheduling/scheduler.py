@@ -217,6 +217,7 @@ class FlagopsScheduler:
         jobs: JobStore,
         lock: LeaderLock | None = None,
         clock: Callable[[], datetime] = utcnow,
+        channel_config: ChannelConfig | None = None,
     ) -> None:
         self.settings = settings
         self.changes = changes
@@ -226,7 +227,7 @@ class FlagopsScheduler:
         self.lock = lock or leader_lock(jobs.engine, self.holder)
         self.clock = clock
         self.channels = digest_channels(settings.flagops_digest_channels)
-        self.channel_config = ChannelConfig(jobs.engine, settings)
+        self.channel_config = channel_config or ChannelConfig(jobs.engine, settings)
         self.aps: AsyncIOScheduler | None = None
         self._stopping = False
         self._in_flight: set[asyncio.Task[object]] = set()

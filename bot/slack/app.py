@@ -19,9 +19,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.errors import user_message
+from bot.guardrails.channel_config import ChannelConfig
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.store import Store
+from bot.scheduling.jobs import JobStore
 from bot.slack import listeners
 from bot.slack.client import make_slack_client
 from bot.slack.deps import Deps, Feature
@@ -48,6 +50,8 @@ def build_app(
     slack_client: AsyncWebClient | None = None,
     features: list[Feature] | None = None,
     changes: ChangeService | None = None,
+    channels: ChannelConfig | None = None,
+    jobs: JobStore | None = None,
 ) -> AsyncApp:
     """Build the Bolt app and register every feature on it.
 
@@ -58,6 +62,8 @@ def build_app(
         slack_client: the Web API client; built from ``settings`` when None.
         features: the features to register (default :data:`FEATURES`).
         changes: the change lifecycle (built from the others when None).
+        channels: the channel settings (built on ``store`` when None).
+        jobs: the job store (built on ``store`` when None).
 
     Returns:
         The app. ``process_before_response=False``: Slack's HTTP request is answered as soon as a
@@ -83,7 +89,15 @@ def build_app(
     changes = changes or ChangeService(
         settings=settings, store=store, ld=ld_client, messenger=Messenger.of(client, settings)
     )
-    deps = Deps(settings=settings, store=store, ld=ld_client, slack=client, changes=changes)
+    deps = Deps(
+        settings=settings,
+        store=store,
+        ld=ld_client,
+        slack=client,
+        changes=changes,
+        channels=channels or ChannelConfig(store.engine, settings),
+        jobs=jobs or JobStore(store.engine),
+    )
     for feature in FEATURES if features is None else features:
         feature(app, deps)
     return app

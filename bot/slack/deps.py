@@ -10,9 +10,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.guardrails.channel_config import ChannelConfig
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.store import Store
+from bot.scheduling.jobs import JobStore
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Deps:
     ld: LaunchDarklyClient
     slack: AsyncWebClient
     changes: ChangeService
+    channels: ChannelConfig  # each channel's settings (`/flag config`)
+    jobs: JobStore  # what is due: reminders, digests, checks
 
 
 Feature = Callable[[AsyncApp, Deps], None]

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
+from bot.guardrails.channel_config import ChannelConfig
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import migrate
@@ -97,12 +98,23 @@ class Runtime:
         slack = slack_client or make_slack_client(settings)
         messenger = Messenger.of(slack, settings)
         changes = ChangeService(settings=settings, store=store, ld=ld, messenger=messenger)
+        # Built once and shared: the listeners and the scheduler read the same channel settings and jobs.
+        channels, jobs = ChannelConfig(store.engine, settings), JobStore(store.engine)
         bolt = build_app(
-            settings, ld_client=ld, store=store, slack_client=slack, features=features, changes=changes
+            settings,
+            ld_client=ld,
+            store=store,
+            slack_client=slack,
+            features=features,
+            changes=changes,
+            channels=channels,
+            jobs=jobs,
         )
         runtime = cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt), changes)
         # Built always (tests drive run_due(now) by hand); ticks only where FLAGOPS_SCHEDULER=on.
-        runtime.scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
+        runtime.scheduler = FlagopsScheduler(
+            settings=settings, changes=changes, jobs=jobs, channel_config=channels
+        )
         if settings.flagops_scheduler == "on":
             runtime.scheduler.start()
         return runtime
