@@ -129,4 +129,5 @@ def help_text(topic: str | None = None) -> str:
         return f"`{kinds[wanted]}` comes from:\n\n" + "\n\n".join(_verb_help(v) for v in verbs)
     close = difflib.get_close_matches(wanted, [t.lower() for t in topics()], n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(f'`help {c}`' for c in close)}?" if close else ""
-    return f"No help on `{topic.strip()}`.{hint} `help` lists everything."
+    shown = topic.strip() if len(topic.strip()) <= 80 else topic.strip()[:79] + "…"
+    return f"No help on `{shown}`.{hint} `help` lists everything."

@@ -114,7 +114,7 @@ class ReminderCommands:
         """Cancel one of the user's pending reminders (Cancel button or ``reminders cancel <id>``)."""
         job = await self.jobs.get(job_id)
         if job is None or job.kind != USER_REMINDER:
-            await self._tell(who, f":grey_question: There is no reminder `{job_id}`.")
+            await self._tell(who, f":grey_question: There is no reminder `{blocks.quoted(job_id)}`.")
             return
         if job.user_id != who.user_id:
             await self._tell(
@@ -125,7 +125,7 @@ class ReminderCommands:
             await self.jobs.transition(job.id, [PENDING], CANCELLED, detail=f"cancelled by {who.user_id}")
             is None
         ):
-            await self._tell(who, f"Reminder `{job_id}` is no longer pending ({job.state}).")
+            await self._tell(who, f"Reminder `{blocks.quoted(job_id)}` is no longer pending ({job.state}).")
             return
         await self._tell(
             who, f":wastebasket: Cancelled reminder `{job_id}` about *{job.target.get('flag')}*."
@@ -208,7 +208,7 @@ class ReminderCommands:
                 return
         await self._tell(
             who,
-            f":grey_question: I did not schedule `{scheduled_id}`. Use "
+            f":grey_question: I did not schedule `{blocks.quoted(scheduled_id)}`. Use "
             f"`{self.settings.flagops_command} scheduled <flag> <env>` and its Delete button.",
         )
 
@@ -303,7 +303,7 @@ class ReminderCommands:
             dedupe_key=f"snooze:{channel}:{value['flag']}:{now.date().isoformat()}",
         )
         if added is None:
-            await self._tell(who, f"*{value['flag']}* is already snoozed.")
+            await self._tell(who, f"*{blocks.quoted(value['flag'])}* is already snoozed.")
             return
         text = (
             f":zzz: <@{who.user_id}> snoozed *{value['flag']}*: it stays out of this channel's digest "

@@ -72,6 +72,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """Typed or stored text echoed back inside a message: clipped, then escaped."""
+    return escape(clip(text, limit))
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
 
@@ -243,10 +248,10 @@ def render_text(text: str) -> tuple[str, Blocks]:
     blocks: Blocks = []
     chunk = ""
     for line in text.splitlines():
-        if len(chunk) + len(line) + 1 > SECTION_LIMIT:
+        if chunk and len(chunk) + len(line) + 1 > SECTION_LIMIT:
             blocks.append(_section(chunk))
             chunk = ""
-        chunk += line + "\n"
+        chunk += line + "\n"  # a single line longer than a section is clipped by _section
     if chunk.strip():
         blocks.append(_section(chunk))
     return clip(text, 3000), blocks[:50]

@@ -189,3 +189,32 @@ class Harness:
             for r in self.sandbox.requests
             if r["method"] == "PATCH" and (dry_runs or str(r["query"].get("dryRun", "")).lower() != "true")
         ]
+
+
+# --- the steps every test takes, as a person in Slack would -----------------------------------
+
+
+async def run(bot: Harness, text: str, *, user: str = ALICE, channel: str | None = None) -> None:
+    """Type a slash command and wait until the bot has done everything it does for it."""
+    kwargs = {"channel": channel} if channel else {}
+    assert (await bot.command(text, user=user, **kwargs)).status_code == 200
+    await bot.idle()
+
+
+async def click(
+    bot: Harness, which: str, *, user: str = ALICE, message: Message | None = None, channel: str | None = None
+) -> None:
+    """Press a button (on ``message``, else the latest card) and wait for what follows."""
+    assert (await bot.click(which, user=user, message=message, channel=channel)).status_code == 200
+    await bot.idle()
+
+
+def card_text(bot: Harness, channel: str = RELEASES) -> str:
+    """Everything the latest card says: its fallback text and every block."""
+    card = bot.card(channel)
+    return card.text + " " + " ".join(str(b) for b in card.blocks)
+
+
+def buttons(bot: Harness, channel: str = RELEASES) -> list[str]:
+    """The labels of the latest card's buttons, in order."""
+    return [b["text"]["text"] for b in bot.card(channel).buttons]

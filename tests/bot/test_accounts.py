@@ -14,16 +14,14 @@ from sqlalchemy import select
 
 from bot.identity.accounts import fernet_for
 from bot.persistence.db import linked_accounts
-from tests.bot.harness import ALICE, BOB, Harness
+from tests.bot.harness import ALICE, BOB, Harness, click, run
 from tests.bot.test_approvals import (
     SECRET_KEY,
     approval_card,
     audit,
-    click,
     latest_view,
     link,
     member_id,
-    run,
     sandbox,
     start,
     submit,

@@ -19,7 +19,7 @@ from bot.launchdarkly.sandbox.state import Account
 from bot.lifecycle.models import FAILED
 from bot.offline.payloads import signed_interaction, view_submission_payload
 from bot.persistence.db import approval_cards, changes
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 
@@ -79,16 +79,6 @@ def requests_of(bot: Harness) -> list[Any]:
 
 def audit(bot: Harness, kind: str) -> list[dict[str, Any]]:
     return [a for a in bot.sandbox.audit if a["kind"] == kind]
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    assert (await bot.command(text, user=user)).status_code == 200
-    await bot.idle()
-
-
-async def click(bot: Harness, which: str, *, user: str = ALICE, message: Any = None) -> None:
-    assert (await bot.click(which, user=user, message=message)).status_code == 200
-    await bot.idle()
 
 
 def approval_card(bot: Harness, channel: str = RELEASES) -> Any:

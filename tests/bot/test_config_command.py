@@ -10,14 +10,9 @@ import pytest
 
 from bot.guardrails.channel_config import ChannelConfig, channel_ref, check_digest, user_refs
 from commands.errors import CommandError
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, run
 
 OTHER = "C_OTHER"
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE, channel: str = RELEASES) -> None:
-    assert (await bot.command(text, user=user, channel=channel)).status_code == 200
-    await bot.idle()
 
 
 def last_ephemeral(bot: Harness, user: str = ALICE) -> str:

@@ -14,17 +14,15 @@ from sqlalchemy import select
 
 from bot.launchdarkly.sandbox.state import Faults
 from bot.persistence.db import linked_accounts
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
 from tests.bot.test_approvals import (
     approval_card,
     approval_settings,
-    click,
     full,
     labels,
     latest_view,
     member_id,
     requests_of,
-    run,
     start,
     submit,
     thread_texts,

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.offline.fake_slack import Message
 from bot.scheduling.scheduler import DigestChannel
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import BOB, RELEASES, Harness, click, run
 from tests.bot.rendered import POISON, leaks, rendered
-from tests.bot.test_approvals import approval_card, approval_settings, click, latest_view, start, submit
+from tests.bot.test_approvals import approval_card, approval_settings, latest_view, start, submit
 from tests.bot.test_message_actions import post, shortcut
 from tests.bot.test_reminders import at, run_due, scheduler
 
@@ -44,11 +44,6 @@ def poison_launchdarkly(bot: Harness) -> None:
     for account in bot.sandbox.accounts:
         account.member["firstName"] = POISON
         account.member["lastName"] = POISON
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    assert (await bot.command(text, user=user)).status_code == 200
-    await bot.idle()
 
 
 async def test_planted_markup_never_comes_back_as_a_mention_or_a_link(start_bot: StartBot) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from bot.launchdarkly.sandbox.state import Faults
 from bot.offline.fake_slack import Message
 from bot.offline.payloads import block_suggestion_payload, message_shortcut_payload, signed_interaction
-from tests.bot.harness import ALICE, RELEASES, Harness
-from tests.bot.test_approvals import StartBot, audit, latest_view, link, member_id, run, start, submit
+from tests.bot.harness import ALICE, RELEASES, Harness, run
+from tests.bot.test_approvals import StartBot, audit, latest_view, link, member_id, start, submit
 from tests.bot.test_message_actions import post
 
 MODAL = "link_message_to_flag_submit"

@@ -321,3 +321,23 @@ async def test_a_decline_whose_channel_is_gone_is_still_told_to_the_reviewer(bot
     assert not any("went wrong" in t for t in texts)
     (stored,) = bot.sandbox.approvals.values()
     assert stored.doc["reviewStatus"] == "declined", "LaunchDarkly has it, and the person was told"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "help " + "x" * 5000,  # a topic longer than a Block Kit section
+        "reminders cancel <!subteam^SEVIL|@evil><#CEVIL|e>",
+        "scheduled cancel <!subteam^SEVIL|@evil>",
+    ],
+)
+async def test_long_fuzz_finds_are_answered_plainly(bot: Harness, text: str) -> None:
+    # Found by the long fuzz run: a help topic too long for a section was an invalid_blocks error,
+    # and ids typed after `cancel` came back unescaped.
+    from tests.bot.rendered import leaks
+
+    await bot.command(f"/flag {text}")
+    await bot.idle()
+    said = bot.ephemeral_texts(ALICE)
+    assert said and not any("went wrong" in t for t in said), said
+    assert not leaks(bot), leaks(bot)

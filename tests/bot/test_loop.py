@@ -19,7 +19,7 @@ from bot.slack.blocks import SEND_AGAIN
 from bot.slack.messenger import ReplyTo
 from commands.demo import demo_flag
 from commands.instructions import AddTags, SemanticPatch, TurnFlagOn
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, buttons, card_text, click, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 
@@ -37,27 +37,6 @@ def env(bot: Harness, key: str, environment: str) -> dict[str, Any]:
 def texts(bot: Harness) -> list[str]:
     """Every text under the latest card: its thread replies."""
     return [m.text + " " + " ".join(str(b) for b in m.blocks) for m in bot.thread()]
-
-
-def card_text(bot: Harness) -> str:
-    card = bot.card()
-    return card.text + " " + " ".join(str(b) for b in card.blocks)
-
-
-def buttons(bot: Harness) -> list[str]:
-    return [b["text"]["text"] for b in bot.card().buttons]
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    response = await bot.command(text, user=user)
-    assert response.status_code == 200
-    await bot.idle()
-
-
-async def click(bot: Harness, which: str, *, user: str = ALICE) -> None:
-    response = await bot.click(which, user=user)
-    assert response.status_code == 200
-    await bot.idle()
 
 
 async def test_off_is_previewed_applied_and_reported_in_the_thread(bot: Harness) -> None:

@@ -9,22 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from commands.instructions import SemanticPatch, TurnFlagOn
-from tests.bot.harness import ALICE, RELEASES, Harness
+from tests.bot.harness import ALICE, RELEASES, Harness, buttons, card_text
 
 StartBot = Callable[..., Awaitable[Harness]]
 
 
 def env(bot: Harness, key: str, environment: str) -> dict[str, Any]:
     return dict(bot.sandbox.projects["demo"].flags[key]["environments"][environment])
-
-
-def card_text(bot: Harness) -> str:
-    card = bot.card()
-    return card.text + " " + " ".join(str(b) for b in card.blocks)
-
-
-def buttons(bot: Harness) -> list[str]:
-    return [b["text"]["text"] for b in bot.card().buttons]
 
 
 async def change_state(bot: Harness) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.offline.fake_slack import Message
 from bot.offline.payloads import message_shortcut_payload, signed_interaction
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
-from tests.bot.test_approvals import click, env, latest_view, run, submit
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
+from tests.bot.test_approvals import env, latest_view, submit
 from tests.bot.test_config_command import second_project
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.config import ConfigError
 from bot.guardrails.policy import load_policy
-from tests.bot.harness import ALICE, BOB, CAROL, Harness
+from tests.bot.harness import ALICE, BOB, CAROL, Harness, buttons, card_text, click, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,26 +58,6 @@ async def guarded(start_bot: StartBot, tmp_path: Path) -> tuple[Harness, Path]:
 
 def env(bot: Harness, key: str, environment: str) -> dict[str, Any]:
     return dict(bot.sandbox.projects["demo"].flags[key]["environments"][environment])
-
-
-def card_text(bot: Harness) -> str:
-    card = bot.card()
-    return card.text + " " + " ".join(str(b) for b in card.blocks)
-
-
-def buttons(bot: Harness) -> list[str]:
-    return [b["text"]["text"] for b in bot.card().buttons]
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE, channel: str | None = None) -> None:
-    kwargs = {"channel": channel} if channel else {}
-    assert (await bot.command(text, user=user, **kwargs)).status_code == 200
-    await bot.idle()
-
-
-async def click(bot: Harness, which: str, *, user: str = ALICE) -> None:
-    assert (await bot.click(which, user=user)).status_code == 200
-    await bot.idle()
 
 
 def last_ephemeral(bot: Harness, user: str) -> str:

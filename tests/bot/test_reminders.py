@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from bot.offline.fake_slack import Ephemeral, Message
 from bot.scheduling.jobs import APPROVAL_REMINDER, USER_REMINDER
 from bot.scheduling.scheduler import DigestChannel, FlagopsScheduler, RunReport
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -31,11 +31,6 @@ async def run_due(bot: Harness, moment: datetime) -> RunReport:
     report = await scheduler(bot).run_due(moment)
     await bot.idle()
     return report
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    assert (await bot.command(text, user=user)).status_code == 200
-    await bot.idle()
 
 
 def everything(message: Message | Ephemeral) -> str:

@@ -4,8 +4,8 @@ applies as the user's own member."""
 
 from __future__ import annotations
 
-from tests.bot.harness import ALICE
-from tests.bot.test_approvals import StartBot, audit, click, env, labels, link, member_id, run, start
+from tests.bot.harness import ALICE, click, run
+from tests.bot.test_approvals import StartBot, audit, env, labels, link, member_id, start
 
 
 async def test_an_unlinked_apply_is_refused_until_the_account_is_linked(start_bot: StartBot) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.bot.test_truth import fault, run
+from tests.bot.harness import run
+from tests.bot.test_truth import fault
 
 
 async def test_a_drain_does_not_wait_out_a_settle_timer_made_during_it(start_bot) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bot.test_truth import card_text, click, fault, run
+from tests.bot.harness import card_text, click, run
+from tests.bot.test_truth import fault
 
 
 async def test_a_flag_level_change_sent_with_an_environment_is_found_in_the_audit_log(start_bot) -> None:

@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from bot.persistence.db import changes as changes_table
-from tests.bot.test_truth import buttons, click, fault, only_change, run
+from tests.bot.harness import buttons, click, run
+from tests.bot.test_truth import fault, only_change
 
 
 async def test_a_request_approval_long_after_a_405_is_not_taken_over_by_the_sweep(start_bot) -> None:

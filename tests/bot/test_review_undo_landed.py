@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bot.test_truth import card_text, click, fault, run, someone_else_targets, targeted
+from tests.bot.harness import card_text, click, run
+from tests.bot.test_truth import fault, someone_else_targets, targeted
 
 
 async def test_undo_after_a_late_landing_keeps_someone_elses_target(start_bot) -> None:

@@ -19,30 +19,11 @@ from bot.lifecycle.models import APPLYING, Proposal
 from bot.persistence.db import changes as changes_table
 from bot.persistence.store import Change
 from commands.instructions import AddTargets, SemanticPatch
-from tests.bot.harness import ALICE, Harness
+from tests.bot.harness import ALICE, Harness, buttons, card_text, click, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 TRUE = "903052d7-527c-52b5-b27a-8436463aa644"  # new-checkout's `true`
 MANY = [f"user-{n}" for n in range(8)]
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    assert (await bot.command(text, user=user)).status_code == 200
-    await bot.idle()
-
-
-async def click(bot: Harness, which: str, *, user: str = ALICE) -> None:
-    assert (await bot.click(which, user=user)).status_code == 200
-    await bot.idle()
-
-
-def card_text(bot: Harness) -> str:
-    card = bot.card()
-    return card.text + " " + " ".join(str(b) for b in card.blocks)
-
-
-def buttons(bot: Harness) -> list[str]:
-    return [b["text"]["text"] for b in bot.card().buttons]
 
 
 def targeted(bot: Harness) -> set[str]:

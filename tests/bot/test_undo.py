@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from commands.instructions import AddTargets, SemanticPatch, UpdateFallthroughVariationOrRollout
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, buttons, card_text, click, run
 
 StartBot = Callable[..., Awaitable[Harness]]
 GENERATED = frozenset({"_version", "version", "lastModified"})
@@ -68,25 +68,6 @@ def assert_restored(now: dict[str, Any], was: dict[str, Any]) -> None:
                     assert left[key][env].get(field) == right[key][env].get(field), (env, field)
         else:
             assert left[key] == right[key], key
-
-
-def card_text(bot: Harness) -> str:
-    card = bot.card()
-    return card.text + " " + " ".join(str(b) for b in card.blocks)
-
-
-def buttons(bot: Harness) -> list[str]:
-    return [b["text"]["text"] for b in bot.card().buttons]
-
-
-async def run(bot: Harness, text: str, *, user: str = ALICE) -> None:
-    assert (await bot.command(text, user=user)).status_code == 200
-    await bot.idle()
-
-
-async def click(bot: Harness, which: str, *, user: str = ALICE) -> None:
-    assert (await bot.click(which, user=user)).status_code == 200
-    await bot.idle()
 
 
 async def apply(bot: Harness, command: str, *, user: str = ALICE) -> None:
