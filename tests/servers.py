@@ -1,48 +1,49 @@
-"""Serve an ASGI app on a real loopback socket for the duration of a test.
+"""Serve an ASGI app on a real loopback socket, for synchronous tests.
 
-Tests talk to the sandbox, the bot and the fake Slack Web API over real HTTP, as production does;
-this is the one place that starts such servers.
+Tests talk to the sandbox, the bot and the fake Slack Web API over real HTTP, as production does.
+There is one launcher, :func:`bot.slack.server.serve_in_loop` (async tests and the console run it
+in their own event loop); :func:`serve_asgi` runs it in an event loop of its own, in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
+from bot.slack.server import free_port, serve_in_loop
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # a thread cannot install them
-        pass
+__all__ = ["free_port", "serve_asgi"]
 
 
 @contextlib.contextmanager
 def serve_asgi(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a background thread; yield its base URL (no trailing slash)."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
+    """Run ``app`` with :func:`serve_in_loop` in a background thread; yield its base URL."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        found["stop"] = stop
+        try:
+            async with serve_in_loop(app, port=port) as url:
+                found["url"] = url
+                started.set()
+                await stop.wait()
+        except (OSError, RuntimeError) as exc:  # a failed start, reported to the test's thread below
+            found["error"] = exc
+            started.set()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="serve_asgi", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"server on port {port} did not start")
-        time.sleep(0.01)
+    if not started.wait(10) or "error" in found:
+        raise RuntimeError("the server did not start") from found.get("error")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield str(found["url"])
     finally:
-        server.should_exit = True
+        loop.call_soon_threadsafe(found["stop"].set)
         thread.join(timeout=10)
+        loop.close()

@@ -111,7 +111,9 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once per session: each bot starts on a copy (the bot still checks
     its schema at start, and finds it current), instead of running every migration again."""
     path = tmp_path_factory.mktemp("template") / "flagops.sqlite3"
-    asyncio.run(migrate(f"sqlite+aiosqlite:///{path}"))
+    # In a thread of its own: asyncio.run in this thread would unset the loop pytest-asyncio made.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, migrate(f"sqlite+aiosqlite:///{path}")).result()
     return path
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.lifecycle.undo import inverse_patch
 from commands.demo import demo_flags
 from commands.engine import apply
+from commands.engine.inverse import inverse_patch
 from commands.instructions import SemanticPatch
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot.lifecycle.undo import aspects_of, inverse_patch
 from commands import parse, resolve
 from commands.demo import demo_flags, demo_members
 from commands.engine import apply
+from commands.engine.inverse import aspects_of, inverse_patch
 from commands.errors import CommandError
 from commands.instructions import SemanticPatch
 from commands.intents import ChangeCommand
