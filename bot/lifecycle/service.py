@@ -338,11 +338,19 @@ class ChangeService:
         await self.tell(who, f":no_entry: Only <@{change.requester_id}> can {what} this change.")
         return False
 
+    async def apply_refusal(self, change: Change, who: Who) -> str | None:
+        """Why ``who`` may not press Apply on ``change`` now, or None: the one rule of Apply, which
+        the features that act like Apply (deleting a scheduled change) follow too. With a policy,
+        it decides (a second person applies deleteFlag, archiveFlag...); without one, only the
+        requester may."""
+        if self.guard is not None:
+            return await self.guard.check_apply(who, change)
+        if who.user_id == change.requester_id:
+            return None
+        return f":no_entry: Only <@{change.requester_id}> can apply this change."
+
     async def _may_apply(self, change: Change, who: Who) -> bool:
-        # With a policy, it decides (a second person applies deleteFlag, archiveFlag...).
-        if self.guard is None:
-            return await self._only_requester(change, who, "apply")
-        refusal = await self.guard.check_apply(who, change)
+        refusal = await self.apply_refusal(change, who)
         if refusal is not None:
             await self.tell(who, refusal)
             return False

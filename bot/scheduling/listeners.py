@@ -239,13 +239,7 @@ class ReminderCommands:
                 )
                 return False, None
             return True, token
-        guard = self.changes.guard
-        if guard is not None:
-            refusal = await guard.check_apply(who, change)
-        elif who.user_id != change.requester_id:
-            refusal = f"Only <@{change.requester_id}> can delete this scheduled change."
-        else:
-            refusal = None
+        refusal = await self.changes.apply_refusal(change, who)
         if refusal is not None:
             await self._tell(
                 who,
