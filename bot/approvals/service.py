@@ -72,6 +72,7 @@ from bot.lifecycle.models import (
     PROPOSED,
     Proposal,
     Who,
+    proposal_of,
 )
 from bot.lifecycle.service import ChangeService, clip_description
 from bot.persistence.store import Change
@@ -192,7 +193,7 @@ class ApprovalService:
                 won, FAILED, who, None, ":x: Approval requests exist only for a flag in an environment."
             )
             return
-        proposal = Proposal.model_validate_json(won.request_json)
+        proposal = proposal_of(won)
         try:
             channel = await self.channel_config.get(won.channel_id)
             # The channel's own reviewers (`/flag config reviewers`) are Slack users: mapped by email

@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError
 from bot.errors import error_text
-from bot.lifecycle.models import Draft, Proposal, Who
+from bot.lifecycle.models import Draft, Who, proposal_of
 from bot.persistence.store import Change
 from commands.errors import CommandError
 from commands.instructions import INSTRUCTION_MODELS
@@ -369,7 +369,7 @@ class PolicyGuard:
             return refusal.message
         if policy.open:
             return None if who.user_id == change.requester_id else _only(change)
-        patch = Proposal.model_validate_json(change.request_json).semantic_patch()
+        patch = proposal_of(change).semantic_patch()
         environment = change.environment if patch.environment_scoped else None
         scope = policy.scope(change.project, environment)
         where = _where(change.project, environment)

@@ -111,3 +111,8 @@ class ChannelDefaults(Protocol):
     async def project(self, channel_id: str) -> str: ...
 
     async def environment(self, channel_id: str) -> str | None: ...
+
+
+def proposal_of(change: Change) -> Proposal:
+    """What the change's card proposed (its ``request_json``)."""
+    return Proposal.model_validate_json(change.request_json)

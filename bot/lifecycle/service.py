@@ -63,6 +63,7 @@ from bot.lifecycle.models import (
     Draft,
     Proposal,
     Who,
+    proposal_of,
 )
 from bot.persistence.store import Change, Store
 from bot.slack import blocks
@@ -479,7 +480,7 @@ class ChangeService:
         if won is None:
             await self.tell(who, "This change is already on its way.")
             return
-        proposal = Proposal.model_validate_json(won.request_json)
+        proposal = proposal_of(won)
         patch = proposal.semantic_patch()
         assert won.environment is not None  # approval requests exist only for environments
         try:
@@ -537,7 +538,7 @@ class ChangeService:
 
     async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
         await self.update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
-        proposal = Proposal.model_validate_json(change.request_json)
+        proposal = proposal_of(change)
         if proposal.execute_at_ms is not None:  # a LaunchDarkly scheduled change, not a patch now
             await scheduled_changes.apply_scheduled(self, change, who, proposal)
             return
@@ -731,8 +732,8 @@ class ChangeService:
 
     async def _decide_outcome(self, change: Change, who: Who, cause: str, *, settled: bool) -> None:
         """Say what LaunchDarkly shows about a change in ``outcome_unknown`` (``bot.lifecycle.outcome``)."""
-        proposal = Proposal.model_validate_json(change.request_json)
-        before = json.loads(change.flag_before_json or "{}")
+        proposal = proposal_of(change)
+        before = change.flag_before or {}
 
         result = await self._ask_launchdarkly(change, proposal, before, settled=settled)
         verdict = result.verdict
@@ -811,7 +812,7 @@ class ChangeService:
 
     async def _landed_after_all(self, change: Change, who: Who, proposal: Proposal) -> bool:
         """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
-        before = json.loads(change.flag_before_json or "{}")
+        before = change.flag_before or {}
 
         result = await self._ask_launchdarkly(change, proposal, before, settled=True)
         if result.verdict is outcomes.Verdict.LANDED:
@@ -1020,7 +1021,7 @@ class ChangeService:
 
     async def _interrupted(self, change: Change, who: Who) -> None:
         """A change left in ``applying`` (the bot stopped): say what is known, never resend."""
-        proposal = Proposal.model_validate_json(change.request_json)
+        proposal = proposal_of(change)
         audit = await self.store.audit_for(change.id)
         detail = (audit[-1].detail or "") if audit else ""
         if detail.startswith("Request approval") or proposal.execute_at_ms is not None:
@@ -1099,7 +1100,7 @@ class ChangeService:
     async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
         if not change.card_ts:
             return
-        proposal = Proposal.model_validate_json(change.request_json)
+        proposal = proposal_of(change)
         view = self._view(
             change.id,
             change.requester_id,

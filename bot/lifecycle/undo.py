@@ -27,7 +27,6 @@ changed and which of those changes the undo would overwrite.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.lifecycle.models import APPLIED, Draft, Proposal, Who
+from bot.lifecycle.models import APPLIED, Draft, Who, proposal_of
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import changes as changes_table
 from bot.persistence.store import Change
@@ -169,10 +168,10 @@ class UndoService:
                 "there is nothing to undo."
             )
         self._refuse_pending_schedule(change)
-        proposal = Proposal.model_validate_json(change.request_json)
+        proposal = proposal_of(change)
         applied = proposal.semantic_patch()
         aspects_of(applied)  # an irreversible change is explained before any read
-        before = json.loads(change.flag_before_json or "null")
+        before = change.flag_before
         if not before:
             raise CommandError(
                 f"Change `{change.id[:8]}` kept no copy of the flag before it: it cannot be undone."
@@ -214,7 +213,7 @@ class UndoService:
         Raises:
             CommandError: the change is a LaunchDarkly scheduled change still to run.
         """
-        outcome = json.loads(change.outcome_json or "null")
+        outcome = change.outcome
         if not isinstance(outcome, dict) or not outcome.get("scheduledChangeId"):
             return
         at = datetime.fromtimestamp(int(outcome.get("executionDate") or 0) / 1000, UTC)
@@ -237,11 +236,10 @@ class UndoService:
 
 def _after(change: Change, before: dict[str, Any], applied: SemanticPatch) -> dict[str, Any]:
     """The flag right after the apply: as LaunchDarkly answered, else the engine's replay."""
-    if change.outcome_json:
-        stored = json.loads(change.outcome_json)
-        if isinstance(stored, dict) and isinstance(stored.get("flag_after"), dict):
-            flag_after: dict[str, Any] = stored["flag_after"]
-            return flag_after
+    stored = change.outcome
+    if stored is not None and isinstance(stored.get("flag_after"), dict):
+        flag_after: dict[str, Any] = stored["flag_after"]
+        return flag_after
     try:
         return engine_apply(before, applied)
     except EngineRefusal:

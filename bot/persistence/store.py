@@ -10,6 +10,7 @@ Callers get :class:`Change` and :class:`AuditEntry` (frozen pydantic models), ne
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
@@ -117,9 +118,21 @@ UPDATABLE_FIELDS = frozenset(
 
 
 class Change(BaseModel):
-    """One requested flag change, as stored (see :class:`State` for ``state``)."""
+    """One requested flag change, as stored (see :class:`State` for ``state``). The JSON columns
+    read back through :attr:`flag_before` and :attr:`outcome` (the proposal through
+    ``bot.lifecycle.models.proposal_of``), never by hand."""
 
     model_config = ConfigDict(frozen=True)
+
+    @property
+    def flag_before(self) -> dict[str, Any] | None:
+        """The flag as the preview saw it, or None when not stored."""
+        return _json_object(self.flag_before_json)
+
+    @property
+    def outcome(self) -> dict[str, Any] | None:
+        """What the apply recorded (``flag_after``...), or None."""
+        return _json_object(self.outcome_json)
 
     id: str
     state: str
@@ -476,6 +489,13 @@ class Store:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return [Change.model_validate(dict(row)) for row in rows]
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = json.loads(text)
+    return value if isinstance(value, dict) else None
 
 
 def _check_state(state: str) -> None:

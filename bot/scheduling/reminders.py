@@ -24,7 +24,7 @@ from sqlalchemy import exists, literal, select
 from bot.errors import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FeatureFlag
-from bot.lifecycle.models import APPROVAL_REQUESTED, Proposal
+from bot.lifecycle.models import APPROVAL_REQUESTED, proposal_of
 from bot.lifecycle.outcome import documents_show
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import changes as changes_table
@@ -291,8 +291,8 @@ class ReminderService:
                 dedupe_key=f"scheduled:{target['scheduled_id']}:{attempt + 1}",
             )
             return "not run yet; checking again"
-        proposal = Proposal.model_validate_json(change.request_json)
-        before = json.loads(change.flag_before_json or "{}")
+        proposal = proposal_of(change)
+        before = change.flag_before or {}
         current = await self.flags.flag(project, flag_key, fresh=True)
         when = describe_moment(datetime.fromtimestamp(int(target["execute_at_ms"]) / 1000, UTC), "UTC")
         if before and documents_show(before, current, proposal.semantic_patch()):
