@@ -138,7 +138,7 @@ def flag_resource_id(project: str, environment: str, flag: str) -> str:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One verifying TLS context per process (loading the CA bundle costs ~50 ms; every client
     built afterwards, e.g. after a restart of the runtime, shares it). httpx's own default."""
     return httpx.create_ssl_context()
@@ -182,7 +182,7 @@ class LaunchDarklyClient:
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout),
             transport=transport,
-            verify=_tls_context(),
+            verify=tls_context(),
             headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 

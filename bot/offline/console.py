@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import httpx
 
 from bot.config import Settings, load_settings
+from bot.launchdarkly.client import tls_context
 from bot.launchdarkly.sandbox import SandboxState, create_app
 from bot.offline.fake_slack import Ephemeral, FakeSlack, Message
 from bot.offline.payloads import SlackDriver
@@ -98,7 +99,7 @@ async def offline_stack(
             try:
                 async with (
                     serve_in_loop(create_web_app(final, runtime=runtime)) as bot_url,
-                    httpx.AsyncClient(timeout=30) as http,
+                    httpx.AsyncClient(timeout=30, verify=tls_context()) as http,
                 ):
                     driver = SlackDriver(
                         bot_url=bot_url,

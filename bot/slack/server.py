@@ -330,10 +330,10 @@ async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = F
     server = _InLoopServer(config)
     task = asyncio.create_task(server.serve(), name=f"{SERVER_TASK_PREFIX}{port}")
     try:
-        for _ in range(1000):
+        for _ in range(5000):
             if server.started or task.done():
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)  # started within 2 ms of being up; gives up after 10 s
         if not server.started:
             if task.done() and task.exception() is not None:
                 raise RuntimeError(f"the server on port {port} did not start") from task.exception()
