@@ -32,9 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import utcnow
@@ -68,7 +66,7 @@ from bot.lifecycle.models import (
 from bot.persistence.store import Change, Store
 from bot.slack import blocks
 from bot.slack.blocks import CardView
-from bot.slack.messenger import Messenger, ReplyTo
+from bot.slack.messenger import SLACK_FAILURES, Messenger, ReplyTo
 from commands import canonical as canonical_text
 from commands import describe, parse
 from commands import resolve as resolve_command
@@ -79,6 +77,9 @@ from commands.resolve import referenced_flags
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
+
+# What may break in work done after the fact (a later settle, the sweep), logged and not raised.
+_REPORT_FAILURES: tuple[type[Exception], ...] = (FlagopsError, SQLAlchemyError, *SLACK_FAILURES)
 
 
 class ChangeService:
@@ -869,7 +870,7 @@ class ChangeService:
                 await asyncio.sleep(delay)
             try:
                 await self.settle(change_id)
-            except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+            except _REPORT_FAILURES:
                 log.exception("settling change %s failed; the sweep tries again", change_id)
 
         task = asyncio.create_task(wait_then_settle(), name=f"flagops-settle-{change_id}")
@@ -1009,7 +1010,7 @@ class ChangeService:
         """Run one change's sweep work; a failure is logged and the sweep goes on with the rest."""
         try:
             await work
-        except (FlagopsError, SlackApiError, aiohttp.ClientError, SQLAlchemyError):
+        except _REPORT_FAILURES:
             log.exception("sweeping change %s failed; the next sweep tries again", change.id)
 
     def _apply_budget(self) -> timedelta:
@@ -1115,7 +1116,7 @@ class ChangeService:
         text, body = blocks.render_card(view)
         try:
             await self.messenger.update(change.channel_id, change.card_ts, text, body)
-        except (SlackApiError, aiohttp.ClientError):
+        except SLACK_FAILURES:
             # The store holds the truth; a card that could not be updated must not stop the
             # lifecycle (the thread reply still tells the outcome).
             log.warning("could not update the card of change %s", change.id, exc_info=True)
@@ -1128,7 +1129,7 @@ class ChangeService:
             await self.messenger.post(
                 change.channel_id, message, body, thread_ts=change.thread_ts or change.card_ts
             )
-        except (SlackApiError, aiohttp.ClientError):
+        except SLACK_FAILURES:
             log.warning("could not reply in the thread of change %s", change.id, exc_info=True)
 
     async def tell(self, who: Who, text: str, lines: Sequence[str] = ()) -> None:

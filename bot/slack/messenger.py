@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -28,6 +29,10 @@ CANNOT_POST = frozenset(
     {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "not_allowed_token_type"}
 )
 
+
+#: What a Slack Web API call may raise: Slack's refusal, or no answer at all. Code outside this
+#: package catches these by this name, so it needs to know nothing of slack_sdk or aiohttp.
+SLACK_FAILURES: tuple[type[Exception], ...] = (SlackApiError, aiohttp.ClientError)
 
 # chat.postEphemeral's refusals that a direct message gets around (no channel; the user not in it).
 _NO_EPHEMERAL = frozenset({"user_not_in_channel", "invalid_arguments", "no_channel"})
