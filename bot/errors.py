@@ -18,9 +18,6 @@ def error_text(error: FlagopsError | BaseException) -> str:
     return escape(str(error))
 
 
-def _said(error: ld_errors.LaunchDarklyError) -> str:
-    return escape(str(error))
-
 
 def explain_error(error: FlagopsError | BaseException) -> str:
     """A failure in plain words, with what to do next where we know it. Never a token; mrkdwn
@@ -35,7 +32,7 @@ def explain_error(error: FlagopsError | BaseException) -> str:
     if isinstance(error, ld_errors.NotFound):
         return f"LaunchDarkly could not find it (404): {error_text(error)}"
     if isinstance(error, ld_errors.LaunchDarklyError):
-        return _said(error)
+        return escape(str(error))  # LaunchDarkly's words, with its code and request id
     if isinstance(error, FlagopsError):
         return error_text(error)
     return "Something went wrong on our side; it has been logged."

@@ -27,6 +27,7 @@ from bot.identity.accounts import reply_from_metadata as account_reply
 from bot.lifecycle.listeners import who_from_action
 from bot.lifecycle.models import Who
 from bot.slack.deps import Deps
+from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
 from commands.intents import ReservedCommand
 from commands.parse import EXTRA_IGNORED
@@ -93,9 +94,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
     async def on_decline_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         user_id = str((body.get("user") or {}).get("id", ""))
-        card_id, reply = decline_metadata(
-            str((body.get("view") or {}).get("private_metadata") or ""), user_id
-        )
+        card_id, reply = decline_metadata(view_metadata(body), user_id)
         reason = view_value(body, REASON_BLOCK, REASON_ACTION)
         await service.decline(card_id, who_from_view(body, reply), reason)
 
@@ -104,7 +103,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         # Close the modal at once; the check with LaunchDarkly and the answer follow ephemerally.
         await ack()
         user_id = str((body.get("user") or {}).get("id", ""))
-        reply = account_reply(str((body.get("view") or {}).get("private_metadata") or ""), user_id)
+        reply = account_reply(view_metadata(body), user_id)
         await accounts.link(user_id, view_value(body, TOKEN_BLOCK, TOKEN_ACTION), reply)
 
     async def link_account(who: Who, command: ReservedCommand, _text: str) -> None:

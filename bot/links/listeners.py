@@ -22,6 +22,7 @@ from bot.links.flag_links import (
 from bot.links.flag_search import FlagSearch
 from bot.links.shortcuts import who_from_shortcut
 from bot.slack.deps import Deps
+from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
 from commands.intents import ReservedCommand
 
@@ -51,7 +52,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
     @app.options(FLAG_ACTION)
     async def on_flag_options(ack: AsyncAck, body: dict[str, Any]) -> None:
         # The answer *is* the ack: the search is bounded (FLAGOPS_FLAG_SEARCH_TIMEOUT) to fit in 3 s.
-        metadata = str((body.get("view") or {}).get("private_metadata") or "")
+        metadata = view_metadata(body)
         await ack(options=await service.options(metadata, str(body.get("value") or "")))
 
     @app.action(FLAG_ACTION)
@@ -70,7 +71,7 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
         await service.link_message(
             str(user.get("id", "")),
             str(user.get("username") or user.get("name") or user.get("id", "")),
-            str((body.get("view") or {}).get("private_metadata") or ""),
+            view_metadata(body),
             flag_key,
             view_value(body, TITLE_BLOCK, TITLE_ACTION),
         )

@@ -18,6 +18,7 @@ from bot.links.message_actions import (
 )
 from bot.slack.deps import Deps
 from bot.slack.messenger import ReplyTo
+from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
 from commands import parse
 from commands.errors import CommandError
@@ -57,5 +58,5 @@ def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
             return
         await ack()
         user_id = str((body.get("user") or {}).get("id", ""))
-        reply, thread = fix_metadata(str((body.get("view") or {}).get("private_metadata") or ""), user_id)
+        reply, thread = fix_metadata(view_metadata(body), user_id)
         await actions.run(who_from_view(body, reply), text, thread)

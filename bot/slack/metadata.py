@@ -53,12 +53,14 @@ class ModalMetadata(BaseModel):
         except ValidationError:
             return cls()
 
-    @classmethod
-    def of_view(cls, body: dict[str, Any]) -> ModalMetadata:
-        """The metadata of the view a payload (a submission, a select's options request) carries."""
-        view = body.get("view")
-        return cls.decode(view.get("private_metadata") if isinstance(view, dict) else None)
-
     def reply(self, user_id: str) -> ReplyTo:
         """Where to answer ``user_id`` (the person who submitted: never taken from the metadata)."""
         return ReplyTo(self.channel_id, user_id, self.response_url or None, self.thread_ts or None)
+
+
+def view_metadata(body: dict[str, Any]) -> str:
+    """The ``private_metadata`` of the view a payload carries (a submission, a select's options
+    request), or "" when there is none."""
+    view = body.get("view")
+    metadata = view.get("private_metadata") if isinstance(view, dict) else None
+    return metadata if isinstance(metadata, str) else ""
