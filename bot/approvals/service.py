@@ -795,7 +795,7 @@ class ApprovalService:
             await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
             return
         except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
-            reason = error.message if isinstance(error, CannotPost) else type(error).__name__
+            reason = error.reason if isinstance(error, CannotPost) else type(error).__name__
             log.warning("approval card %s: could not reply in its thread (%s)", card.id, reason)
         if who is not None:
             note = "I could not post this in the approval card's thread (Slack refused it)."
