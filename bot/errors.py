@@ -18,7 +18,6 @@ def error_text(error: FlagopsError | BaseException) -> str:
     return escape(str(error))
 
 
-
 def explain_error(error: FlagopsError | BaseException) -> str:
     """A failure in plain words, with what to do next where we know it. Never a token; mrkdwn
     with the error's own text escaped."""

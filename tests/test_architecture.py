@@ -5,6 +5,7 @@ offline parts, and ``bot/`` keeps its modules in feature folders."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycle_among_bot_and_commands() -> None:
     graph = import_graph()
-    assert len(graph) > 80 and "bot.lifecycle.service" in graph["bot.slack.app"]
+    assert len(graph) > 80 and "bot.lifecycle.service" in graph["bot.wiring"]
     assert cycles(graph) == []
 
 
@@ -112,3 +113,43 @@ def test_serving_slack_loads_nothing_offline() -> None:
 def test_bot_keeps_at_most_eight_modules_at_its_top() -> None:
     top = sorted(p.name for p in (ROOT / "bot").glob("*.py"))
     assert len(top) <= 8, top
+
+
+# Slack's libraries, and the HTTP client slack_sdk speaks through. Outside ``bot/slack`` only a
+# feature's ``listeners.py`` (the Bolt decorators and ``ack``) may name Bolt; nothing but
+# ``bot/slack`` and the offline tools (a fake Slack, a driver) may name slack_sdk or aiohttp.
+_SLACK_LIBRARIES = ("slack_sdk", "slack_bolt", "aiohttp")
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_only_the_slack_package_speaks_to_slack() -> None:
+    offenders = {}
+    for module, path in _modules().items():
+        if module.startswith(("bot.slack", "bot.offline")):
+            continue
+        allowed = {"slack_bolt"} if path.name.endswith("listeners.py") else set()
+        wrong = (_imported_roots(path) & set(_SLACK_LIBRARIES)) - allowed
+        if wrong:
+            offenders[module] = sorted(wrong)
+    assert offenders == {}
+
+
+def test_no_service_is_patched_after_it_is_built() -> None:
+    # The lifecycle's collaborators are constructor arguments (bot.wiring): no module assigns them.
+    patched = re.compile(r"\.(changes|approvals|guard|channel_defaults|verbs|verb_handlers)\s*=[^=]")
+    found = [
+        f"{module}: {line.strip()}"
+        for module, path in _modules().items()
+        for line in path.read_text().splitlines()
+        if patched.search(line) and not line.lstrip().startswith("self.")
+    ]
+    assert found == []

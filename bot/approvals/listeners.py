@@ -12,23 +12,19 @@ from bot.approvals.service import (
     DECLINE_CALLBACK,
     REASON_ACTION,
     REASON_BLOCK,
-    ApprovalCardStore,
-    ApprovalService,
     decline_metadata,
 )
 from bot.identity.accounts import (
     LINK_ACCOUNT_CALLBACK,
     TOKEN_ACTION,
     TOKEN_BLOCK,
-    AccountService,
-    AccountStore,
 )
 from bot.identity.accounts import reply_from_metadata as account_reply
 from bot.lifecycle.listeners import who_from_action
 from bot.lifecycle.models import Who
-from bot.slack.deps import Deps
 from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
+from bot.wiring import Services
 from commands.intents import ReservedCommand
 from commands.parse import EXTRA_IGNORED
 
@@ -41,17 +37,6 @@ def pasted_text_ignored(command_name: str) -> str:
         f":warning: Never paste a token in a channel or a command: use the form `{command_name} "
         "link-account` opens, which only you see. What you typed after the command was ignored and "
         "not stored; if it was a token, consider replacing it in LaunchDarkly."
-    )
-
-
-def accounts_for(deps: Deps) -> AccountService:
-    """The account service over the bot's database and clients."""
-    return AccountService(
-        settings=deps.settings,
-        store=AccountStore(deps.store.engine, deps.settings.flagops_secret_key),
-        ld=deps.ld,
-        slack=deps.slack,
-        messenger=deps.changes.messenger,
     )
 
 
@@ -72,17 +57,10 @@ def who_from_view(body: dict[str, Any], reply: Any) -> Who:
     )
 
 
-def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
-    """Wire the approvals feature: services, the change lifecycle's hook, listeners and verbs."""
-    accounts = accounts_for(deps)
-    service = ApprovalService(
-        changes=deps.changes,
-        accounts=accounts,
-        cards=ApprovalCardStore(deps.store.engine),
-        slack=deps.slack,
-        channel_config=deps.channels,
-    )
-    deps.changes.approvals = service
+def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
+    """The approvals feature's listeners and verbs (its service is built in ``bot.wiring``)."""
+    accounts = deps.accounts
+    service = deps.approvals
 
     @app.action(APPROVAL_ACTIONS)
     async def on_approval_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -12,13 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.config import Settings
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.launchdarkly.errors import LaunchDarklyError
 from bot.slack import blocks
+from bot.slack.messenger import Messenger, SlackFailure
 from commands import parse
 from commands.errors import CommandError
 from commands.intents import ChangeCommand
@@ -48,7 +46,7 @@ class Reviewers:
 class ReviewerFinder:
     """Maps configured and named reviewers to LaunchDarkly members and teams."""
 
-    def __init__(self, settings: Settings, ld: LaunchDarklyClient, slack: AsyncWebClient) -> None:
+    def __init__(self, settings: Settings, ld: LaunchDarklyClient, slack: Messenger) -> None:
         self.settings = settings
         self.ld = ld
         self.slack = slack
@@ -110,11 +108,11 @@ class ReviewerFinder:
 
     async def _slack_email(self, user_id: str) -> str | None:
         try:
-            response = await self.slack.users_info(user=user_id)
-        except SlackApiError as error:
-            log.info("users.info %s failed: %s", user_id, error.response.get("error"))
+            user = await self.slack.user(user_id)
+        except SlackFailure as error:
+            log.info("users.info %s failed: %s", user_id, error.reason)
             return None
-        profile = (response.get("user") or {}).get("profile") or {}
+        profile = user.get("profile") or {}
         email = profile.get("email")
         return str(email) if email else None
 

@@ -24,10 +24,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 
-import aiohttp
 from pydantic import ValidationError
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.cards import (
     APPLY,
@@ -77,7 +74,7 @@ from bot.lifecycle.models import (
 from bot.lifecycle.service import ChangeService, clip_description
 from bot.persistence.store import Change
 from bot.slack import blocks
-from bot.slack.messenger import CannotPost
+from bot.slack.messenger import CannotPost, SlackFailure
 from commands import describe
 from commands.engine import apply as engine_apply
 from commands.errors import CommandError, EngineRefusal
@@ -137,7 +134,6 @@ class ApprovalService:
         changes: ChangeService,
         accounts: AccountService,
         cards: ApprovalCardStore,
-        slack: AsyncWebClient,
         channel_config: ChannelConfig,
     ) -> None:
         self.changes = changes
@@ -146,8 +142,7 @@ class ApprovalService:
         self.messenger = changes.messenger
         self.accounts = accounts
         self.cards = cards
-        self.slack = slack
-        self._reviewers = ReviewerFinder(self.settings, self.ld, slack)
+        self._reviewers = ReviewerFinder(self.settings, self.ld, self.messenger)
         self.channel_config = channel_config
 
     # --- hooks the change lifecycle calls ------------------------------------------------------
@@ -262,7 +257,7 @@ class ApprovalService:
         )
         try:
             await self._post_card(card, won.channel_id, thread)
-        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
+        except (CannotPost, SlackFailure) as error:
             # The request exists in LaunchDarkly: say so, with its link, wherever the person can read.
             log.warning("approval card %s: could not post it (%s)", card.id, type(error).__name__)
             await self.changes.tell(
@@ -325,8 +320,8 @@ class ApprovalService:
         if card is None:
             await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
             return
-        await self.slack.views_open(
-            trigger_id=trigger_id, view=decline_modal(card.id, who.reply, card.flag_key, card.environment)
+        await self.messenger.open_view(
+            trigger_id, decline_modal(card.id, who.reply, card.flag_key, card.environment)
         )
 
     async def _fresh(self, card: ApprovalCard, who: Who, acting: Acting) -> ApprovalCard | None:
@@ -360,7 +355,10 @@ class ApprovalService:
             await self._change_declined(remembered, request)
         if remembered.state in (target, CARD_APPLYING):
             return remembered
-        moved = await self.cards.transition(card.id, [remembered.state], target)
+        # Only forward, whatever moved since ``current`` was read (another click may have applied
+        # the card meanwhile): the compare-and-set accepts only the states before ``target``.
+        earlier = [state for state in (PENDING, APPROVED) if _RANK[state] < _RANK[target]]
+        moved = await self.cards.transition(card.id, earlier, target)
         if moved is not None and target == CARD_APPLIED:
             await self._change_applied(moved, "flagops", "applied in LaunchDarkly")
         return moved or await self.cards.get(card.id) or remembered
@@ -775,13 +773,13 @@ class ApprovalService:
             # message was deleted) must not stop the others, nor the click that redraws them.
             try:
                 await self.messenger.update(channel, ts, text, body)
-            except (SlackApiError, aiohttp.ClientError) as error:
+            except SlackFailure as error:
                 log.warning(
                     "approval card %s: could not update the copy %s/%s (%s)",
                     current.id,
                     channel,
                     ts,
-                    error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__,
+                    error.reason,
                 )
 
     async def _reply(
@@ -794,9 +792,8 @@ class ApprovalService:
         try:
             await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
             return
-        except (CannotPost, SlackApiError, aiohttp.ClientError) as error:
-            reason = error.reason if isinstance(error, CannotPost) else type(error).__name__
-            log.warning("approval card %s: could not reply in its thread (%s)", card.id, reason)
+        except (CannotPost, SlackFailure) as error:
+            log.warning("approval card %s: could not reply in its thread (%s)", card.id, error.reason)
         if who is not None:
             note = "I could not post this in the approval card's thread (Slack refused it)."
             await self.changes.tell(who, text, [*lines, note])

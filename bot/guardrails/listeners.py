@@ -10,37 +10,25 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import explain_error
 from bot.guardrails.channel_config import ConfigCommand
-from bot.guardrails.policy import PolicyGuard, slack_group_members
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.listeners import who_from_action
 from bot.lifecycle.models import Who
 from bot.lifecycle.undo import UndoService
 from bot.slack import blocks
-from bot.slack.deps import Deps
 from bot.slack.messenger import CannotPost
 from bot.slack.router import CommandRouter
+from bot.wiring import Services
 from commands.errors import CommandError, EngineRefusal
 from commands.intents import ReservedCommand
 
 log = logging.getLogger("flagops.guardrails")
 
 
-def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
-    """Install the policy and channel settings in the change lifecycle; wire config, undo, Undo.
-
-    Raises:
-        ConfigError: ``FLAGOPS_POLICY`` names a missing or invalid file (the bot does not start
-            with a policy it cannot read: that would silently allow everything).
-    """
-    guard = PolicyGuard(deps.settings.flagops_policy, slack_group_members(deps.slack))
-    if guard.policy.open:
-        log.warning(guard.startup_message())
-    else:
-        log.info(guard.startup_message())
+def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
+    """Wire config, undo and the Undo button; say in help whether a policy restricts changes
+    (the policy itself is built in ``bot.wiring`` and given to the lifecycle there)."""
     channels = deps.channels
-    deps.changes.guard = guard
-    deps.changes.channel_defaults = channels
-    router.help_lines.append(guard.help_line())
+    router.help_lines.append(deps.guard.help_line())
     undo = UndoService(deps.changes)
     router.handle("config", ConfigCommand(channels, deps.changes).run)
 

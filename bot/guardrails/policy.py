@@ -32,14 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.config import ConfigError
 from bot.errors import error_text
 from bot.lifecycle.models import Draft, Who, proposal_of
 from bot.persistence.store import Change
+from bot.slack.messenger import Messenger, SlackFailure
 from commands.errors import CommandError
 from commands.instructions import INSTRUCTION_MODELS
 
@@ -450,11 +447,11 @@ def _card_lines(scope: Scope, kinds: Sequence[str]) -> list[str]:
     return lines
 
 
-def slack_group_members(client: AsyncWebClient) -> GroupMembers:
+def slack_group_members(slack: Messenger) -> GroupMembers:
     """Read a user group's members with ``usergroups.users.list`` (scope ``usergroups:read``).
 
     Args:
-        client: the bot's Web API client.
+        slack: the bot's door to Slack's Web API.
 
     Returns:
         ``group id -> member ids``, raising :class:`GroupLookupError` with Slack's reason.
@@ -462,11 +459,8 @@ def slack_group_members(client: AsyncWebClient) -> GroupMembers:
 
     async def members(group_id: str) -> Sequence[str]:
         try:
-            response = await client.usergroups_users_list(usergroup=group_id)
-        except SlackApiError as exc:
-            raise GroupLookupError(f"Slack said `{exc.response.get('error')}`") from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise GroupLookupError(f"Slack could not be reached ({type(exc).__name__})") from exc
-        return [str(user) for user in response.get("users") or []]
+            return await slack.group_members(group_id)
+        except SlackFailure as exc:
+            raise GroupLookupError(f"Slack said `{exc.reason}`") from exc
 
     return members

@@ -23,7 +23,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, ConfigDict, SecretStr
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -241,13 +240,11 @@ class AccountService:
         settings: Settings,
         store: AccountStore,
         ld: LaunchDarklyClient,
-        slack: AsyncWebClient,
         messenger: Messenger,
     ) -> None:
         self.settings = settings
         self.store = store
         self.ld = ld
-        self.slack = slack
         self.messenger = messenger
 
     async def tell(self, reply: ReplyTo, text: str) -> None:
@@ -262,7 +259,7 @@ class AccountService:
         if not trigger_id:
             await self.tell(reply, ":warning: Slack sent no trigger to open the form; run the command again.")
             return
-        await self.slack.views_open(trigger_id=trigger_id, view=link_modal(reply))
+        await self.messenger.open_view(trigger_id, link_modal(reply))
 
     async def link(self, user_id: str, token: str, reply: ReplyTo) -> None:
         """Check a pasted token with LaunchDarkly, store it encrypted, and confirm to the user alone.

@@ -4,6 +4,7 @@ by name), and the interfaces the lifecycle asks of the approvals and guardrails 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from bot.persistence.store import Change, State
 from bot.scheduling.schedule_time import When
 from bot.slack.messenger import ReplyTo
 from commands.instructions import SemanticPatch
+from commands.intents import ReservedCommand
 from commands.summary import FactChange
 
 # The change states, by name (the one definition is ``State`` in the store, which enforces them).
@@ -103,6 +105,10 @@ class ChangeGuard(Protocol):
     async def check_apply(self, who: Who, change: Change) -> str | None:
         """None when ``who`` may press Apply now, else the refusal to show them."""
         ...
+
+
+#: A feature's handler for one reserved verb (``undo``, ``remind``...): ``(who, command, text)``.
+VerbHandler = Callable[["Who", ReservedCommand, str], Awaitable[None]]
 
 
 class ChannelDefaults(Protocol):

@@ -74,7 +74,7 @@ async def when_for(service: Lifecycle, who: Who, command: ChangeCommand) -> When
             f"(e.g. `{command.flag} production {command.schedule.kind} {command.schedule.text}`). "
             "Nothing was scheduled."
         )
-    tz = await user_timezone(service.messenger.client, who.user_id)
+    tz = await user_timezone(service.messenger, who.user_id)
     return resolve_when(command.schedule.kind, command.schedule.text, now=service.clock(), tz=tz)
 
 

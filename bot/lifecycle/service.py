@@ -28,7 +28,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,7 @@ from bot.lifecycle.models import (
     ChannelDefaults,
     Draft,
     Proposal,
+    VerbHandler,
     Who,
     proposal_of,
 )
@@ -93,22 +94,34 @@ class ChangeService:
         ld: LaunchDarklyClient,
         messenger: Messenger,
         clock: Callable[[], datetime] = utcnow,
+        guard: ChangeGuard | None = None,
+        channel_defaults: ChannelDefaults | None = None,
+        approvals: Callable[[ChangeService], ApprovalFlow] | None = None,
+        verbs: Mapping[str, VerbHandler] | None = None,
     ) -> None:
+        """Build the lifecycle with the features it consults (``bot.wiring`` passes them all).
+
+        Args:
+            settings, store, ld, messenger, clock: the bot's parts.
+            guard: the policy (``bot.guardrails.policy``); None keeps the core's rule
+                (only the requester may press Apply).
+            channel_defaults: each channel's project and environment (``/flag config``); None: the
+                settings' ``LD_PROJECT`` and default environment.
+            approvals: builds the approvals feature on this lifecycle (it calls back into it); None:
+                every Slack user acts through the service token, Request approval is unavailable.
+            verbs: the handlers of reserved verbs (e.g. ``undo <id>``), filled in as features
+                register, so a superseded card made by one of them can be made again.
+        """
         self.settings = settings
         self.store = store
         self.ld = ld
         self.messenger = messenger
         self.clock = clock
         self.flags = FlagReader(ld, settings)
-        # The policy (bot.guardrails.policy) and channel settings (bot.guardrails.channel_config), set
-        # by the guardrails feature; None keeps the core's rules (requester-only Apply, LD_PROJECT).
-        self.guard: ChangeGuard | None = None
-        self.channel_defaults: ChannelDefaults | None = None
-        # Set by the approvals feature when it registers; None keeps the core's own behaviour.
-        self.approvals: ApprovalFlow | None = None
-        # The router's handlers of reserved verbs (e.g. `undo <id>`), so a superseded card made by
-        # one of them can be made again; the router fills it in.
-        self.verb_handlers: dict[str, Callable[[Who, ReservedCommand, str], Awaitable[None]]] = {}
+        self.guard = guard
+        self.channel_defaults = channel_defaults
+        self.verbs: Mapping[str, VerbHandler] = verbs if verbs is not None else {}
+        self.approvals: ApprovalFlow | None = approvals(self) if approvals is not None else None
         # This process, as the owner of the leases on the changes it applies.
         self.instance_id = uuid.uuid4().hex[:16]
         self._work: set[asyncio.Task[Any]] = set()  # clicks being handled (drained at stop)
@@ -944,7 +957,7 @@ class ChangeService:
         except CommandError:
             command = None
         again = isinstance(command, ChangeCommand | RawCommand) or (
-            isinstance(command, ReservedCommand) and command.verb in self.verb_handlers
+            isinstance(command, ReservedCommand) and command.verb in self.verbs
         )
         await self.update_card(
             moved,
@@ -958,8 +971,8 @@ class ChangeService:
                 await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
             elif isinstance(command, RawCommand):
                 await self.propose_raw(who, command, change.command_text, thread_ts=change.card_ts)
-            elif isinstance(command, ReservedCommand) and command.verb in self.verb_handlers:
-                await self.verb_handlers[command.verb](who, command, change.command_text)
+            elif isinstance(command, ReservedCommand) and command.verb in self.verbs:
+                await self.verbs[command.verb](who, command, change.command_text)
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self.reply(change, f":warning: The command no longer fits the flag: {explain_error(error)}")
 

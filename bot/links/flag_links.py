@@ -21,9 +21,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.approvals.service import ApprovalService
 from bot.errors import explain_error
 from bot.identity.accounts import AccountService, Acting
@@ -34,7 +31,7 @@ from bot.lifecycle.service import ChangeService
 from bot.links.flag_search import FlagSearch
 from bot.links.message_actions import strip_markup
 from bot.slack import blocks
-from bot.slack.messenger import CannotPost, ReplyTo
+from bot.slack.messenger import CannotPost, ReplyTo, SlackFailure
 from bot.slack.metadata import ModalMetadata
 from commands.errors import CommandError
 from commands.instructions import JsonPatch, PatchOperation
@@ -255,7 +252,6 @@ class FlagLinkService:
         *,
         changes: ChangeService,
         accounts: AccountService,
-        slack: AsyncWebClient,
         search: FlagSearch,
     ) -> None:
         self.changes = changes
@@ -263,7 +259,6 @@ class FlagLinkService:
         self.ld = changes.ld
         self.messenger = changes.messenger
         self.accounts = accounts
-        self.slack = slack
         self.search = search
         self._team_url: str | None = None
 
@@ -293,7 +288,7 @@ class FlagLinkService:
             response_url=who.reply.response_url,
             default_title=default_title(text),
         )
-        await self.slack.views_open(trigger_id=who.trigger_id, view=link_modal(ref, strip_markup(text)))
+        await self.messenger.open_view(who.trigger_id, link_modal(ref, strip_markup(text)))
 
     async def options(self, metadata: str, query: str) -> list[dict[str, Any]]:
         """The flag picker's options for what the user typed (bounded: see ``bot.links.flag_search``)."""
@@ -324,9 +319,9 @@ class FlagLinkService:
             await self.tell(reply, f":warning: {explain_error(error)} Nothing was linked.")
             return
         try:
-            permalink = await self.slack.chat_getPermalink(channel=ref.channel_id, message_ts=ref.message_ts)
-        except SlackApiError as error:
-            reason = error.response.get("error")
+            permalink = await self.messenger.permalink(ref.channel_id, ref.message_ts)
+        except SlackFailure as error:
+            reason = error.reason
             await self.tell(
                 reply, f":warning: Slack gave no link to that message ({reason}). Nothing was linked."
             )
@@ -336,7 +331,7 @@ class FlagLinkService:
             acting,
             project,
             flag_key,
-            deep_link=str(permalink["permalink"]),
+            deep_link=permalink,
             title=title.strip() or ref.default_title,
             description=f"Slack message linked by @{user_name} with flagops",
             timestamp_ms=_ts_ms(ref.message_ts),
@@ -370,8 +365,8 @@ class FlagLinkService:
             return
         try:
             deep_link = await self._channel_url(who.reply.channel_id)
-        except SlackApiError as error:
-            reason = error.response.get("error")
+        except SlackFailure as error:
+            reason = error.reason
             await self.tell(
                 who.reply,
                 f":warning: Slack did not say this workspace's address ({reason}). Nothing was linked.",
@@ -479,8 +474,7 @@ class FlagLinkService:
     async def _channel_url(self, channel_id: str) -> str:
         """The channel's address: the workspace's URL (``auth.test``, asked once) + ``archives/<id>``."""
         if self._team_url is None:
-            response = await self.slack.auth_test()
-            self._team_url = str(response["url"]).rstrip("/") + "/"
+            self._team_url = await self.messenger.workspace_url()
         return f"{self._team_url}archives/{channel_id}"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.approvals.listeners import accounts_for, view_value
+from bot.approvals.listeners import view_value
 from bot.lifecycle.models import Who
 from bot.links.flag_links import (
     FLAG_ACTION,
@@ -20,10 +20,10 @@ from bot.links.flag_links import (
     FlagLinkService,
 )
 from bot.links.flag_search import FlagSearch
-from bot.links.shortcuts import who_from_shortcut
-from bot.slack.deps import Deps
+from bot.links.shortcut_listeners import who_from_shortcut
 from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
+from bot.wiring import Services
 from commands.intents import ReservedCommand
 
 
@@ -34,12 +34,11 @@ def selected_value(body: dict[str, Any], block_id: str, action_id: str) -> str:
     return str(option.get("value") or "")
 
 
-def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
+def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     """Wire the flag-links feature: the shortcut, the picker, the modal, and two verbs."""
     service = FlagLinkService(
         changes=deps.changes,
-        accounts=accounts_for(deps),
-        slack=deps.slack,
+        accounts=deps.accounts,
         search=FlagSearch(deps.ld, timeout=deps.settings.flagops_flag_search_timeout),
     )
 

@@ -166,10 +166,9 @@ def fix_metadata(metadata: str, user_id: str) -> tuple[ReplyTo, str | None]:
 class MessageActions:
     """Runs a message's command through the router and the change lifecycle."""
 
-    def __init__(self, router: CommandRouter, changes: ChangeService, slack: Any) -> None:
+    def __init__(self, router: CommandRouter, changes: ChangeService) -> None:
         self.router = router
         self.changes = changes
-        self.slack = slack
 
     async def from_message(self, who: Who, message_text: str, thread_ts: str) -> None:
         """Handle the shortcut (after the ack): run the command, or open the fix modal.
@@ -185,7 +184,7 @@ class MessageActions:
             except CommandError as error:
                 if who.trigger_id:
                     view = fix_modal(wanted, error_text(error), who.reply, thread_ts)
-                    await self.slack.views_open(trigger_id=who.trigger_id, view=view)
+                    await self.changes.messenger.open_view(who.trigger_id, view)
                 else:
                     await self.changes.tell(who, f":warning: {error_text(error)}")
                 return

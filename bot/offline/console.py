@@ -31,7 +31,7 @@ from bot.launchdarkly.client import tls_context
 from bot.launchdarkly.sandbox import SandboxState, create_app
 from bot.offline.fake_slack import Ephemeral, FakeSlack, Message
 from bot.offline.payloads import SlackDriver
-from bot.slack.deps import Feature
+from bot.slack.app import Feature
 from bot.slack.server import Runtime, create_web_app, serve_in_loop
 
 CONSOLE_USER = "U_ALICE"

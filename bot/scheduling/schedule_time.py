@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiohttp
 import dateparser
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.messenger import Messenger, SlackFailure
 from commands.errors import CommandError
 from commands.parse import parse_duration
 
@@ -137,22 +135,16 @@ def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
     return When(moment, tz)
 
 
-async def user_timezone(client: AsyncWebClient, user_id: str) -> str:
+async def user_timezone(slack: Messenger, user_id: str) -> str:
     """The user's IANA time zone from Slack's ``users.info`` (UTC when Slack does not say).
 
     Slack may refuse (a missing ``users:read`` scope, an unknown user): times are then read in UTC,
     and every answer says which zone it used, so nobody is misled.
     """
     try:
-        response = await client.users_info(user=user_id)
-    except SlackApiError as error:
-        log.warning(
-            "users.info for %s failed (%s); reading times in UTC", user_id, error.response.get("error")
-        )
+        user = await slack.user(user_id)
+    except SlackFailure as error:
+        log.warning("users.info for %s failed (%s); reading times in UTC", user_id, error.reason)
         return DEFAULT_TZ
-    except (aiohttp.ClientError, OSError) as error:
-        log.warning("users.info for %s unreachable (%s); reading times in UTC", user_id, type(error).__name__)
-        return DEFAULT_TZ
-    user = response.get("user") or {}
     tz = user.get("tz")
     return str(tz) if isinstance(tz, str) and tz else DEFAULT_TZ

@@ -30,12 +30,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete, insert, or_, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,7 +48,11 @@ from bot.persistence.db import scheduler_lease
 from bot.scheduling.jobs import DIGEST, FAILED, RUNNING, SENT, Job, JobStore
 from bot.scheduling.reminders import ReminderService
 from bot.scheduling.schedule_time import zone
+from bot.slack.messenger import SlackFailure
 from commands.errors import FlagopsError
+
+if TYPE_CHECKING:
+    from bot.wiring import Services
 
 log = logging.getLogger("flagops.scheduler")
 
@@ -232,6 +235,16 @@ class FlagopsScheduler:
         self._stopping = False
         self._in_flight: set[asyncio.Task[object]] = set()
 
+    @classmethod
+    def of(cls, services: Services) -> FlagopsScheduler:
+        """The scheduler over the process's services (the same channel settings and jobs)."""
+        return cls(
+            settings=services.settings,
+            changes=services.changes,
+            jobs=services.jobs,
+            channel_config=services.channels,
+        )
+
     # --- running what is due ----------------------------------------------------------------
 
     async def run_due(self, now: datetime | None = None) -> RunReport:
@@ -288,10 +301,8 @@ class FlagopsScheduler:
             await self.jobs.transition(job.id, [RUNNING], FAILED, detail="interrupted by a stop")
             finished = True
             raise
-        except (FlagopsError, SlackApiError) as error:
-            reason = (
-                explain_error(error) if isinstance(error, FlagopsError) else str(error.response.get("error"))
-            )
+        except (FlagopsError, SlackFailure) as error:
+            reason = explain_error(error) if isinstance(error, FlagopsError) else error.reason
             log.warning("job %s (%s) failed: %s", job.id, job.kind, reason)
             await self.jobs.transition(job.id, [RUNNING], FAILED, detail=reason)
             finished = True
@@ -440,32 +451,25 @@ async def clock_forever(settings: Settings) -> None:
     idle behind the leader lock and takes over when this one stops.
     """
     # Imported here: these build the whole bot, which the scheduler module itself does not need.
-    from bot.launchdarkly.client import LaunchDarklyClient
     from bot.persistence.db import migrate
     from bot.persistence.store import Store
     from bot.slack.client import make_slack_client
     from bot.slack.messenger import Messenger
+    from bot.wiring import build_services, open_ld
 
     if settings.flagops_migrate_on_start:
         await migrate(settings.database_url)
     store = Store.from_url(settings.database_url)
-    ld = LaunchDarklyClient(
-        settings.ld_base_url,
-        settings.ld_api_token,
-        timeout=settings.ld_timeout,
-        max_rate_limit_wait=settings.ld_max_rate_limit_wait,
-    )
-    changes = ChangeService(
-        settings=settings, store=store, ld=ld, messenger=Messenger.of(make_slack_client(settings), settings)
-    )
-    scheduler = FlagopsScheduler(settings=settings, changes=changes, jobs=JobStore(store.engine))
+    messenger = Messenger.of(make_slack_client(settings), settings)
+    services = build_services(settings, store=store, ld=open_ld(settings), messenger=messenger)
+    scheduler = FlagopsScheduler.of(services)
     scheduler.start()
     try:
         await asyncio.Event().wait()
     finally:
         await scheduler.stop()
-        await changes.drain()
-        await ld.aclose()
+        await services.changes.drain()
+        await services.ld.aclose()
         await store.close()
 
 

@@ -1,14 +1,16 @@
 """Build the Bolt app: the signing secret, the Web API client, each feature's listeners, one error
 handler.
 
-``app.py`` only wires. Each feature has ``register(app, deps)``; :data:`FEATURES` lists them. The
-listeners themselves live in ``bot/listeners/`` (imported lazily, so this module stands alone).
+``app.py`` only registers: the services are built once in ``bot.wiring`` and handed in; each
+feature's listeners live in its own folder (``bot/<feature>/listeners.py``), registered by
+``bot.slack.listeners``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,17 +19,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
 from bot.errors import user_message
-from bot.guardrails.channel_config import ChannelConfig
-from bot.launchdarkly.client import LaunchDarklyClient
-from bot.lifecycle.service import ChangeService
-from bot.persistence.store import Store
-from bot.scheduling.jobs import JobStore
 from bot.slack import listeners
-from bot.slack.client import make_slack_client
-from bot.slack.deps import Deps, Feature
-from bot.slack.messenger import SLACK_RESPONSE_HOSTS, Messenger, is_slack_response_url
+from bot.slack.messenger import SLACK_RESPONSE_HOSTS, is_slack_response_url
+from bot.wiring import Services
 from commands.errors import FlagopsError
 
 log = logging.getLogger("flagops")
@@ -38,43 +33,33 @@ GENERIC_ERROR = (
 )
 
 
+Feature = Callable[[AsyncApp, Services], None]
+"""The shape of a feature: ``register(app, services)`` adds its listeners to the app."""
+
 FEATURES: list[Feature] = [listeners.register]
 """Each feature's ``register(app, deps)``, called in order by :func:`build_app`."""
 
 
 def build_app(
-    settings: Settings,
-    *,
-    ld_client: LaunchDarklyClient,
-    store: Store,
-    slack_client: AsyncWebClient | None = None,
-    features: list[Feature] | None = None,
-    changes: ChangeService | None = None,
-    channels: ChannelConfig | None = None,
-    jobs: JobStore | None = None,
+    services: Services, *, slack_client: AsyncWebClient, features: list[Feature] | None = None
 ) -> AsyncApp:
     """Build the Bolt app and register every feature on it.
 
     Args:
-        settings: the bot's settings (signing secret, token, Slack API URL).
-        ld_client: the LaunchDarkly client (one per process).
-        store: the change store (migrated).
-        slack_client: the Web API client; built from ``settings`` when None.
+        services: the bot's services (``bot.wiring.build_services``), shared by every listener.
+        slack_client: the Web API client Bolt hands to listeners (the messenger's own).
         features: the features to register (default :data:`FEATURES`).
-        changes: the change lifecycle (built from the others when None).
-        channels: the channel settings (built on ``store`` when None).
-        jobs: the job store (built on ``store`` when None).
 
     Returns:
         The app. ``process_before_response=False``: Slack's HTTP request is answered as soon as a
         listener calls ``ack()``, and the listener goes on after.
     """
-    client = slack_client or make_slack_client(settings)
+    settings = services.settings
     app = AsyncApp(
         name="flagops",
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # The client carries the token; passing both makes Bolt warn that it skips the token.
-        client=client,
+        client=slack_client,
         process_before_response=False,
         logger=logging.getLogger("flagops.bolt"),
     )
@@ -86,20 +71,8 @@ def build_app(
         await handle_error(error, body, respond, client, response_hosts=hosts)
 
     app.error(on_error)
-    changes = changes or ChangeService(
-        settings=settings, store=store, ld=ld_client, messenger=Messenger.of(client, settings)
-    )
-    deps = Deps(
-        settings=settings,
-        store=store,
-        ld=ld_client,
-        slack=client,
-        changes=changes,
-        channels=channels or ChannelConfig(store.engine, settings),
-        jobs=jobs or JobStore(store.engine),
-    )
     for feature in FEATURES if features is None else features:
-        feature(app, deps)
+        feature(app, services)
     return app
 
 

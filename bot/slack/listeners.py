@@ -15,25 +15,25 @@ from bot.approvals import listeners as approvals
 from bot.guardrails import listeners as guardrails
 from bot.lifecycle import listeners as changes
 from bot.links import listeners as links
-from bot.links import shortcuts
+from bot.links import shortcut_listeners
 from bot.scheduling import listeners as reminders
-from bot.slack.deps import Deps
 from bot.slack.router import CommandRouter
+from bot.wiring import Services
 
 #: Each feature's ``register(app, deps, router)``: its listeners, and its verbs on the router.
-FeatureListeners = Callable[[AsyncApp, Deps, CommandRouter], None]
+FeatureListeners = Callable[[AsyncApp, Services, CommandRouter], None]
 FEATURE_LISTENERS: list[FeatureListeners] = [
     reminders.register,  # remind, reminders, scheduled; digest and reminder buttons
     guardrails.register,  # config, undo; the Undo button
     approvals.register,  # approvals, link-account, unlink-account; approval cards and modals
-    shortcuts.register,  # the "Change flag from message" message action
+    shortcut_listeners.register,  # the "Change flag from message" message action
     links.register,  # link, link edit; the "Link message to flag" message action and flag picker
 ]
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
+def register(app: AsyncApp, deps: Services) -> None:
     """Register every listener of the bot on ``app``."""
-    router = CommandRouter(deps.changes)
+    router = CommandRouter(deps.changes, deps.verbs)
     changes.register(app, router, deps.changes, deps.settings.flagops_command)
     for feature in FEATURE_LISTENERS:
         feature(app, deps, router)

@@ -1,14 +1,21 @@
-"""The one place that sends messages to Slack.
+"""The one door to Slack's Web API for the features.
 
 Builders in ``bot.slack.blocks`` return ``(text, blocks)``; the change lifecycle decides what to say;
 this module says it: cards and thread replies with ``chat.postMessage``, card updates with
 ``chat.update``, answers for one person through the payload's ``response_url`` (which works even
-where the bot is not a member) or ``chat.postEphemeral``.
+where the bot is not a member) or ``chat.postEphemeral``. It also asks what the features need to
+know (``users.info``, ``usergroups.users.list``, ``chat.getPermalink``, ``auth.test``) and opens
+modals (``views.open``).
+
+Every failure leaves as :class:`SlackFailure` (Slack's refusal, with its error code, or no answer),
+so no code outside ``bot.slack`` imports slack_sdk or aiohttp.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +37,41 @@ CANNOT_POST = frozenset(
 )
 
 
-#: What a Slack Web API call may raise: Slack's refusal, or no answer at all. Code outside this
-#: package catches these by this name, so it needs to know nothing of slack_sdk or aiohttp.
-SLACK_FAILURES: tuple[type[Exception], ...] = (SlackApiError, aiohttp.ClientError)
+class SlackFailure(Exception):
+    """A Slack Web API call that failed: Slack refused it (``reason`` is its error code, e.g.
+    ``user_not_found``) or did not answer (``reason`` is the failure's type, e.g. ``TimeoutError``).
+
+    Not a :class:`FlagopsError`: it is never shown to the user as it is; each caller says what it
+    means for what the person asked.
+    """
+
+    def __init__(self, method: str, reason: str) -> None:
+        super().__init__(f"{method}: {reason}")
+        self.method = method
+        self.reason = reason
+
+
+#: What a Slack Web API call may raise, as seen outside this package.
+SLACK_FAILURES: tuple[type[Exception], ...] = (SlackFailure,)
+
+# What slack_sdk raises: Slack's refusal, or no answer at all.
+_WIRE_FAILURES: tuple[type[Exception], ...] = (SlackApiError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def _failure(method: str, error: BaseException) -> SlackFailure:
+    if isinstance(error, SlackApiError):
+        return SlackFailure(method, str(error.response.get("error") or "unknown_error"))
+    return SlackFailure(method, type(error).__name__)
+
+
+@contextlib.asynccontextmanager
+async def _calling(method: str) -> AsyncIterator[None]:
+    """Run one Web API call; any failure of it leaves as :class:`SlackFailure`."""
+    try:
+        yield
+    except _WIRE_FAILURES as error:
+        raise _failure(method, error) from error
+
 
 # chat.postEphemeral's refusals that a direct message gets around (no channel; the user not in it).
 _NO_EPHEMERAL = frozenset({"user_not_in_channel", "invalid_arguments", "no_channel"})
@@ -104,49 +143,121 @@ class Messenger:
 
         Raises:
             CannotPost: the bot may not post in ``channel``.
+            SlackFailure: Slack refused it otherwise, or did not answer.
         """
         try:
             response = await self.client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False
             )
-        except SlackApiError as error:
-            reason = str(error.response.get("error", ""))
-            if reason in CANNOT_POST:
-                raise CannotPost(channel, reason) from error
-            raise
+        except _WIRE_FAILURES as error:
+            failure = _failure("chat.postMessage", error)
+            if failure.reason in CANNOT_POST:
+                raise CannotPost(channel, failure.reason) from error
+            raise failure from error
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
-        """Replace a message the bot posted (a card after a click)."""
-        await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        """Replace a message the bot posted (a card after a click).
+
+        Raises:
+            SlackFailure: Slack refused it (the message is gone, the bot left) or did not answer.
+        """
+        async with _calling("chat.update"):
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal (``views.open``): first thing after the ack, a ``trigger_id`` lives ~3 s.
+
+        Raises:
+            SlackFailure: Slack refused it (an expired trigger, an invalid view) or did not answer.
+        """
+        async with _calling("views.open"):
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def user(self, user_id: str) -> dict[str, Any]:
+        """The ``user`` object of ``users.info`` (``tz``, ``profile.email``...; empty when absent).
+
+        Raises:
+            SlackFailure: Slack refused it (a missing scope, an unknown user) or did not answer.
+        """
+        async with _calling("users.info"):
+            response = await self.client.users_info(user=user_id)
+        user = response.get("user")
+        return user if isinstance(user, dict) else {}
+
+    async def group_members(self, group_id: str) -> list[str]:
+        """A user group's member ids (``usergroups.users.list``, scope ``usergroups:read``).
+
+        Raises:
+            SlackFailure: Slack refused it or did not answer.
+        """
+        async with _calling("usergroups.users.list"):
+            response = await self.client.usergroups_users_list(usergroup=group_id)
+        return [str(user) for user in response.get("users") or []]
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        """A message's permanent address (``chat.getPermalink``).
+
+        Raises:
+            SlackFailure: Slack refused it (no such message, no access) or did not answer.
+        """
+        async with _calling("chat.getPermalink"):
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        return str(response["permalink"])
+
+    async def workspace_url(self) -> str:
+        """The workspace's address, ending in ``/`` (``auth.test``).
+
+        Raises:
+            SlackFailure: Slack refused it or did not answer.
+        """
+        async with _calling("auth.test"):
+            response = await self.client.auth_test()
+        return str(response["url"]).rstrip("/") + "/"
 
     async def ephemeral(self, to: ReplyTo, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Answer one person only: through ``response_url`` when there is one, else postEphemeral."""
+        """Answer one person only: through ``response_url`` when there is one, else postEphemeral,
+        else (no channel, the bot not in it) their direct messages with the app.
+
+        Raises:
+            SlackFailure: Slack refused the ephemeral for another reason, or did not answer.
+        """
         if to.response_url and is_slack_response_url(to.response_url, self.response_hosts):
             webhook = AsyncWebhookClient(to.response_url)
-            webhook_response = await webhook.send(
-                text=defuse(text), blocks=defuse(blocks), response_type="ephemeral", replace_original=False
-            )
-            if webhook_response.status_code == 200:
+            try:
+                webhook_response = await webhook.send(
+                    text=defuse(text),
+                    blocks=defuse(blocks),
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+                status: int | str = webhook_response.status_code
+            except _WIRE_FAILURES as error:
+                status = type(error).__name__
+            if status == 200:
                 return
-            log.warning(
-                "response_url answered %s; falling back to chat.postEphemeral", webhook_response.status_code
-            )
+            log.warning("response_url answered %s; falling back to chat.postEphemeral", status)
         try:
             await self.client.chat_postEphemeral(
                 channel=to.channel_id, user=to.user_id, text=text, blocks=blocks, thread_ts=to.thread_ts
             )
             return
-        except SlackApiError as error:
-            reason = str(error.response.get("error", ""))
-            if reason not in CANNOT_POST and reason not in _NO_EPHEMERAL:
-                raise
-            log.info("ephemeral in %s refused (%s); answering in the app's DM", to.channel_id or "-", reason)
+        except _WIRE_FAILURES as error:
+            failure = _failure("chat.postEphemeral", error)
+            if failure.reason not in CANNOT_POST and failure.reason not in _NO_EPHEMERAL:
+                raise failure from error
+            log.info(
+                "ephemeral in %s refused (%s); answering in the app's DM",
+                to.channel_id or "-",
+                failure.reason,
+            )
         # The channel is gone, the bot left it, or a modal's metadata named none: the answer still
         # reaches the person, in their direct messages with the app.
         try:
             await self.client.chat_postMessage(
                 channel=to.user_id, text=text, blocks=blocks, unfurl_links=False
             )
-        except SlackApiError as error:
-            log.warning("could not answer %s at all: %s", to.user_id, error.response.get("error"))
+        except _WIRE_FAILURES as error:
+            log.warning(
+                "could not answer %s at all: %s", to.user_id, _failure("chat.postMessage", error).reason
+            )

@@ -5,12 +5,10 @@ changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``appr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.flags import FlagReader
-from bot.lifecycle.models import Who
+from bot.lifecycle.models import VerbHandler, Who
 from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import CannotPost, Messenger
@@ -22,27 +20,24 @@ from commands.intents import (
     HelpCommand,
     ListCommand,
     RawCommand,
-    ReservedCommand,
     ShowCommand,
 )
 from commands.parse import parse
 from commands.summary import environment_facts, flag_facts
 
-#: A feature's handler for one reserved verb: ``(who, command, text)``, after the ack.
-VerbHandler = Callable[[Who, ReservedCommand, str], Awaitable[None]]
-
 
 class CommandRouter:
     """Parses a command and sends it where it belongs."""
 
-    def __init__(self, changes: ChangeService) -> None:
+    def __init__(self, changes: ChangeService, verbs: dict[str, VerbHandler]) -> None:
         self.changes = changes
         self.flags: FlagReader = changes.flags
         self.messenger: Messenger = changes.messenger
         self.settings = changes.settings
         self.ld = changes.ld
-        self.handlers: dict[str, VerbHandler] = {}
-        changes.verb_handlers = self.handlers  # a superseded `undo` card is made again through them
+        # The registry the lifecycle was built with (``bot.wiring``): a superseded `undo` card is
+        # made again through the same handlers.
+        self.handlers = verbs
         self.help_lines: list[str] = []  # e.g. whether a policy restricts changes
 
     def handle(self, verb: str, handler: VerbHandler) -> None:

@@ -30,17 +30,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.guardrails.channel_config import ChannelConfig
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import migrate
 from bot.persistence.store import Store
-from bot.scheduling.jobs import JobStore
 from bot.scheduling.scheduler import FlagopsScheduler
-from bot.slack.app import build_app
+from bot.slack.app import Feature, build_app
 from bot.slack.client import make_slack_client
-from bot.slack.deps import Feature
 from bot.slack.messenger import Messenger
+from bot.wiring import Services, build_services, open_ld
 
 log = logging.getLogger("flagops.server")
 
@@ -55,15 +53,24 @@ HEALTH_PATH = "/healthz"
 class Runtime:
     """What one bot process holds, opened once and shared by every request."""
 
-    settings: Settings
-    store: Store
-    ld: LaunchDarklyClient
+    services: Services
     slack: AsyncWebClient
     bolt: AsyncApp
     handler: AsyncSlackRequestHandler
-    changes: ChangeService
-    scheduler: FlagopsScheduler | None = None
+    scheduler: FlagopsScheduler
     """Due jobs, reminders, card expiry; ticking only when ``FLAGOPS_SCHEDULER=on``."""
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def ld(self) -> LaunchDarklyClient:
+        return self.services.ld
+
+    @property
+    def changes(self) -> ChangeService:
+        return self.services.changes
 
     @classmethod
     async def open(
@@ -74,8 +81,8 @@ class Runtime:
         slack_client: AsyncWebClient | None = None,
         ld_client: LaunchDarklyClient | None = None,
     ) -> Runtime:
-        """Migrate the database (unless ``FLAGOPS_MIGRATE_ON_START=false``), then build the clients
-        and the Bolt app.
+        """Migrate the database (unless ``FLAGOPS_MIGRATE_ON_START=false``), then build the clients,
+        the services (``bot.wiring``) and the Bolt app.
 
         Args:
             settings: the bot's settings.
@@ -89,41 +96,21 @@ class Runtime:
         if settings.flagops_migrate_on_start:
             await migrate(settings.database_url)
         store = Store.from_url(settings.database_url)
-        ld = ld_client or LaunchDarklyClient(
-            settings.ld_base_url,
-            settings.ld_api_token,
-            timeout=settings.ld_timeout,
-            max_rate_limit_wait=settings.ld_max_rate_limit_wait,
-        )
         slack = slack_client or make_slack_client(settings)
-        messenger = Messenger.of(slack, settings)
-        changes = ChangeService(settings=settings, store=store, ld=ld, messenger=messenger)
-        # Built once and shared: the listeners and the scheduler read the same channel settings and jobs.
-        channels, jobs = ChannelConfig(store.engine, settings), JobStore(store.engine)
-        bolt = build_app(
-            settings,
-            ld_client=ld,
-            store=store,
-            slack_client=slack,
-            features=features,
-            changes=changes,
-            channels=channels,
-            jobs=jobs,
+        services = build_services(
+            settings, store=store, ld=ld_client or open_ld(settings), messenger=Messenger.of(slack, settings)
         )
-        runtime = cls(settings, store, ld, slack, bolt, AsyncSlackRequestHandler(bolt), changes)
+        bolt = build_app(services, slack_client=slack, features=features)
         # Built always (tests drive run_due(now) by hand); ticks only where FLAGOPS_SCHEDULER=on.
-        runtime.scheduler = FlagopsScheduler(
-            settings=settings, changes=changes, jobs=jobs, channel_config=channels
-        )
+        scheduler = FlagopsScheduler.of(services)
         if settings.flagops_scheduler == "on":
-            runtime.scheduler.start()
-        return runtime
+            scheduler.start()
+        return cls(services, slack, bolt, AsyncSlackRequestHandler(bolt), scheduler)
 
     async def close(self) -> None:
         """Stop the scheduler, let the writes in flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then
         close the LaunchDarkly connection pool and the database pool."""
-        if self.scheduler is not None:
-            await self.scheduler.stop()
+        await self.scheduler.stop()
         await self.changes.drain()
         await self.ld.aclose()
         await self.store.close()

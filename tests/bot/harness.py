@@ -29,7 +29,7 @@ from bot.offline.console import CONSOLE_CHANNEL, OfflineStack, offline_stack
 from bot.offline.fake_slack import FakeSlack, Message
 from bot.offline.payloads import SignedRequest, SlackDriver
 from bot.persistence.store import Store
-from bot.slack.deps import Feature
+from bot.slack.app import Feature
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
 RELEASES = CONSOLE_CHANNEL

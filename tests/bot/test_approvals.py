@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.approvals.cards import APPROVED, CARD_APPLIED, CARD_FAILED
@@ -258,13 +259,7 @@ async def test_a_read_taken_before_another_click_applied_never_offers_apply_agai
     # it; B's stale read, synced after A finished, moved the card back to approved and B sent a
     # second apply. The stale read is forced here in that order, through the real service.
     bot = await start(start_bot)
-    approval_settings(bot, "production")["canReviewOwnRequest"] = True
-    await run(bot, "/flag on new-checkout production")
-    await click(bot, "Request approval")
-    await click(bot, "Approve", user=BOB, message=approval_card(bot))
-    (stored,) = requests_of(bot)
-    ld = bot.stack.runtime.ld
-    stale = await ld.get_approval_request("demo", "new-checkout", "production", stored.doc["_id"])
+    stale = await _approved_then_read(bot)
     as_alice_saw_it = copy.deepcopy(approval_card(bot))
     await click(bot, "Apply", user=BOB, message=approval_card(bot))
     service = bot.stack.runtime.changes.approvals
@@ -276,6 +271,42 @@ async def test_a_read_taken_before_another_click_applied_never_offers_apply_agai
     applies = [r for r in bot.ld_requests() if r["method"] == "POST" and r["path"].endswith("/apply")]
     assert len(applies) == 1
     assert "already applied" in bot.ephemeral_texts(ALICE)[-1]
+
+
+async def test_a_read_synced_while_another_click_applies_never_moves_the_card_back(
+    start_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same race one step later: B's sync read the card ("approved") just before A's click
+    # finished applying it, then wrote its stale read. The card's state read by B is forced stale
+    # here (the only stand-in: what the database said a moment earlier); the move is the real one.
+    bot = await start(start_bot)
+    stale = await _approved_then_read(bot)
+    service = bot.stack.runtime.changes.approvals
+    (before,) = [c for c in [await service.cards.get(i) for i in await _card_ids(bot)] if c]
+    assert before.state == "approved"
+    await click(bot, "Apply", user=BOB, message=approval_card(bot))
+    real_get = service.cards.get
+    reads = iter([before])
+
+    async def first_read_stale(card_id: str) -> Any:
+        return next(reads, None) or await real_get(card_id)
+
+    monkeypatch.setattr(service.cards, "get", first_read_stale)
+    synced = await service._sync(before, stale)
+    monkeypatch.undo()
+    (after,) = [c for c in [await service.cards.get(i) for i in await _card_ids(bot)] if c]
+    assert after.state == "applied" and synced.state == "applied", "never back to approved"
+
+
+async def _approved_then_read(bot: Harness) -> Any:
+    """An approved request for alice's production change, and LaunchDarkly's answer read now."""
+    approval_settings(bot, "production")["canReviewOwnRequest"] = True
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await click(bot, "Approve", user=BOB, message=approval_card(bot))
+    (stored,) = requests_of(bot)
+    ld = bot.stack.runtime.ld
+    return await ld.get_approval_request("demo", "new-checkout", "production", stored.doc["_id"])
 
 
 async def _card_ids(bot: Harness) -> list[str]:

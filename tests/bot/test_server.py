@@ -24,8 +24,8 @@ from bot.config import load_settings
 from bot.offline.console import HELP, Console, mrkdwn_to_text, render_blocks
 from bot.offline.payloads import find_button
 from bot.persistence.store import Store
-from bot.slack.deps import Deps
 from bot.slack.server import create_web_app, free_port, serve_in_loop
+from bot.wiring import Services
 from commands.errors import CommandError
 from commands.instructions import SemanticPatch, TurnFlagOn
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness
@@ -33,7 +33,7 @@ from tests.bot.harness import ALICE, BOB, RELEASES, Harness
 StartBot = Callable[..., Awaitable[Harness]]
 
 
-def echo(app: AsyncApp, deps: Deps) -> None:
+def echo(app: AsyncApp, deps: Services) -> None:
     """A stand-in feature: ack, then post in the channel (or fail, to reach the error handler)."""
 
     @app.command(deps.settings.flagops_command)
@@ -46,7 +46,7 @@ def echo(app: AsyncApp, deps: Deps) -> None:
             raise RuntimeError(f"boom with {deps.settings.slack_bot_token.get_secret_value()}")
         if body["text"] == "mistake":
             raise CommandError("There is no flag `nope`.", usage="/flag on FLAG ENV")
-        await deps.slack.chat_postMessage(channel=body["channel_id"], text=f"echo: {body['text']}")
+        await deps.messenger.post(body["channel_id"], f"echo: {body['text']}", [])
 
 
 async def test_healthz(start_bot: StartBot) -> None:
@@ -176,7 +176,7 @@ def test_console_scripted_help() -> None:
     assert "Traceback" not in run.stderr
 
 
-def one_shot_apply(app: AsyncApp, deps: Deps) -> None:
+def one_shot_apply(app: AsyncApp, deps: Services) -> None:
     """A stand-in for the change lifecycle: the store's compare-and-set guards a single PATCH."""
 
     @app.command(deps.settings.flagops_command)
@@ -199,8 +199,7 @@ def one_shot_apply(app: AsyncApp, deps: Deps) -> None:
             {"type": "section", "text": {"type": "mrkdwn", "text": "Turn *new-checkout* on in test?"}},
             {"type": "actions", "elements": [{**button, "text": {"type": "plain_text", "text": "Apply"}}]},
         ]
-        posted = await deps.slack.chat_postMessage(channel=body["channel_id"], text="card", blocks=blocks)
-        await deps.store.set_card(change.id, posted["ts"])
+        await deps.store.set_card(change.id, await deps.messenger.post(body["channel_id"], "card", blocks))
 
     @app.action("race_apply")
     async def apply(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:

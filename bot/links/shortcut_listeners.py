@@ -16,10 +16,10 @@ from bot.links.message_actions import (
     MessageActions,
     fix_metadata,
 )
-from bot.slack.deps import Deps
 from bot.slack.messenger import ReplyTo
 from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
+from bot.wiring import Services
 from commands import parse
 from commands.errors import CommandError
 
@@ -37,9 +37,9 @@ def who_from_shortcut(body: dict[str, Any]) -> Who:
     )
 
 
-def register(app: AsyncApp, deps: Deps, router: CommandRouter) -> None:
+def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     """Wire the message shortcut and its modal."""
-    actions = MessageActions(router, deps.changes, deps.slack)
+    actions = MessageActions(router, deps.changes)
 
     @app.shortcut(FROM_MESSAGE_CALLBACK)
     async def on_flag_from_message(ack: AsyncAck, body: dict[str, Any]) -> None:
