@@ -37,6 +37,13 @@ def explain_error(error: FlagopsError | BaseException) -> str:
     return "Something went wrong on our side; it has been logged."
 
 
+def answer(error: FlagopsError) -> str:
+    """The whole answer to a person about an error flagops raised on purpose: the error's icon and
+    :func:`user_message`. Listeners that only pass an error on to the person use this (or let it
+    reach the app's error handler, which does)."""
+    return f"{error.icon} {user_message(error)}"
+
+
 def user_message(error: FlagopsError) -> str:
     """What the user is told about an error flagops raised on purpose: ``explain_error``, with the
     verb's usage when the command was wrong. The one path from an error to a user (the app's error

@@ -25,6 +25,7 @@ class FlagopsError(Exception):
     """
 
     is_mrkdwn: bool = False
+    icon: str = ":warning:"  # how an answer about it starts (a refusal of access: ``:no_entry:``)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

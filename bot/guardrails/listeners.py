@@ -8,17 +8,15 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.errors import explain_error
+from bot.errors import answer
 from bot.guardrails.channel_config import ConfigCommand
-from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.listeners import who_from_action
 from bot.lifecycle.models import Who
 from bot.lifecycle.undo import UndoService
 from bot.slack import blocks
-from bot.slack.messenger import CannotPost
 from bot.slack.router import CommandRouter
 from bot.wiring import Services
-from commands.errors import CommandError, EngineRefusal
+from commands.errors import FlagopsError
 from commands.intents import ReservedCommand
 
 log = logging.getLogger("flagops.guardrails")
@@ -46,7 +44,5 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         who = who_from_action(body)
         try:
             await undo.undo_clicked(who, str(action.get("value")))
-        except CannotPost as error:
-            await deps.changes.tell(who, f":no_entry: {error.message}")
-        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
-            await deps.changes.tell(who, f":warning: {explain_error(error)}")
+        except FlagopsError as error:
+            await deps.changes.tell(who, answer(error))

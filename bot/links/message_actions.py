@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import error_text, explain_error
+from bot.errors import answer, error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.models import Who
 from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
-from bot.slack.messenger import CannotPost, ReplyTo
+from bot.slack.messenger import ReplyTo
 from bot.slack.metadata import ModalMetadata
 from bot.slack.router import CommandRouter
 from commands import parse
-from commands.errors import CommandError, EngineRefusal
+from commands.errors import CommandError, FlagopsError
 from commands.intents import ChangeCommand
 
 FROM_MESSAGE_CALLBACK = "flag_from_message"
@@ -232,18 +232,12 @@ class MessageActions:
         """Run a command for ``who``; a change's card goes in ``thread_ts``'s thread."""
         try:
             command = parse(command_text)
-        except CommandError as error:
-            await self.changes.tell(who, f":warning: {error_text(error)}")
-            return
-        if not isinstance(command, ChangeCommand):
-            await self.router.run_command(who, command_text)
-            return
-        try:
+            if not isinstance(command, ChangeCommand):
+                await self.router.run_command(who, command_text)
+                return
             await self.changes.propose(who, command, command_text, thread_ts=thread_ts)
-        except CannotPost as error:
-            await self.changes.tell(who, f":no_entry: {error_text(error)}")
-        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
-            await self.changes.tell(who, f":warning: {explain_error(error)}")
+        except FlagopsError as error:
+            await self.changes.tell(who, answer(error))
 
 
 def _variation_name(variation: dict[str, Any]) -> str:

@@ -13,15 +13,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import user_message
+from bot.errors import answer
 from bot.slack import listeners
-from bot.slack.messenger import SLACK_RESPONSE_HOSTS, is_slack_response_url
+from bot.slack.messenger import Messenger, ReplyTo, SlackFailure
 from bot.wiring import Services
 from commands.errors import FlagopsError
 
@@ -63,12 +60,9 @@ def build_app(
         process_before_response=False,
         logger=logging.getLogger("flagops.bolt"),
     )
-    hosts = settings.response_url_hosts
 
-    async def on_error(
-        error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
-    ) -> None:
-        await handle_error(error, body, respond, client, response_hosts=hosts)
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        await handle_error(error, body, services.messenger)
 
     app.error(on_error)
     for feature in FEATURES if features is None else features:
@@ -76,49 +70,35 @@ def build_app(
     return app
 
 
-async def handle_error(
-    error: Exception,
-    body: dict[str, Any],
-    respond: AsyncRespond | None,
-    client: AsyncWebClient,
-    *,
-    response_hosts: frozenset[str] = SLACK_RESPONSE_HOSTS,
-) -> None:
+async def handle_error(error: Exception, body: dict[str, Any], messenger: Messenger) -> None:
     """The one place unexpected errors end up (Bolt calls it for any listener or middleware error).
 
     A :class:`FlagopsError` (a wrong command, a LaunchDarkly refusal, a channel the bot cannot post
-    in) is shown in words (:func:`bot.errors.user_message`). Anything else is
-    a bug: logged with its traceback and a reference, and the user gets a generic apology with
-    that reference. Never the exception text (it could hold a URL, a payload or a token).
+    in) is shown in words (:func:`bot.errors.answer`). Anything else is a bug: logged with its
+    traceback and a reference, and the user gets a generic apology with that reference. Never the
+    exception text (it could hold a URL, a payload or a token).
 
-    Args:
-        error: what was raised.
-        body: the Slack payload being handled.
-        respond: the payload's ``response_url`` responder, when it has one.
-        client: the Web API client (for an ephemeral message when there is no ``response_url``).
-        response_hosts: the hosts a ``response_url`` may name (anything else is never called).
+    The answer goes to the person alone, as every answer does (``Messenger.ephemeral``: the
+    payload's ``response_url`` on Slack's hosts, else an ephemeral, else their DM with the app).
 
     Only verified requests get here: the web front door answers 401 to anything whose signature
     fails or cannot be checked, before Bolt sees it.
     """
     if isinstance(error, FlagopsError):
-        text = f":warning: {user_message(error)}"
+        text = answer(error)
     else:
         ref = uuid.uuid4().hex[:8]
         log.error("unhandled error %s while handling %s", ref, _describe(body), exc_info=error)
         text = GENERIC_ERROR.format(ref=ref)
+    user, channel = _user_and_channel(body)
+    if not user:
+        return
+    url = body.get("response_url")
+    reply = ReplyTo(channel or "", user, url if isinstance(url, str) else None)
     try:
-        url = body.get("response_url")
-        if respond is not None and isinstance(url, str) and is_slack_response_url(url, response_hosts):
-            await respond(text=text, response_type="ephemeral", replace_original=False)
-            return
-        user, channel = _user_and_channel(body)
-        if user and channel:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-    except SlackApiError as exc:
-        log.warning("could not tell the user about error %s: %s", text[:40], exc.response.get("error"))
-    except (aiohttp.ClientError, OSError) as exc:
-        log.warning("could not reach Slack to tell the user about an error: %s", type(exc).__name__)
+        await messenger.ephemeral(reply, text)
+    except SlackFailure as exc:
+        log.warning("could not tell the user about error %s: %s", text[:40], exc.reason)
 
 
 def _user_and_channel(body: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -81,6 +81,7 @@ class CannotPost(FlagopsError):
     """Slack refused to let the bot post in a channel (``reason`` is Slack's error code)."""
 
     is_mrkdwn = True  # the channel is a mention built from its id
+    icon = ":no_entry:"
 
     def __init__(self, channel_id: str, reason: str) -> None:
         super().__init__(

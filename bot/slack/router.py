@@ -5,14 +5,13 @@ changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``appr
 
 from __future__ import annotations
 
-from bot.errors import error_text, explain_error
-from bot.launchdarkly import errors as ld_errors
+from bot.errors import answer
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import VerbHandler, Who
 from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
-from bot.slack.messenger import CannotPost, Messenger
-from commands.errors import CommandError, EngineRefusal
+from bot.slack.messenger import Messenger
+from commands.errors import FlagopsError
 from commands.help import help_text
 from commands.intents import (
     ChangeCommand,
@@ -50,20 +49,9 @@ class CommandRouter:
     async def run_command(self, who: Who, text: str) -> None:
         """Handle the text of a slash command (after the ack)."""
         try:
-            command = parse(text)
-        except CommandError as error:
-            await self._tell(
-                who,
-                f":warning: {error_text(error)}",
-                [f"Usage: `{blocks.escape(error.usage)}`"] if error.usage else [],
-            )
-            return
-        try:
-            await self._dispatch(who, command, text)
-        except CannotPost as error:
-            await self._tell(who, f":no_entry: {error_text(error)}")
-        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
-            await self._tell(who, f":warning: {explain_error(error)}")
+            await self._dispatch(who, parse(text), text)
+        except FlagopsError as error:
+            await self._tell(who, answer(error))
 
     async def _dispatch(self, who: Who, command: Command, text: str) -> None:
         if isinstance(command, HelpCommand):
