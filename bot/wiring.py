@@ -88,6 +88,7 @@ def build_services(
         messenger=messenger,
     )
     verbs: dict[str, VerbHandler] = {}
+    jobs = JobStore(store.engine)
     built: list[ApprovalService] = []
 
     def approvals_on(changes: ChangeService) -> ApprovalService:
@@ -106,6 +107,7 @@ def build_services(
         channel_defaults=channels,
         approvals=approvals_on,
         verbs=verbs,
+        jobs=jobs,
     )
     return Services(
         settings=settings,
@@ -113,7 +115,7 @@ def build_services(
         ld=ld,
         messenger=messenger,
         channels=channels,
-        jobs=JobStore(store.engine),
+        jobs=jobs,
         guard=guard,
         accounts=accounts,
         changes=changes,

@@ -39,6 +39,7 @@ class Lifecycle(Protocol):
     messenger: Messenger
     clock: Callable[[], datetime]
     approvals: ApprovalFlow | None
+    jobs: JobStore
 
     def comment(self, change: Change, who: Who) -> str: ...
 
@@ -235,7 +236,7 @@ async def _scheduled(
         f"`{command} scheduled {change.flag_key} {change.environment}` lists it, with a Delete button; "
         "I'll say here whether the flag shows the change once the time has come.",
     )
-    await JobStore(service.store.engine).add(
+    await service.jobs.add(
         SCHEDULED_CHECK,
         _moment(proposal.execute_at_ms) + SCHEDULED_CHECK_DELAY,
         {

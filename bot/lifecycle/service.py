@@ -65,6 +65,7 @@ from bot.lifecycle.models import (
     proposal_of,
 )
 from bot.persistence.store import Change, Store
+from bot.scheduling.jobs import JobStore
 from bot.slack import blocks
 from bot.slack.blocks import CardView
 from bot.slack.messenger import SLACK_FAILURES, Messenger, ReplyTo
@@ -98,6 +99,7 @@ class ChangeService:
         channel_defaults: ChannelDefaults | None = None,
         approvals: Callable[[ChangeService], ApprovalFlow] | None = None,
         verbs: Mapping[str, VerbHandler] | None = None,
+        jobs: JobStore | None = None,
     ) -> None:
         """Build the lifecycle with the features it consults (``bot.wiring`` passes them all).
 
@@ -111,6 +113,7 @@ class ChangeService:
                 every Slack user acts through the service token, Request approval is unavailable.
             verbs: the handlers of reserved verbs (e.g. ``undo <id>``), filled in as features
                 register, so a superseded card made by one of them can be made again.
+            jobs: the job store (a scheduled change's later check); built on ``store`` when None.
         """
         self.settings = settings
         self.store = store
@@ -121,6 +124,7 @@ class ChangeService:
         self.guard = guard
         self.channel_defaults = channel_defaults
         self.verbs: Mapping[str, VerbHandler] = verbs if verbs is not None else {}
+        self.jobs = jobs if jobs is not None else JobStore(store.engine)
         self.approvals: ApprovalFlow | None = approvals(self) if approvals is not None else None
         # This process, as the owner of the leases on the changes it applies.
         self.instance_id = uuid.uuid4().hex[:16]
