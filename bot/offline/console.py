@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,10 +30,13 @@ from bot.config import Settings, load_settings
 from bot.launchdarkly.client import tls_context
 from bot.launchdarkly.sandbox import SandboxState, create_app
 from bot.offline.fake_slack import Ephemeral, FakeSlack, Message
-from bot.offline.payloads import SlackDriver
+from bot.offline.fake_socket_mode import FakeSocketMode, envelope_of, is_connection_task
+from bot.offline.payloads import SignedRequest, SlackDriver
 from bot.slack.app import Feature
 from bot.slack.server import Runtime, create_web_app, serve_in_loop
+from bot.slack.socket_mode import socket_mode_handler
 
+CONSOLE_APP_TOKEN = "xapp-flagops-console"  # the offline Socket Mode's app-level token
 CONSOLE_USER = "U_ALICE"
 CONSOLE_CHANNEL = "C_RELEASES"
 CONSOLE_CHANNEL_NAME = "releases"
@@ -57,6 +60,8 @@ class OfflineStack:
     runtime: Runtime
     bot_url: str
     driver: SlackDriver
+    socket: FakeSocketMode | None = None
+    """Slack's Socket Mode, when the stack runs over it (``socket_mode=True``)."""
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +71,7 @@ async def offline_stack(
     sandbox: SandboxState | None = None,
     slack: FakeSlack | None = None,
     features: list[Feature] | None = None,
+    socket_mode: bool = False,
     **settings: Any,
 ) -> AsyncIterator[OfflineStack]:
     """Serve the sandbox, a fake Slack and the bot on loopback, in the current event loop.
@@ -75,6 +81,8 @@ async def offline_stack(
         sandbox: the sandbox state (default: the demo project, with the console's token).
         slack: the fake Slack (default: a new one with the demo users).
         features: the bot features to register (default: all).
+        socket_mode: reach the bot over Slack's Socket Mode (a fake of it on loopback, and the
+            bot's real Socket Mode client) instead of signed HTTP requests.
         **settings: settings overrides (e.g. ``flagops_confirm_ttl``).
 
     Yields:
@@ -82,12 +90,20 @@ async def offline_stack(
     """
     with tempfile.TemporaryDirectory(prefix="flagops-") as tmp:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'flagops.sqlite3'}"
+        if socket_mode:
+            settings.setdefault("slack_app_token", CONSOLE_APP_TOKEN)
         base = load_settings("console", database_url=url, **settings)
         state = sandbox or SandboxState.demo(token=base.ld_api_token.get_secret_value())
         fake = slack or FakeSlack(tokens={base.slack_bot_token.get_secret_value()})
         fake.add_channel(CONSOLE_CHANNEL, CONSOLE_CHANNEL_NAME)
-        async with serve_in_loop(create_app(state)) as sandbox_url, serve_in_loop(fake.app) as slack_url:
+        async with contextlib.AsyncExitStack() as servers:
+            sandbox_url = await servers.enter_async_context(serve_in_loop(create_app(state)))
+            slack_url = await servers.enter_async_context(serve_in_loop(fake.app))
             fake.base_url = slack_url
+            socket = None
+            if socket_mode:
+                socket = fake.socket_mode = FakeSocketMode()
+                await servers.enter_async_context(socket.serving())
             final = load_settings(
                 "console",
                 database_url=url,
@@ -100,6 +116,7 @@ async def offline_stack(
                 async with (
                     serve_in_loop(create_web_app(final, runtime=runtime)) as bot_url,
                     httpx.AsyncClient(timeout=30, verify=tls_context()) as http,
+                    _over_socket(socket, runtime, final) as transport,
                 ):
                     driver = SlackDriver(
                         bot_url=bot_url,
@@ -107,11 +124,37 @@ async def offline_stack(
                         slack=fake,
                         command_name=final.flagops_command,
                         http=http,
+                        transport=transport,
+                        background=is_connection_task if socket is not None else None,
                     )
                     driver.mark_baseline()
-                    yield OfflineStack(final, state, sandbox_url, fake, runtime, bot_url, driver)
+                    yield OfflineStack(final, state, sandbox_url, fake, runtime, bot_url, driver, socket)
             finally:
                 await runtime.close()
+
+
+@contextlib.asynccontextmanager
+async def _over_socket(
+    socket: FakeSocketMode | None, runtime: Runtime, settings: Settings
+) -> AsyncIterator[Callable[[SignedRequest], Awaitable[httpx.Response]] | None]:
+    """Connect the bot's Socket Mode client to ``socket`` and yield a transport that delivers
+    each request as Slack would over it (None: no socket, requests go over HTTP)."""
+    if socket is None:
+        yield None
+        return
+    handler = socket_mode_handler(runtime.bolt, settings)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    try:
+        await socket.wait_for_hellos(1)
+
+        async def deliver(request: SignedRequest) -> httpx.Response:
+            kind, payload = envelope_of(request.body)
+            answer = (await socket.deliver(kind, payload)).get("payload")
+            return httpx.Response(200, json=answer) if answer else httpx.Response(200)
+
+        yield deliver
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
 
 
 # --- rendering Slack messages as text ---------------------------------------------------------------

@@ -43,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.offline.fake_socket_mode import FakeSocketMode, SocketRefused
+
 MAX_BLOCKS_MESSAGE = 50
 MAX_BLOCKS_VIEW = 100
 MAX_TEXT = 40_000
@@ -341,6 +343,8 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._start_ts = start_ts
         self._views = itertools.count(1)
+        self.socket_mode: FakeSocketMode | None = None
+        """Answers ``apps.connections.open`` when set (see ``bot.offline.fake_socket_mode``)."""
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._handle, methods=["GET", "POST"]),
@@ -507,6 +511,8 @@ class FakeSlack:
             return JSONResponse(
                 {"ok": False, "error": "ratelimited"}, status_code=429, headers={"Retry-After": str(limited)}
             )
+        if method == "apps.connections.open":
+            return self._connections_open(call)
         handler = _METHODS.get(method)
         try:
             if not token:
@@ -522,6 +528,18 @@ class FakeSlack:
             return JSONResponse({"ok": False, "error": exc.error, **exc.extra})
         call.ok = True
         return JSONResponse({"ok": True, **body})
+
+    def _connections_open(self, call: Call) -> Response:
+        """``apps.connections.open``: only with an app-level token, only where Socket Mode is on."""
+        try:
+            if self.socket_mode is None:
+                raise SocketRefused("socket_mode_not_enabled")
+            url = self.socket_mode.open_connection(call.token)
+        except SocketRefused as exc:
+            call.ok, call.error = False, exc.error
+            return JSONResponse({"ok": False, "error": exc.error})
+        call.ok = True
+        return JSONResponse({"ok": True, "url": url})
 
     def _limited(self, method: str) -> int | None:
         with self._lock:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -224,6 +224,10 @@ class SlackDriver:
     baseline: set[asyncio.Task[Any]] = field(default_factory=set)
     sent: list[SignedRequest] = field(default_factory=list)
     users: dict[str, SlackUser] = field(default_factory=dict)
+    transport: Callable[[SignedRequest], Awaitable[httpx.Response]] | None = None
+    """How requests reach the bot: HTTP to ``bot_url`` when None, else this (Socket Mode)."""
+    background: Callable[[asyncio.Task[Any]], bool] | None = None
+    """Tasks that run for as long as a connection does (Socket Mode's), never "work" for idle."""
 
     def mark_baseline(self) -> None:
         """Remember the tasks running now (servers) as not being "work" for :meth:`idle`."""
@@ -237,8 +241,11 @@ class SlackDriver:
         return self.users[user_id]
 
     async def send(self, request: SignedRequest) -> httpx.Response:
-        """POST a prepared request to the bot's events URL (e.g. again, to replay it)."""
+        """POST a prepared request to the bot's events URL (e.g. again, to replay it), or hand it to
+        the transport (Socket Mode: the same payload in an envelope; the answer is the ack)."""
         self.sent.append(request)
+        if self.transport is not None:
+            return await self.transport(request)
         return await self.http.post(self.bot_url + EVENTS_PATH, content=request.body, headers=request.headers)
 
     def command_request(
@@ -354,6 +361,7 @@ class SlackDriver:
             and not t.done()
             and not t.get_name().startswith(SERVER_TASK_PREFIX)
             and not (ignore and ignore(t))
+            and not (self.background and self.background(t))
         ]
 
 

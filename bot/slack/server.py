@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
@@ -38,6 +38,7 @@ from bot.scheduling.scheduler import FlagopsScheduler
 from bot.slack.app import Feature, build_app
 from bot.slack.client import make_slack_client
 from bot.slack.messenger import Messenger
+from bot.slack.socket_mode import FlagopsSocketModeHandler, socket_mode_handler
 from bot.wiring import Services, build_services, open_ld
 
 log = logging.getLogger("flagops.server")
@@ -200,7 +201,7 @@ def run_server(settings: Settings) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.slack_app_token is not None:
-        asyncio.run(run_socket_mode(settings))
+        asyncio.run(_until_signalled(run_socket_mode(settings)))
         return 0
     uvicorn.run(
         create_web_app(settings),
@@ -212,33 +213,47 @@ def run_server(settings: Settings) -> int:
     return 0
 
 
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until SIGTERM or SIGINT cancels it: its ``finally`` (the drain of the writes in
+    flight, closing the socket) runs, as uvicorn's shutdown does for the HTTP process."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def run_socket_mode(settings: Settings) -> None:
-    """Serve Slack over Socket Mode (no public URL needed) until cancelled, logging the connection.
+    """Serve Slack over Socket Mode (no public URL needed) until cancelled.
+
+    ``GET /healthz`` is served on ``PORT`` beside the socket, so platforms can health-check the
+    process (it says whether the socket is connected; a reconnect is brief, so it stays 200).
 
     Args:
         settings: the bot's settings (``SLACK_APP_TOKEN`` must be set).
     """
-    assert settings.slack_app_token is not None
     runtime = await Runtime.open(settings)
-    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
-
-    # Reconnects are Socket Mode's most reported problem: say each state change in the log.
-    async def on_close(message: Any) -> None:
-        log.warning("Socket Mode connection closed (%s); slack_sdk reconnects", getattr(message, "data", ""))
-
-    async def on_error(message: Any) -> None:
-        log.error("Socket Mode connection error: %s", getattr(message, "data", message))
-
-    handler.client.on_close_listeners.append(on_close)
-    handler.client.on_error_listeners.append(on_error)
+    handler = socket_mode_handler(runtime.bolt, settings)
     try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("Socket Mode connected; flagops is ready")
-        await asyncio.Event().wait()
+        async with serve_in_loop(create_health_app(handler), host="0.0.0.0", port=settings.port):
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Socket Mode connected; flagops is ready (health on port %s)", settings.port)
+            await asyncio.Event().wait()
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
         await runtime.close()
         log.info("Socket Mode connection closed; flagops stopped")
+
+
+def create_health_app(handler: FlagopsSocketModeHandler) -> Starlette:
+    """The HTTP side of a Socket Mode process: ``GET /healthz`` only (Slack's events come over
+    the socket, so nothing here takes them)."""
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"ok": True, "socket": "connected" if handler.connected else "reconnecting"})
+
+    return Starlette(routes=[Route(HEALTH_PATH, healthz, methods=["GET"])])
 
 
 class _InLoopServer(uvicorn.Server):
@@ -295,12 +310,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = False) -> AsyncIterator[str]:
-    """Serve an ASGI app on loopback in the current event loop.
+async def serve_in_loop(
+    app: Any, *, port: int | None = None, lifespan: bool = False, host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
+    """Serve an ASGI app in the current event loop (on loopback unless ``host`` says otherwise).
 
     Args:
         app: the ASGI app.
         port: the port (a free one by default).
+        host: the address to listen on (``0.0.0.0``: a Socket Mode process's health check).
         lifespan: run the app's lifespan (off by default: the caller opens and closes what the
             app needs, as the console and the tests do with a :class:`Runtime`).
 
@@ -312,7 +330,7 @@ async def serve_in_loop(app: Any, *, port: int | None = None, lifespan: bool = F
     """
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
+        app, host=host, port=port, log_level="warning", lifespan="on" if lifespan else "off"
     )
     server = _InLoopServer(config)
     task = asyncio.create_task(server.serve(), name=f"{SERVER_TASK_PREFIX}{port}")
