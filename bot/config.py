@@ -19,6 +19,7 @@ from commands.errors import FlagopsError
 Mode = Literal["serve", "console", "migrate"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///flagops.sqlite3"
+OAUTH_CALLBACK_PATH = "/oauth/launchdarkly/callback"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -119,6 +120,12 @@ class Settings(BaseSettings):
     )
     # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False
+    # Connect with LaunchDarkly (OAuth 2.0 authorization code; bot/identity/oauth.py).
+    ld_oauth_client_id: str | None = Field(None, description="the OAuth client registered in LaunchDarkly")
+    ld_oauth_client_secret: SecretStr | None = Field(None, description="its secret (shown once)")
+    flagops_public_url: str | None = Field(
+        None, description="the bot's https base URL: the OAuth callback is <it>/oauth/launchdarkly/callback"
+    )
     flagops_approvals_channel: str | None = Field(None, description="channel id for every approval card")
     flagops_approval_reviewers: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -144,7 +151,15 @@ class Settings(BaseSettings):
             raise PydanticCustomError("missing", "Field required")
         return value
 
-    @field_validator("slack_app_token", "slack_api_url", "flagops_secret_key", mode="before")
+    @field_validator(
+        "slack_app_token",
+        "slack_api_url",
+        "flagops_secret_key",
+        "ld_oauth_client_id",
+        "ld_oauth_client_secret",
+        "flagops_public_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -170,7 +185,7 @@ class Settings(BaseSettings):
     def _on_off(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("ld_base_url", "slack_api_url", mode="after")
+    @field_validator("ld_base_url", "slack_api_url", "flagops_public_url", mode="after")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -185,6 +200,22 @@ class Settings(BaseSettings):
         """How long after a write was sent LaunchDarkly may still apply it: the configured
         window, and never less than the request timeout plus the longest rate-limit wait."""
         return max(self.flagops_settle_window, self.ld_timeout + self.ld_max_rate_limit_wait)
+
+    @property
+    def oauth_configured(self) -> bool:
+        """Whether people connect with LaunchDarkly's OAuth (client, secret, public URL and the
+        key that encrypts their tokens are all set); else the pasted-token modal is the way."""
+        return bool(
+            self.ld_oauth_client_id
+            and self.ld_oauth_client_secret
+            and self.flagops_public_url
+            and self.flagops_secret_key
+        )
+
+    @property
+    def oauth_callback_url(self) -> str:
+        """Where LaunchDarkly sends people back (the OAuth client's registered ``redirectUri``)."""
+        return f"{self.flagops_public_url}{OAUTH_CALLBACK_PATH}"
 
     @property
     def slack_api_base(self) -> str | None:

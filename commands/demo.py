@@ -43,3 +43,9 @@ def demo_members() -> list[dict[str, Any]]:
     """Return the demo account's members (alice and bob are writers, carol a reader)."""
     members: list[dict[str, Any]] = copy.deepcopy(_raw()["members"])
     return members
+
+
+def demo_segments() -> dict[str, dict[str, dict[str, Any]]]:
+    """Return the demo segments: environment -> segment key -> segment (LaunchDarkly's shape)."""
+    segments: dict[str, list[dict[str, Any]]] = copy.deepcopy(_raw().get("segments") or {})
+    return {env: {s["key"]: s for s in items} for env, items in segments.items()}

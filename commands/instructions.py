@@ -642,3 +642,16 @@ class MergePatch(RootModel[dict[str, JsonValue]]):
 
     def body(self) -> dict[str, JsonValue]:
         return dict(self.root)
+
+
+class FlagMergePatch(BaseModel):
+    """A merge patch on a flag with a comment: ``{"merge": {...}, "comment": "..."}``
+    (LaunchDarkly's "updates with comments"; sent as ``application/json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    merge: dict[str, JsonValue]
+    comment: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True, exclude_none=True)

@@ -630,9 +630,10 @@ class RawCommand(_Frozen):
 class ReservedCommand(_Frozen):
     """A verb the core reserves and parses but later parts of the bot execute.
 
-    ``verb`` is the registry name (``approvals``, ``remind``, ``reminders``, ``scheduled``, ``link``,
-    ``link edit``, ``link-account``, ``unlink-account``, ``config``, ``undo``); ``args`` holds the
-    remaining arguments as documented per verb in the help.
+    ``verb`` is the registry name (``history``, ``eval``, ``approvals``, ``remind``, ``reminders``,
+    ``scheduled``, ``link``, ``link edit``, ``link-account``, ``unlink-account``, ``config``, ``undo``);
+    ``args`` holds the remaining arguments as documented per verb in the help (``eval``: the context
+    as LaunchDarkly's JSON, ``commands.contexts``).
     """
 
     verb: Text

@@ -155,6 +155,16 @@ def _scan_word(source: str, i: int) -> int:
     return max(j, i + 1)
 
 
+def scan_string(source: str, i: int) -> tuple[str, int]:
+    """The quoted string opening at ``source[i]`` (a quote inside a word, which the lexer leaves
+    alone: ``name="Ada Lovelace"``) and the index just past its closing quote.
+
+    Raises:
+        CommandError: the quote is not closed.
+    """
+    return _scan_string(source, i)
+
+
 def _scan_string(source: str, i: int) -> tuple[str, int]:
     quote = source[i]
     out: list[str] = []

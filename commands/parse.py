@@ -38,9 +38,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from commands import registry
+from commands.contexts import read_context
 from commands.errors import CommandError
 from commands.grammar import Cursor, describe_token, suggest
-from commands.instructions import FlagJsonPatch, JsonPatch, MergePatch, SemanticPatch
+from commands.instructions import FlagJsonPatch, FlagMergePatch, JsonPatch, MergePatch, SemanticPatch
 from commands.intents import (
     AnyIntent,
     ChangeCommand,
@@ -461,7 +462,13 @@ def _raw(verb: registry.Verb, cur: Cursor, options: _Options) -> RawCommand:
     data = _json(cur, "patch")
     cur.done()
     if verb.name == "merge-patch":
-        body = _validated(cur, MergePatch, data)
+        # LaunchDarkly's "update with comment" shape, {"merge": {...}, "comment": "..."}, as typed
+        # or made by `--comment`; a plain object otherwise.
+        commented = isinstance(data, dict) and "merge" in data and set(data) <= {"merge", "comment"}
+        if options.comment is not None:
+            data = {**(data if commented else {"merge": data}), "comment": options.comment}
+            commented = True
+        body = _validated(cur, FlagMergePatch if commented else MergePatch, data)
         return RawCommand(flag=flag, project=options.project, shape="merge-patch", body=body)
     if verb.name == "link-patch":
         body = _validated(cur, JsonPatch, data)
@@ -487,6 +494,13 @@ def _reserved(verb: registry.Verb, cur: Cursor, options: _Options, source: str) 
         else:
             flag = _flag(cur)
             env = _env(cur, options, required=False)
+    elif name == "history":
+        flag = _flag(cur)
+        env = _env(cur, options, required=False)
+    elif name == "eval":
+        flag = _flag(cur)
+        env = _env(cur, options, required=True)
+        args = [read_context(cur, source)]
     elif name == "remind":
         flag = _flag(cur)
         if not (cur.peek() is not None and cur.peek().is_("in", "at")):  # type: ignore[union-attr]

@@ -112,6 +112,40 @@ VERBS: tuple[Verb, ...] = (
         examples=(_ex("list checkout --tag web", None, "Flags matching 'checkout' tagged web"),),
     ),
     Verb(
+        "history",
+        "basics",
+        "none",
+        "history <flag> [<env>]",
+        "What changed on a flag, wherever it was changed (LaunchDarkly's audit log), newest first.",
+        examples=(
+            _ex("history new-checkout production", None, "Changes to new-checkout in production"),
+            _ex("history pricing-page", None, "Changes to pricing-page in every environment"),
+        ),
+        aliases=("log", "recent"),
+    ),
+    Verb(
+        "eval",
+        "basics",
+        "none",
+        "eval <flag> <env> [<kind>:]<key> [<attribute>=<value>...] [<kind>:<key> ...]",
+        "What a context gets from a flag, and why (LaunchDarkly evaluates it).",
+        examples=(
+            _ex("eval new-checkout test user:alice", None, "What alice gets, and why"),
+            _ex(
+                "eval pricing-page production user:jo country=DE plan=pro",
+                None,
+                "A user with attributes (numbers and true/false are typed; quote to keep text)",
+            ),
+            _ex(
+                "eval pricing-page test user:sam email=sam@example.com organization:acme tier=3",
+                None,
+                "A multi-context: a user and their organization",
+            ),
+        ),
+        aliases=("evaluate",),
+        notes=("args: (<the context, as LaunchDarkly's JSON>,)",),
+    ),
+    Verb(
         "help",
         "basics",
         "none",
@@ -824,12 +858,18 @@ VERBS: tuple[Verb, ...] = (
         "expert",
         "none",
         "json-patch <flag> <json array of RFC 6902 operations>",
-        "A JSON patch on the flag.",
+        "A JSON patch on the flag (`test` operations honoured), previewed and applied like any change.",
         examples=(
             _ex(
                 'json-patch new-checkout [{"op": "replace", "path": "/description", "value": "New"}]',
                 None,
                 "Replace the description by JSON patch",
+            ),
+            _ex(
+                'json-patch new-checkout [{"op": "test", "path": "/environments/test/on", "value": true}, '
+                '{"op": "add", "path": "/environments/test/targets/0/values/-", "value": "carol"}]',
+                None,
+                "Target carol in test, only if targeting is on",
             ),
         ),
     ),
@@ -838,7 +878,7 @@ VERBS: tuple[Verb, ...] = (
         "expert",
         "none",
         "merge-patch <flag> <json object>",
-        "A JSON merge patch on the flag.",
+        "A JSON merge patch on the flag (RFC 7386), previewed and applied like any change.",
         examples=(
             _ex(
                 'merge-patch new-checkout {"description": "New"}',
@@ -867,7 +907,7 @@ VERBS: tuple[Verb, ...] = (
         "expert",
         "none",
         "project-patch <json array of RFC 6902 operations>",
-        "A JSON patch on the project (`--project`, default: the configured one).",
+        "A JSON patch on the project (`--project`, default: the channel's), previewed and applied.",
         examples=(
             _ex(
                 'project-patch [{"op": "add", "path": "/tags/-", "value": "checkout"}]',

@@ -234,8 +234,33 @@ def diff_facts(
     """
     if after.get("_deleted"):
         return [FactChange("State", "live", "deleted")]
-    old = {f.key: f for f in all_facts(before, env_key, flags)}
-    new = {f.key: f for f in all_facts(after, env_key, flags)}
+    return _diff(all_facts(before, env_key, flags), all_facts(after, env_key, flags), before, after, env_key)
+
+
+def diff_facts_everywhere(before: dict[str, Any], after: dict[str, Any]) -> list[FactChange]:
+    """The facts that differ between two versions of a flag, flag-level first, then each
+    environment's (labelled with it: ``Default rule in production``), environments by key."""
+    changes = diff_facts(before, after, None)
+    if after.get("_deleted"):
+        return changes
+    envs = sorted(set(before.get("environments") or {}) | set(after.get("environments") or {}))
+    for env in envs:
+        was, now = environment_facts(before, env), environment_facts(after, env)
+        for change in _diff(was, now, before, after, env):
+            label = change.label if change.label.endswith(f" in {env}") else f"{change.label} in {env}"
+            changes.append(FactChange(label, change.before, change.after))
+    return changes
+
+
+def _diff(
+    old_facts: list[Fact],
+    new_facts: list[Fact],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    env_key: str | None,
+) -> list[FactChange]:
+    old = {f.key: f for f in old_facts}
+    new = {f.key: f for f in new_facts}
     keys = list(old) + [key for key in new if key not in old]
     changes = []
     for key in keys:

@@ -37,8 +37,17 @@ CARD_STATES = frozenset({PENDING, APPROVED, DECLINED, CARD_APPLYING, CARD_APPLIE
 APPROVE = "approval_approve"
 DECLINE = "approval_decline"
 APPLY = "approval_apply"
-BUTTON_TEXT = {APPROVE: "Approve", DECLINE: "Decline", APPLY: "Apply"}
+APPROVE_APPLY = "approval_approve_apply"  # one click: approve, then apply where the reviewer may
+COMMENT = "approval_comment"  # a review of kind "comment": a question for the requester, no verdict
+BUTTON_TEXT = {
+    APPROVE_APPLY: "Approve and apply",
+    APPROVE: "Approve",
+    DECLINE: "Decline",
+    COMMENT: "Comment",
+    APPLY: "Apply",
+}
 DECLINE_CALLBACK = "approval_decline_reason"
+COMMENT_CALLBACK = "approval_comment_text"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
 
@@ -248,7 +257,7 @@ def _button(action_id: str, card_id: str) -> dict[str, Any]:
         "value": card_id,
         "text": {"type": "plain_text", "text": BUTTON_TEXT[action_id], "emoji": True},
     }
-    if action_id in (APPROVE, APPLY):
+    if action_id in (APPROVE_APPLY, APPLY):
         element["style"] = "primary"
     if action_id == DECLINE:
         element["style"] = "danger"
@@ -300,6 +309,13 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
         )
     body.append(_section(reviewer_line))
     lines = [STATE_LINE.get(card.state, card.state)]
+    if request is not None and request.execution_date:
+        # A scheduled change: approving and applying it schedules it; LaunchDarkly runs it then.
+        at = _when(request.execution_date)
+        if request.status == "scheduled":
+            lines.append(f":calendar: Scheduled: LaunchDarkly runs it{at}")
+        else:
+            lines.append(f":calendar: A scheduled change: once applied, LaunchDarkly runs it{at}")
     for review in request.all_reviews if request else []:
         verb = {"approve": "approved", "decline": "declined", "comment": "commented"}.get(
             review.kind, review.kind
@@ -312,7 +328,7 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
     if card.outcome:
         lines.append(card.outcome)
     body.append(_section("\n".join(lines)))
-    buttons = {PENDING: (APPROVE, DECLINE), APPROVED: (APPLY,)}.get(card.state, ())
+    buttons = {PENDING: (APPROVE_APPLY, APPROVE, DECLINE, COMMENT), APPROVED: (APPLY,)}.get(card.state, ())
     if buttons:
         body.append(
             {
@@ -341,22 +357,70 @@ def _context(text: str) -> dict[str, Any]:
 
 def decline_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str) -> dict[str, Any]:
     """The modal asking why a request is declined."""
-    return blocks.modal(
+    return _review_modal(
         DECLINE_CALLBACK,
         "Decline the request",
         "Decline",
+        "Decline",
+        "Why?",
+        card_id,
+        reply,
+        flag_key,
+        environment,
+        optional=True,
+    )
+
+
+def comment_modal(card_id: str, reply: ReplyTo, flag_key: str, environment: str) -> dict[str, Any]:
+    """The modal for a comment on a request (a review of kind ``comment``: no verdict)."""
+    return _review_modal(
+        COMMENT_CALLBACK,
+        "Comment on the request",
+        "Comment",
+        "Comment on",
+        "Your comment",
+        card_id,
+        reply,
+        flag_key,
+        environment,
+        optional=False,
+    )
+
+
+def _review_modal(
+    callback: str,
+    title: str,
+    submit: str,
+    verb: str,
+    label: str,
+    card_id: str,
+    reply: ReplyTo,
+    flag_key: str,
+    environment: str,
+    *,
+    optional: bool,
+) -> dict[str, Any]:
+    return blocks.modal(
+        callback,
+        title,
+        submit,
         ModalMetadata.of(reply, card_id=card_id).encode(),
         [
-            _section(f"Decline the change to *{blocks.escape(flag_key)}* in *{blocks.escape(environment)}*."),
+            _section(f"{verb} the change to *{blocks.escape(flag_key)}* in *{blocks.escape(environment)}*."),
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": "Why?"},
+                "label": {"type": "plain_text", "text": label},
+                "optional": optional,
                 "element": {
                     "type": "plain_text_input",
                     "action_id": REASON_ACTION,
                     "multiline": True,
-                    "placeholder": {"type": "plain_text", "text": "The requester sees this in the thread"},
+                    "max_length": 2000,
+                    "placeholder": {
+                        "type": "plain_text",
+                        "text": "LaunchDarkly keeps it; the requester sees it in the thread",
+                    },
                 },
             },
         ],

@@ -9,12 +9,14 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.approvals.service import (
+    COMMENT_CALLBACK,
     DECLINE_CALLBACK,
     REASON_ACTION,
     REASON_BLOCK,
     decline_metadata,
 )
 from bot.identity.accounts import (
+    CONNECT_ACTION,
     LINK_ACCOUNT_CALLBACK,
     TOKEN_ACTION,
     TOKEN_BLOCK,
@@ -62,11 +64,25 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     accounts = deps.accounts
     service = deps.approvals
 
+    @app.action(CONNECT_ACTION)
+    async def on_connect(ack: AsyncAck) -> None:
+        # A link button: the browser opens LaunchDarkly; Slack still sends the click, acked only.
+        await ack()
+
     @app.action(APPROVAL_ACTIONS)
     async def on_approval_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         who = who_from_action(body)
         await service.click(str(action.get("action_id")), str(action.get("value")), who, who.trigger_id)
+
+    @app.view(COMMENT_CALLBACK)
+    async def on_comment(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user_id = str((body.get("user") or {}).get("id", ""))
+        card_id, reply = decline_metadata(view_metadata(body), user_id)
+        await service.comment(
+            card_id, who_from_view(body, reply), view_value(body, REASON_BLOCK, REASON_ACTION)
+        )
 
     @app.view(DECLINE_CALLBACK)
     async def on_decline_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -85,7 +101,9 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         await accounts.link(user_id, view_value(body, TOKEN_BLOCK, TOKEN_ACTION), reply)
 
     async def link_account(who: Who, command: ReservedCommand, _text: str) -> None:
-        await accounts.open_link_modal(who.reply, who.trigger_id)  # first: the trigger lives ~3 s
+        await accounts.open_link_modal(
+            who.reply, who.trigger_id, who.team_id
+        )  # first: the trigger lives ~3 s
         if EXTRA_IGNORED in command.args:
             await deps.changes.tell(who, pasted_text_ignored(deps.settings.flagops_command))
 

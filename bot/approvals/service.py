@@ -29,12 +29,15 @@ from pydantic import ValidationError
 from bot.approvals.cards import (
     APPLY,
     APPROVE,
+    APPROVE_APPLY,
     APPROVED,
     BUTTON_TEXT,
     CARD_APPLIED,
     CARD_APPLYING,
     CARD_FAILED,
     CARD_STATES,
+    COMMENT,
+    COMMENT_CALLBACK,
     DECLINE,
     DECLINE_CALLBACK,
     DECLINED,
@@ -45,6 +48,7 @@ from bot.approvals.cards import (
     ApprovalCard,
     ApprovalCardStore,
     CardContent,
+    comment_modal,
     decline_metadata,
     decline_modal,
     render_approval_card,
@@ -57,6 +61,7 @@ from bot.errors import error_text, explain_error
 from bot.guardrails.channel_config import ChannelConfig
 from bot.guardrails.policy import PolicyGuard
 from bot.identity.accounts import LINK_HINT, AccountService, Acting
+from bot.identity.oauth import PendingConnect
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient, approval_filter, flag_resource_id
 from bot.launchdarkly.models import ApprovalRequest
@@ -96,6 +101,7 @@ __all__ = [
     "CARD_APPLYING",
     "CARD_FAILED",
     "CARD_STATES",
+    "COMMENT_CALLBACK",
     "DECLINE",
     "DECLINED",
     "DECLINE_CALLBACK",
@@ -215,7 +221,7 @@ class ApprovalService:
                 FAILED,
                 who,
                 error.status,
-                f":x: Could not request approval: {self.refusal(error, acting)}",
+                f":x: Could not request approval: {await self._refused(error, acting)}",
             )
             return
         await self.changes.store.transition(
@@ -297,9 +303,9 @@ class ApprovalService:
 
     async def click(self, action_id: str, card_id: str, who: Who, trigger_id: str | None) -> None:
         """Handle an approval card button (after the ack)."""
-        if action_id == DECLINE:
+        if action_id in (DECLINE, COMMENT):
             # The modal first: the trigger expires in about 3 seconds.
-            await self._open_decline(card_id, who, trigger_id)
+            await self._open_review_modal(action_id, card_id, who, trigger_id)
             return
         card = await self.cards.get(card_id)
         if card is None:
@@ -307,12 +313,17 @@ class ApprovalService:
             return
         if action_id == APPROVE:
             await self._approve(card, who)
+        elif action_id == APPROVE_APPLY:
+            if await self._approve(card, who, then_apply=True):
+                await self._apply(await self.cards.get(card.id) or card, who)
         elif action_id == APPLY:
             await self._apply(card, who)
         else:
             await self.changes.tell(who, ":grey_question: That button is not for me.")
 
-    async def _open_decline(self, card_id: str, who: Who, trigger_id: str | None) -> None:
+    async def _open_review_modal(
+        self, action_id: str, card_id: str, who: Who, trigger_id: str | None
+    ) -> None:
         if not trigger_id:
             await self.changes.tell(who, ":warning: Slack sent no trigger to open the form; click again.")
             return
@@ -320,9 +331,8 @@ class ApprovalService:
         if card is None:
             await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
             return
-        await self.messenger.open_view(
-            trigger_id, decline_modal(card.id, who.reply, card.flag_key, card.environment)
-        )
+        modal = decline_modal if action_id == DECLINE else comment_modal
+        await self.messenger.open_view(trigger_id, modal(card.id, who.reply, card.flag_key, card.environment))
 
     async def _fresh(self, card: ApprovalCard, who: Who, acting: Acting) -> ApprovalCard | None:
         """Re-read the request and bring the card's state in line with it (None: could not read)."""
@@ -335,7 +345,7 @@ class ApprovalService:
             return None
         except ld_errors.LaunchDarklyError as error:
             await self.changes.tell(
-                who, f":warning: Could not read the request: {self.refusal(error, acting)}"
+                who, f":warning: Could not read the request: {await self._refused(error, acting)}"
             )
             return None
         return await self._sync(card, request)
@@ -408,17 +418,48 @@ class ApprovalService:
         if moved is not None:
             await self.changes.update_card(moved, status)
 
-    async def _approve(self, card: ApprovalCard, who: Who) -> None:
-        acting = await self.accounts.require(who.user_id, who.reply, "approve")
-        if acting is None:
+    async def resume(self, pending: PendingConnect) -> None:
+        """Carry out the approval card click that waited for ``pending``'s connection."""
+        resume = pending.resume or {}
+        card_id, action = resume.get("approval_card"), resume.get("action")
+        if not isinstance(card_id, str) or action not in (APPROVE, APPROVE_APPLY, APPLY):
             return
+        who = Who(pending.slack_user_id, pending.slack_user_id, pending.reply, None, pending.team_id)
+        await self.click(str(action), card_id, who, None)
+
+    async def _reviewer(self, card: ApprovalCard, who: Who, what: str, action: str) -> Acting | None:
+        """How ``who`` acts to ``what`` on this card, or None (after telling them). Where people
+        connect with OAuth, a reviewer must be connected: through the service token LaunchDarkly
+        would record the bot (and refuse a review of "its own" request). The Connect button comes
+        in the same answer, and the click is carried out once they are connected."""
+        acting = await self.accounts.acting(who.user_id)
+        if not acting.linked and self.accounts.oauth is not None:
+            await self.accounts.connect_prompt(
+                who.user_id,
+                who.team_id,
+                who.reply,
+                f":closed_lock_with_key: To {what} as yourself, connect your LaunchDarkly account: "
+                f"I'll {what} as soon as you are connected. Nothing was changed yet.",
+                resume={"approval_card": card.id, "action": action},
+            )
+            return None
+        return await self.accounts.require(who.user_id, who.reply, what, who.team_id)
+
+    async def _approve(self, card: ApprovalCard, who: Who, *, then_apply: bool = False) -> bool:
+        """Approve (True when the request is approved afterwards, so Apply may follow)."""
+        action = APPROVE_APPLY if then_apply else APPROVE
+        acting = await self._reviewer(card, who, "approve and apply" if then_apply else "approve", action)
+        if acting is None:
+            return False
         fresh = await self._fresh(card, who, acting)
         if fresh is None:
-            return
+            return False
         if fresh.state != PENDING:
+            if then_apply and fresh.state == APPROVED:
+                return True
             await self.changes.tell(who, f"This request is already {fresh.state}.")
             await self.refresh(fresh)
-            return
+            return False
         try:
             request = await self.ld.review_approval_request(
                 card.project,
@@ -430,12 +471,49 @@ class ApprovalService:
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":no_entry: {self.refusal(error, acting)}")
-            return
+            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+            return False
         done = await self._sync(fresh, request)
-        ready = " It can be applied now: *Apply* on the card." if done.state == APPROVED else ""
+        ready = (
+            " It can be applied now: *Apply* on the card."
+            if done.state == APPROVED and not then_apply
+            else ""
+        )
         await self._reply(
             done, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{ready}", who=who
+        )
+        await self.refresh(done)
+        return done.state == APPROVED
+
+    async def comment(self, card_id: str, who: Who, text: str) -> None:
+        """Comment on a request (a review of kind ``comment``) with the text typed in the modal."""
+        card = await self.cards.get(card_id)
+        if card is None:
+            await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
+            return
+        if not text.strip():
+            await self.changes.tell(who, ":warning: The comment was empty: nothing was sent.")
+            return
+        acting = await self._reviewer(card, who, "comment", COMMENT)
+        if acting is None:
+            return
+        try:
+            request = await self.ld.review_approval_request(
+                card.project,
+                card.flag_key,
+                card.environment,
+                card.request_id,
+                "comment",
+                text.strip(),
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+            return
+        done = await self._sync(card, request)
+        said = blocks.escape(blocks.clip(text.strip(), 500))
+        await self._reply(
+            done, f":speech_balloon: <@{who.user_id}> commented{self._as(acting)}: “{said}”", who=who
         )
         await self.refresh(done)
 
@@ -466,7 +544,7 @@ class ApprovalService:
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":no_entry: {self.refusal(error, acting)}")
+            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
             return
         done = await self._sync(fresh, request)
         why = f": “{blocks.escape(reason.strip())}”" if reason.strip() else "."
@@ -474,7 +552,7 @@ class ApprovalService:
         await self.refresh(done)
 
     async def _apply(self, card: ApprovalCard, who: Who) -> None:
-        acting = await self.accounts.require(who.user_id, who.reply, "apply")
+        acting = await self._reviewer(card, who, "apply", APPLY)
         if acting is None:
             return
         fresh = await self._fresh(card, who, acting)
@@ -621,7 +699,7 @@ class ApprovalService:
             await self._applied(card, who, acting, request)
             return
         if request is not None and state_of(request) == CARD_FAILED:
-            outcome = f":warning: Apply failed: {self.refusal(error, acting)}"
+            outcome = f":warning: Apply failed: {await self._refused(error, acting)}"
             final = (
                 await self.cards.transition(card.id, [CARD_APPLYING], CARD_FAILED, outcome=outcome) or card
             )
@@ -633,7 +711,8 @@ class ApprovalService:
         if request is not None:
             back = await self.cards.remember(card.id, request) or back
         await self.changes.tell(
-            who, f":no_entry: Not applied: {self.refusal(error, acting)} The request is still approved."
+            who,
+            f":no_entry: Not applied: {await self._refused(error, acting)} The request is still approved.",
         )
         await self.refresh(back)
 
@@ -665,7 +744,7 @@ class ApprovalService:
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":warning: {self.refusal(error, acting)}")
+            await self.changes.tell(who, f":warning: {await self._refused(error, acting)}")
             return
         requests = [
             r
@@ -817,13 +896,20 @@ class ApprovalService:
             text += f" by Slack user @{who.user_name} ({who.user_id})"
         return f"{text}: {comment}" if comment else text
 
+    async def _refused(self, error: ld_errors.LaunchDarklyError, acting: Acting) -> str:
+        """:meth:`refusal`, and a linked token LaunchDarkly answered 401 to is forgotten (the
+        person is told how to connect again)."""
+        if isinstance(error, ld_errors.Unauthorized):
+            await self.accounts.revoked(acting)
+        return self.refusal(error, acting)
+
     @staticmethod
     def refusal(error: ld_errors.LaunchDarklyError, acting: Acting) -> str:
         """LaunchDarkly's refusal in its own words, with the link hint where linking would help."""
         if isinstance(error, ld_errors.Unauthorized) and acting.linked:
             return (
-                "LaunchDarkly no longer accepts your linked token (401). Run `/flag link-account` "
-                "again with a valid personal access token."
+                "LaunchDarkly no longer accepts your linked account (401: revoked or expired), so I "
+                "forgot it. Run `/flag link-account` to connect again."
             )
         text = f"LaunchDarkly said: “{error.message}”" if error.status else explain_error(error)
         own_review = "own" in error.message.lower() and "review" in error.message.lower()

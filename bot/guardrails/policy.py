@@ -340,16 +340,21 @@ class PolicyGuard:
         policy = self._current()
         if policy.open:
             return []
-        environment = draft.environment if draft.patch.environment_scoped else None
-        scope = policy.scope(draft.project, environment)
-        where = _where(draft.project, environment)
-        if scope.read_only:
-            raise PolicyRefusal(
-                f":lock: {where} is read-only from Slack (policy rule `{scope.read_only}`). "
-                "Nothing was changed."
-            )
-        await self._require(who.user_id, who.reply.channel_id, scope.propose, "propose changes to", where)
-        return _card_lines(scope, [i.kind for i in draft.patch.instructions])
+        # A JSON or merge patch may change several environments and flag-level fields at once:
+        # each is checked as the change it is there (a project patch, as a project-level change).
+        on_project = draft.raw is not None and draft.raw.on_project
+        lines: list[str] = []
+        for environment in draft.scopes():
+            scope = policy.scope(draft.project, environment)
+            where = _where(draft.project, environment, on_project=on_project)
+            if scope.read_only:
+                raise PolicyRefusal(
+                    f":lock: {where} is read-only from Slack (policy rule `{scope.read_only}`). "
+                    "Nothing was changed."
+                )
+            await self._require(who.user_id, who.reply.channel_id, scope.propose, "propose changes to", where)
+            lines += [line for line in _card_lines(scope, draft.kinds()) if line not in lines]
+        return lines
 
     async def check_apply(self, who: Who, change: Change) -> str | None:
         """Whether ``who`` may press Apply on ``change`` now: None, or the refusal to show them.
@@ -366,16 +371,38 @@ class PolicyGuard:
             return refusal.message
         if policy.open:
             return None if who.user_id == change.requester_id else _only(change)
-        patch = proposal_of(change).semantic_patch()
-        environment = change.environment if patch.environment_scoped else None
+        proposal = proposal_of(change)
+        if proposal.raw is not None:
+            scopes = proposal.raw.scopes()
+        else:
+            scoped = proposal.semantic_patch().environment_scoped
+            scopes = [change.environment if scoped else None]
+        on_project = proposal.raw is not None and proposal.raw.on_project
+        kinds = proposal.kinds()
+        for environment in scopes:
+            refused = await self._apply_refusal(who, change, policy, environment, kinds, on_project)
+            if refused is not None:
+                return refused
+        return None
+
+    async def _apply_refusal(
+        self,
+        who: Who,
+        change: Change,
+        policy: Policy,
+        environment: str | None,
+        change_kinds: set[str],
+        on_project: bool,
+    ) -> str | None:
+        """:meth:`check_apply` for one environment (None: flag-level) the change touches."""
         scope = policy.scope(change.project, environment)
-        where = _where(change.project, environment)
+        where = _where(change.project, environment, on_project=on_project)
         if scope.read_only:
             return (
                 f":lock: {where} is read-only from Slack now (policy rule `{scope.read_only}`). "
                 "Nothing was changed."
             )
-        kinds = sorted({i.kind for i in patch.instructions} & scope.second_person)
+        kinds = sorted(change_kinds & scope.second_person)
         if kinds and who.user_id == change.requester_id:
             return (
                 f":busts_in_silhouette: `{', '.join(kinds)}` needs a second person (policy rule "
@@ -427,7 +454,9 @@ def _only(change: Change) -> str:
     return f":no_entry: Only <@{change.requester_id}> can apply this change."
 
 
-def _where(project: str, environment: str | None) -> str:
+def _where(project: str, environment: str | None, *, on_project: bool = False) -> str:
+    if on_project:
+        return f"the settings of project *{project}*"
     return (
         f"*{environment}* in project *{project}*" if environment else f"flag settings in project *{project}*"
     )

@@ -55,6 +55,7 @@ from bot.launchdarkly.models import (
     ApprovalRequest,
     AuditEntry,
     CallerIdentity,
+    ContextEvaluation,
     Environment,
     FeatureFlag,
     FlagLink,
@@ -64,8 +65,16 @@ from bot.launchdarkly.models import (
     Page,
     Project,
     ScheduledChange,
+    Segment,
 )
-from commands.instructions import FlagJsonPatch, Instruction, JsonPatch, MergePatch, SemanticPatch
+from commands.instructions import (
+    FlagJsonPatch,
+    FlagMergePatch,
+    Instruction,
+    JsonPatch,
+    MergePatch,
+    SemanticPatch,
+)
 from commands.keys import check_key
 
 API_VERSION = "20240415"
@@ -510,34 +519,40 @@ class LaunchDarklyClient:
         key: str,
         patch: FlagJsonPatch,
         *,
+        dry_run: bool = False,
         ignore_conflicts: bool = False,
         token: str | None = None,
     ) -> FeatureFlag:
-        """Change a flag with a JSON patch (``{"patch": [...], "comment": ...}``)."""
-        return await self._patch_flag_body(project, key, patch.body(), ignore_conflicts, token)
+        """Change a flag with a JSON patch (``{"patch": [...], "comment": ...}``); ``dry_run`` and
+        ``ignore_conflicts`` as for :meth:`patch_flag_semantic`."""
+        return await self._patch_flag_body(project, key, patch.body(), dry_run, ignore_conflicts, token)
 
     async def patch_flag_merge(
         self,
         project: str,
         key: str,
-        patch: MergePatch,
+        patch: MergePatch | FlagMergePatch,
         *,
+        dry_run: bool = False,
         ignore_conflicts: bool = False,
         token: str | None = None,
     ) -> FeatureFlag:
-        """Change a flag with a JSON merge patch (a plain object of the fields to change)."""
-        return await self._patch_flag_body(project, key, patch.body(), ignore_conflicts, token)
+        """Change a flag with a JSON merge patch: a plain object of the fields to change, or
+        ``{"merge": {...}, "comment": ...}`` to carry a comment; ``dry_run`` and
+        ``ignore_conflicts`` as for :meth:`patch_flag_semantic`."""
+        return await self._patch_flag_body(project, key, patch.body(), dry_run, ignore_conflicts, token)
 
     async def _patch_flag_body(
-        self, project: str, key: str, body: Any, ignore_conflicts: bool, token: str | None
+        self, project: str, key: str, body: Any, dry_run: bool, ignore_conflicts: bool, token: str | None
     ) -> FeatureFlag:
         """PATCH a flag with a plain JSON body (JSON patch or merge patch: ``application/json``)."""
         data = await self._request(
             "PATCH",
             f"/api/v2/flags/{_seg(project)}/{_seg(key)}",
-            params=_flags(ignoreConflicts=ignore_conflicts),
+            params=_flags(dryRun=dry_run, ignoreConflicts=ignore_conflicts),
             body=body,
             token=token,
+            changes_nothing=dry_run,
         )
         return FeatureFlag.model_validate(data)
 
@@ -570,6 +585,51 @@ class LaunchDarklyClient:
         """One audit log entry, with ``previousVersion`` / ``currentVersion`` where it has them."""
         return await self._get_model(AuditEntry, f"/api/v2/auditlog/{_seg(entry_id)}", token=token)
 
+    # --- segments and evaluation ----------------------------------------------------------------
+
+    async def get_segment(self, project: str, env: str, key: str, *, token: str | None = None) -> Segment:
+        """One segment of an environment (``GET /api/v2/segments/{project}/{env}/{key}``).
+
+        Raises:
+            NotFound: no such project, environment or segment.
+        """
+        return await self._get_model(
+            Segment, f"/api/v2/segments/{_seg(project)}/{_seg(env)}/{_seg(key)}", token=token
+        )
+
+    async def evaluate_context(
+        self,
+        project: str,
+        env: str,
+        context: Mapping[str, Any],
+        *,
+        flag: str | None = None,
+        token: str | None = None,
+    ) -> list[ContextEvaluation]:
+        """What the project's flags serve ``context`` in ``env``, and why (LaunchDarkly evaluates).
+
+        ``POST /api/v2/projects/{project}/environments/{env}/flags/evaluate`` with the context as
+        the body. It changes nothing, so it is retried like a read.
+
+        Args:
+            context: the context as LaunchDarkly's JSON (``commands.contexts``).
+            flag: narrow to flags whose key or name contains this key (``filter=query equals``);
+                the caller picks the one whose key is equal.
+
+        Raises:
+            InvalidRequest: LaunchDarkly refused the context.
+        """
+        params = {"filter": f"query equals {check_key(flag, 'flag key')}"} if flag else None
+        data = await self._request(
+            "POST",
+            f"/api/v2/projects/{_seg(project)}/environments/{_seg(env)}/flags/evaluate",
+            params=params,
+            body=dict(context),
+            token=token,
+            changes_nothing=True,
+        )
+        return Page[ContextEvaluation].model_validate(data).items
+
     # --- projects, environments, members --------------------------------------------------------
 
     async def list_environments(
@@ -593,8 +653,13 @@ class LaunchDarklyClient:
 
         return await self._collect(fetch, page_size, max_items)
 
+    async def get_project(self, project: str, *, token: str | None = None) -> Project:
+        """One project (``GET /api/v2/projects/{projectKey}``; environments not expanded)."""
+        return await self._get_model(Project, f"/api/v2/projects/{_seg(project)}", token=token)
+
     async def patch_project(self, project: str, patch: JsonPatch, *, token: str | None = None) -> Project:
-        """Change a project with a JSON patch (tags come back deduplicated and sorted)."""
+        """Change a project with a JSON patch, a bare array (tags come back deduplicated and
+        sorted). Seed 004 documents no ``dryRun`` here: never send one (it could be applied)."""
         data = await self._request(
             "PATCH", f"/api/v2/projects/{_seg(project)}", body=patch.body(), token=token
         )

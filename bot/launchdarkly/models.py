@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 
 class LDModel(BaseModel):
@@ -367,6 +367,40 @@ class AuditEntry(LDModel):
     token: dict[str, Any] | None = None
     previous_version: dict[str, Any] | None = Field(default=None, alias="previousVersion")
     current_version: dict[str, Any] | None = Field(default=None, alias="currentVersion")
+
+
+# --- Segments and evaluation --------------------------------------------------------------------
+
+
+class Segment(LDModel):
+    """A segment of one environment (``UserSegment``); the evaluator reads it as a document."""
+
+    key: str
+    name: str | None = None
+    unbounded: bool = False
+
+
+class EvaluationReason(LDModel):
+    """Why a context got its value (``ContextInstanceEvaluationReason``). LaunchDarkly's spec spells
+    the rule's id ``ruleID``; the SDKs ``ruleId``: both are read."""
+
+    kind: str
+    rule_index: int | None = Field(default=None, alias="ruleIndex")
+    rule_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("ruleID", "ruleId"), serialization_alias="ruleID"
+    )
+    prerequisite_key: str | None = Field(default=None, alias="prerequisiteKey")
+    in_experiment: bool | None = Field(default=None, alias="inExperiment")
+    error_kind: str | None = Field(default=None, alias="errorKind")
+
+
+class ContextEvaluation(LDModel):
+    """What one flag serves a context (``ContextInstanceEvaluation``); ``value`` is ``_value``."""
+
+    key: str
+    name: str | None = None
+    value: JsonValue = Field(default=None, alias="_value")
+    reason: EvaluationReason | None = None
 
 
 ItemT = TypeVar("ItemT", bound=LDModel)

@@ -26,6 +26,7 @@ def who_from_command(body: dict[str, Any]) -> Who:
             response_url=body.get("response_url"),
         ),
         trigger_id=body.get("trigger_id"),
+        team_id=str(body.get("team_id") or ""),
     )
 
 
@@ -50,6 +51,7 @@ def who_from_action(body: dict[str, Any]) -> Who:
             thread_ts=message.get("thread_ts"),
         ),
         trigger_id=body.get("trigger_id"),
+        team_id=str(_dict(body.get("team")).get("id") or user.get("team_id") or ""),
     )
 
 

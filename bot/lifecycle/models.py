@@ -4,15 +4,17 @@ by name), and the interfaces the lifecycle asks of the approvals and guardrails 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from bot.persistence.store import Change, State
 from bot.scheduling.schedule_time import When
 from bot.slack.messenger import ReplyTo
+from commands.errors import CommandError
 from commands.instructions import SemanticPatch
 from commands.intents import ReservedCommand
 from commands.summary import FactChange
@@ -33,6 +35,36 @@ DANGEROUS_KINDS = frozenset({"deleteFlag", "archiveFlag"})
 FLAG_CACHE_SECONDS = 5.0
 
 
+class RawPatch(BaseModel):
+    """A ``json-patch``, ``merge-patch`` or ``project-patch`` as a card proposes it (stored)."""
+
+    shape: Literal["json-patch", "merge-patch", "project-patch"]
+    body: Any
+    """The operations (JSON patch) or the object (merge patch), without a comment."""
+    environments: list[str] = []
+    """The environments whose targeting it changes."""
+    fields: list[str] = []
+    """The flag-level (or project) fields it changes."""
+    kinds: list[str] = []
+    """The semantic-patch kinds it amounts to (``/archived`` true is ``archiveFlag``), for the policy."""
+    translated: bool = False
+    """The proposal's ``patch`` holds the same change as instructions (approval requests)."""
+    why_not: str | None = None
+    """Why there are no such instructions, when there are none."""
+
+    @property
+    def on_project(self) -> bool:
+        return self.shape == "project-patch"
+
+    def scopes(self) -> list[str | None]:
+        """What the policy checks: each environment it changes, and None for flag-level or
+        project fields (the project's section)."""
+        scopes: list[str | None] = list(self.environments)
+        if self.fields or not scopes:
+            scopes.append(None)
+        return scopes
+
+
 class Proposal(BaseModel):
     """What a card proposed, stored with the change (``request_json``) so any instance can act."""
 
@@ -50,8 +82,35 @@ class Proposal(BaseModel):
     execute_at_ms: int | None = None
     when_text: str | None = None
 
+    # A JSON patch, merge patch or project patch (``json-patch``...): sent as it is; ``patch`` then
+    # holds its equivalent instructions when there are any (an approval request carries those).
+    raw: RawPatch | None = None
+
     def semantic_patch(self) -> SemanticPatch:
+        """The semantic patch the card proposes (for a raw patch, its equivalent instructions).
+
+        Raises:
+            CommandError: a raw patch with no equivalent instructions.
+        """
+        if self.raw is not None and not self.raw.translated:
+            raise CommandError(
+                f"This {self.raw.shape} has no equivalent semantic-patch instructions"
+                + (f": {self.raw.why_not}" if self.raw.why_not else ".")
+            )
         return SemanticPatch.model_validate(self.patch)
+
+    def kinds(self) -> set[str]:
+        """The instruction kinds the change amounts to (what the policy and the card judge)."""
+        if self.raw is not None:
+            return set(self.raw.kinds)
+        return {i.kind for i in self.semantic_patch().instructions}
+
+    def request_text(self) -> str:
+        """What the card shows of the request: the instructions, or the raw patch as sent (without
+        the comment); a raw patch sent for approval shows the instructions it is sent as."""
+        if self.raw is None or (self.raw.translated and self.approval_required):
+            return json.dumps([i.body() for i in self.semantic_patch().instructions])
+        return json.dumps(self.raw.body)
 
     def fact_changes(self) -> list[FactChange]:
         return [FactChange(*c) for c in self.changes]
@@ -64,13 +123,27 @@ class Draft:
     project: str
     flag_key: str
     environment: str | None
-    patch: SemanticPatch
+    patch: SemanticPatch | None  # None: a raw patch with no equivalent instructions
     canonical: str
     comment: str | None
     approval: bool
     related: dict[str, dict[str, Any]] = field(default_factory=dict)  # prerequisite flags, by key
     when: When | None = None  # when a scheduled change should apply
     notes: tuple[str, ...] = ()  # card lines under before → after (undo)
+    raw: RawPatch | None = None  # a JSON, merge or project patch (sent as it is)
+
+    def scopes(self) -> list[str | None]:
+        """The environments the policy checks (None: flag-level, or the project)."""
+        if self.raw is not None:
+            return self.raw.scopes()
+        scoped = self.patch is not None and self.patch.environment_scoped
+        return [self.environment if scoped else None]
+
+    def kinds(self) -> list[str]:
+        """The instruction kinds the change amounts to."""
+        if self.raw is not None:
+            return list(self.raw.kinds)
+        return [i.kind for i in self.patch.instructions] if self.patch is not None else []
 
 
 @dataclass(frozen=True)
@@ -81,6 +154,7 @@ class Who:
     user_name: str
     reply: ReplyTo
     trigger_id: str | None = None  # opens a modal; valid ~3 s after the request (approvals, accounts)
+    team_id: str = ""  # the workspace (a Connect button's authorization is bound to user and team)
 
 
 class ApprovalFlow(Protocol):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,7 +28,7 @@ from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.launchdarkly.models import AuditEntry
 from commands.engine import apply as engine_apply
-from commands.errors import EngineRefusal
+from commands.errors import CommandError, EngineRefusal
 from commands.instructions import SemanticPatch
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ _VOLATILE = frozenset(
         "_id",  # rules and clauses get new ids from whoever writes them
     }
 )
+
+
+#: A change as a function of a flag document (a JSON or merge patch replayed; raises
+#: ``CommandError`` or ``EngineRefusal`` when it does not apply).
+Applier = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Verdict(StrEnum):
@@ -124,7 +130,7 @@ async def decide(
     since: datetime,
     settled: bool,
     before: dict[str, Any] | None,
-    patch: SemanticPatch,
+    patch: SemanticPatch | Applier,
     read_flag: Any,
 ) -> Outcome:
     """Decide whether change ``change_id`` landed (see the module docstring).
@@ -133,10 +139,9 @@ async def decide(
         since: when the change was created (the audit log is read from a little before).
         settled: whether the settle window has passed since the write was last sent.
         before: the flag as the change was previewed against (for the documents fallback).
+        patch: the change: a semantic patch, or a JSON or merge patch as an :data:`Applier`.
         read_flag: ``async () -> dict``: the flag read fresh (raises ``CommandError`` on 404).
     """
-    from commands.errors import CommandError  # the reader's 404
-
     current: dict[str, Any] | None = None
     gone = False
     try:
@@ -190,7 +195,7 @@ def _parts(flag: dict[str, Any]) -> dict[tuple[str, str], Any]:
     return parts
 
 
-def documents_show(before: dict[str, Any], current: dict[str, Any], patch: SemanticPatch) -> bool:
+def documents_show(before: dict[str, Any], current: dict[str, Any], patch: SemanticPatch | Applier) -> bool:
     """Whether ``current`` holds every value that ``patch`` applied to ``before`` would set.
 
     Each part the change touches (a flag field, or an environment's ``on``, ``targets``,
@@ -199,9 +204,12 @@ def documents_show(before: dict[str, Any], current: dict[str, Any], patch: Seman
     (the change's effect is there and someone else changed the part besides, e.g. added another
     target). Nothing is compared by its display text.
     """
+    apply_change: Applier = (
+        (lambda doc: engine_apply(doc, patch)) if isinstance(patch, SemanticPatch) else patch
+    )
     try:
-        expected = engine_apply(before, patch)
-    except EngineRefusal:
+        expected = apply_change(before)
+    except (EngineRefusal, CommandError):
         return False
     if expected.get("_deleted"):
         return False
@@ -210,8 +218,8 @@ def documents_show(before: dict[str, Any], current: dict[str, Any], patch: Seman
     if not touched:
         return False
     try:
-        again: dict[tuple[str, str], Any] | None = _parts(engine_apply(current, patch))
-    except EngineRefusal:
+        again: dict[tuple[str, str], Any] | None = _parts(apply_change(current))
+    except (EngineRefusal, CommandError):
         again = None
     for key in touched:
         if have.get(key) == want.get(key):

@@ -41,6 +41,7 @@ from bot.errors import error_text, explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle import outcome as outcomes
+from bot.lifecycle import raw_patches
 from bot.lifecycle import scheduled as scheduled_changes
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import (
@@ -179,16 +180,16 @@ class ChangeService:
     async def propose_raw(
         self, who: Who, command: RawCommand, text: str, *, thread_ts: str | None = None
     ) -> None:
-        """Preview raw semantic-patch instructions (the experts' escape hatch) and post their card.
+        """Preview a raw body (the experts' escape hatch) and post its card: semantic-patch
+        instructions here; JSON, merge and project patches in ``raw_patches``.
 
         Raises:
-            CommandError: a shape the Slack loop does not send, or no flag named.
+            CommandError: a shape the Slack loop does not send (``link-patch``: `link edit`),
+                a patch that does not apply, or no flag named.
         """
         if command.shape != "semantic" or not command.flag:
-            raise CommandError(
-                f"`{command.shape}` bodies are not sent from Slack: use semantic instructions "
-                "(`/flag raw <flag> <env> [...]`), or `python -m commands explain` to see the request."
-            )
+            await raw_patches.propose(self, who, command, text, thread_ts=thread_ts)
+            return
         project = command.project or await self.project_for(who)
         before = await self.flags.flag(project, command.flag, fresh=True)
         patch = SemanticPatch.model_validate(command.body)
@@ -227,14 +228,22 @@ class ChangeService:
             return await self.channel_defaults.environment(who.reply.channel_id)
         return None
 
+    async def policy_notes(self, who: Who, draft: Draft, before: dict[str, Any]) -> list[str]:
+        """The policy's check of a proposal (before anything is previewed or posted): the lines
+        its card shows about the rules.
+
+        Raises:
+            CommandError: the policy refuses it (names the rule).
+        """
+        return await self.guard.check_propose(who, draft, before) if self.guard is not None else []
+
     async def _post_proposal(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
     ) -> None:
         # The policy is checked before anything is previewed or posted.
-        notes = list(draft.notes)
-        if self.guard is not None:
-            notes += await self.guard.check_propose(who, draft, before)
+        notes = list(draft.notes) + await self.policy_notes(who, draft, before)
         env = draft.environment
+        assert draft.patch is not None, "raw patches are previewed by raw_patches"
         patch = draft.patch.model_copy(update={"comment": None})
         after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
         if any(i.kind == "deleteFlag" for i in patch.instructions):
@@ -260,6 +269,24 @@ class ChangeService:
             execute_at_ms=draft.when.epoch_ms if draft.when else None,
             when_text=draft.when.describe() if draft.when else None,
         )
+        await self.post_card(who, draft, before, text, proposal, thread_ts=thread_ts)
+
+    async def post_card(
+        self,
+        who: Who,
+        draft: Draft,
+        before: dict[str, Any],
+        text: str,
+        proposal: Proposal,
+        *,
+        thread_ts: str | None = None,
+    ) -> None:
+        """Post a previewed change's card and store the change (a JSON patch's too: ``raw_patches``).
+
+        Raises:
+            CannotPost: the bot may not post in the channel (nothing is stored).
+        """
+        approval = proposal.approval_required
         change_id = str(uuid.uuid4())
         buttons = (blocks.REQUEST_APPROVAL if approval else blocks.APPLY, blocks.CANCEL)
         view = self._view(
@@ -267,7 +294,7 @@ class ChangeService:
             who.user_id,
             draft.project,
             draft.flag_key,
-            env,
+            draft.environment,
             proposal,
             draft.comment,
             buttons=buttons,
@@ -562,6 +589,9 @@ class ChangeService:
             return
         if resend and await self._landed_after_all(change, who, proposal):
             return
+        if proposal.raw is not None and proposal.raw.on_project:
+            await self._apply_project(change, who, proposal)
+            return
         try:
             current = await self.flags.flag(change.project, change.flag_key, fresh=True)
         except CommandError as error:  # the flag is gone (404, with suggestions)
@@ -575,17 +605,26 @@ class ChangeService:
         if int(current.get("_version") or 0) != change.preview_version:
             await self._supersede(change, who, current)
             return
-        patch = proposal.semantic_patch().model_copy(update={"comment": self.comment(change, who)})
         token = await self.approvals.token_for(who.user_id) if self.approvals else None
         for attempt in (1, 2):
             try:
-                result = await self.ld.patch_flag_semantic(
-                    change.project,
-                    change.flag_key,
-                    patch,
-                    ignore_conflicts=change.ignore_conflicts,
-                    token=token,
-                )
+                if proposal.raw is not None:  # a JSON or merge patch, sent as it is
+                    result = await raw_patches.send(
+                        self.ld,
+                        change,
+                        proposal,
+                        comment=self.comment(change, who),
+                        ignore_conflicts=change.ignore_conflicts,
+                        token=token,
+                    )
+                else:
+                    result = await self.ld.patch_flag_semantic(
+                        change.project,
+                        change.flag_key,
+                        proposal.semantic_patch().model_copy(update={"comment": self.comment(change, who)}),
+                        ignore_conflicts=change.ignore_conflicts,
+                        token=token,
+                    )
             except ld_errors.OptimisticLockError as error:
                 if attempt == 2:
                     await self.finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
@@ -608,6 +647,30 @@ class ChangeService:
             await self._applied(change, who, proposal, current, result.document())
             return
 
+    async def _apply_project(self, change: Change, who: Who, proposal: Proposal) -> None:
+        """Send a project patch this instance holds in ``applying`` (the project's counterpart of
+        the flag PATCH above: re-read, superseded if it moved, sent once, reported)."""
+        before = change.flag_before or {}
+        try:
+            current = await raw_patches.read_project(self.ld, change.project)
+        except (CommandError, ld_errors.LaunchDarklyError) as error:
+            await self.back_to_proposed(
+                change,
+                who,
+                f":warning: Could not re-read the project, nothing changed: {explain_error(error)}",
+            )
+            return
+        if raw_patches.project_moved(before, current):
+            await self._supersede(change, who, current, moved="the project changed since this preview")
+            return
+        token = await self.approvals.token_for(who.user_id) if self.approvals else None
+        try:
+            after = await raw_patches.send_project(self.ld, change, proposal, token)
+        except ld_errors.LaunchDarklyError as error:
+            await self.apply_failed(change, who, error, linked=token is not None)
+            return
+        await self._applied(change, who, proposal, current, after)
+
     async def _applied(
         self,
         change: Change,
@@ -618,8 +681,12 @@ class ChangeService:
         *,
         note: str | None = None,
     ) -> None:
-        self.flags.remember(change.project, change.flag_key, after)
-        versions = f"version {before.get('_version')} → {after.get('_version')}"
+        on_project = proposal.raw is not None and proposal.raw.on_project
+        if on_project:
+            versions = "project patched"  # projects carry no version
+        else:
+            self.flags.remember(change.project, change.flag_key, after)
+            versions = f"version {before.get('_version')} → {after.get('_version')}"
         if note:
             versions += f"; {note}"
         final = await self.store.transition(
@@ -638,11 +705,13 @@ class ChangeService:
             final,
             f":white_check_mark: Applied by <@{who.user_id}> · {versions}.",
             # Undo proposes the inverse change (a deleted flag has none).
-            buttons=() if "deleteFlag" in _kinds(proposal) else (blocks.UNDO,),
+            buttons=() if "deleteFlag" in proposal.kinds() else (blocks.UNDO,),
         )
-        lines = [blocks.fact_change_line(c) for c in diff_facts(before, after, change.environment)[:12]]
+        changes = raw_patches.changes_between(before, after, proposal.raw, change.environment)
+        lines = [blocks.fact_change_line(c) for c in changes[:12]]
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
-        await self.reply(change, f":white_check_mark: Applied *{change.flag_key}* ({versions}){link}", lines)
+        what = f"project *{blocks.escape(change.project)}*" if on_project else f"*{change.flag_key}*"
+        await self.reply(change, f":white_check_mark: Applied {what} ({versions}){link}", lines)
 
     async def apply_failed(
         self, change: Change, who: Who, error: ld_errors.LaunchDarklyError, *, linked: bool = False
@@ -668,6 +737,19 @@ class ChangeService:
                 buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL),
             )
             await self.reply(change, f":warning: {explain_error(error)}")
+        elif isinstance(error, ld_errors.ApprovalRequired) and not _may_request_approval(change):
+            # A JSON or merge patch with no equivalent instructions cannot become an approval request.
+            why = proposal_of(change).raw
+            await self.finish(
+                change,
+                FAILED,
+                who,
+                status,
+                f":lock: {change.environment or 'An environment it changes'} requires approval "
+                f"(LaunchDarkly said “{error_text(error)}”), and an approval request carries "
+                "semantic-patch instructions only: "
+                f"{blocks.escape((why.why_not if why else None) or 'this patch has none')}. Nothing changed.",
+            )
         elif isinstance(error, ld_errors.ApprovalRequired):
             moved = await self.store.transition(
                 change.id,
@@ -765,16 +847,16 @@ class ChangeService:
                 change, who, proposal, before, after, note="LaunchDarkly's audit log shows this change"
             )
             return
+        on_project = proposal.raw is not None and proposal.raw.on_project
         if verdict is outcomes.Verdict.SHOWN and result.current is not None:
-            await self._applied(
-                change,
-                who,
-                proposal,
-                before,
-                result.current,
-                note="the flag shows every value this change sets (the audit log could not be read to "
-                "confirm that this write made them)",
+            note = (
+                "the project shows every value this change sets (a project patch carries no comment "
+                "for the audit log, so the documents decide)"
+                if on_project
+                else "the flag shows every value this change sets (the audit log could not be read to "
+                "confirm that this write made them)"
             )
+            await self._applied(change, who, proposal, before, result.current, note=note)
             return
         if not settled:
             # It may still land: look again once the settle window has passed; nothing is offered
@@ -814,6 +896,19 @@ class ChangeService:
                 f"{_seconds(self.settings.settle_seconds)} later, so it did not land. "
                 "*Send again* sends it once more."
             )
+        elif verdict is outcomes.Verdict.NOT_SHOWN and on_project:
+            message = (
+                f":x: Not applied. {cause} The project does not show this change "
+                f"{_seconds(self.settings.settle_seconds)} later (a project patch carries no comment for "
+                "the audit log, so the documents decide): it did not land, or was changed back since. "
+                "*Send again* sends it once more."
+            )
+        elif on_project:
+            message = (
+                f":warning: Outcome unknown: {cause} The project could not be read "
+                f"({blocks.escape(result.audit_error or 'no answer')}). Check it in LaunchDarkly before "
+                "pressing *Send again*."
+            )
         elif verdict is outcomes.Verdict.NOT_SHOWN:
             message = (
                 f":warning: Outcome unknown: {cause} LaunchDarkly's audit log could not be read "
@@ -840,7 +935,8 @@ class ChangeService:
             await self._applied(change, who, proposal, before, after, note=note)
             return True
         if result.verdict is outcomes.Verdict.SHOWN and result.current is not None:
-            note = "the flag already shows every value this change sets; nothing was resent"
+            what = "project" if proposal.raw is not None and proposal.raw.on_project else "flag"
+            note = f"the {what} already shows every value this change sets; nothing was resent"
             await self._applied(change, who, proposal, before, result.current, note=note)
             return True
         if result.verdict is outcomes.Verdict.UNKNOWN:
@@ -858,7 +954,11 @@ class ChangeService:
     async def _ask_launchdarkly(
         self, change: Change, proposal: Proposal, before: dict[str, Any], *, settled: bool
     ) -> outcomes.Outcome:
-        """Whether ``change`` landed, as LaunchDarkly's audit log (or the flag) shows it."""
+        """Whether ``change`` landed, as LaunchDarkly's audit log (or the flag) shows it; a project
+        patch, as the project shows it (it carries no comment to find in the audit log)."""
+        raw = proposal.raw
+        if raw is not None and raw.on_project:
+            return await raw_patches.project_outcome(self.ld, change, proposal)
 
         async def read_flag() -> dict[str, Any]:
             return await self.flags.flag(change.project, change.flag_key, fresh=True)
@@ -872,7 +972,7 @@ class ChangeService:
             since=_aware(change.created_at),
             settled=settled,
             before=before or None,
-            patch=proposal.semantic_patch(),
+            patch=raw_patches.applier(raw) if raw is not None else proposal.semantic_patch(),
             read_flag=read_flag,
         )
 
@@ -946,15 +1046,18 @@ class ChangeService:
         expires = now + self._apply_budget()
         return {"lease_owner": self.instance_id, "lease_expires_at": expires, "sent_at": now}
 
-    async def _supersede(self, change: Change, who: Who, current: dict[str, Any]) -> None:
-        moved = await self.store.transition(
-            change.id,
-            [APPLYING],
-            SUPERSEDED,
-            who.user_id,
-            detail=f"flag version {change.preview_version} → {current.get('_version')} since the preview",
+    async def _supersede(
+        self, change: Change, who: Who, current: dict[str, Any], *, moved: str | None = None
+    ) -> None:
+        """``moved``: what changed since the preview, in words (default: the flag's versions)."""
+        since = moved or (
+            "The flag changed since this preview "
+            f"(version {change.preview_version} → {current.get('_version')})"
         )
-        if moved is None:
+        superseded = await self.store.transition(
+            change.id, [APPLYING], SUPERSEDED, who.user_id, detail=f"{since[0].lower()}{since[1:]}"
+        )
+        if superseded is None:
             return
         try:
             command = parse(change.command_text)
@@ -964,12 +1067,12 @@ class ChangeService:
             isinstance(command, ReservedCommand) and command.verb in self.verbs
         )
         await self.update_card(
-            moved,
-            ":arrows_counterclockwise: The flag changed since this preview "
-            f"(version {change.preview_version} → {current.get('_version')}). Nothing was applied; "
+            superseded,
+            f":arrows_counterclockwise: {since[0].upper()}{since[1:]}. Nothing was applied; "
             + ("a new preview follows." if again else "run the command again for a new preview."),
         )
-        self.flags.remember(change.project, change.flag_key, current)
+        if moved is None:
+            self.flags.remember(change.project, change.flag_key, current)
         try:
             if isinstance(command, ChangeCommand):
                 await self.propose(who, command, change.command_text, thread_ts=change.card_ts)
@@ -1093,7 +1196,6 @@ class ChangeService:
         status: str | None = None,
         buttons: Sequence[str] = (),
     ) -> CardView:
-        patch = proposal.semantic_patch()
         return CardView(
             change_id=change_id,
             requester_id=requester_id,
@@ -1104,7 +1206,7 @@ class ChangeService:
             sentences=proposal.sentences,
             changes=proposal.fact_changes(),
             canonical=f"{self.settings.flagops_command} {proposal.canonical}",
-            instructions_json=json.dumps([i.body() for i in patch.instructions]),
+            instructions_json=proposal.request_text(),
             comment=comment,
             status=status,
             buttons=buttons,
@@ -1113,6 +1215,7 @@ class ChangeService:
             flag_url=proposal.flag_url,
             notes=proposal.notes,
             schedule=proposal.when_text,
+            on_project=proposal.raw is not None and proposal.raw.on_project,
         )
 
     async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
@@ -1177,8 +1280,11 @@ def _seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
-def _kinds(proposal: Proposal) -> set[str]:
-    return {i.kind for i in proposal.semantic_patch().instructions}
+def _may_request_approval(change: Change) -> bool:
+    """Whether a 405 can become Request approval: a semantic patch, or a JSON or merge patch on
+    one environment with equivalent instructions."""
+    raw = proposal_of(change).raw
+    return raw is None or (raw.translated and change.environment is not None)
 
 
 def _env_version(flag: dict[str, Any], env: str | None) -> int | None:

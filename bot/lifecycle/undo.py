@@ -35,7 +35,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.lifecycle.models import APPLIED, Draft, Who, proposal_of
+from bot.lifecycle import raw_patches
+from bot.lifecycle.models import APPLIED, Draft, RawPatch, Who, proposal_of
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import changes as changes_table
 from bot.persistence.store import Change
@@ -46,6 +47,13 @@ from commands.engine.inverse import aspects_of, inverse_patch
 from commands.errors import CommandError, EngineRefusal
 from commands.instructions import (
     SemanticPatch,
+)
+from commands.patches import (
+    apply_json_patch,
+    inverse_ops,
+    parts_between,
+    plan_flag_patch,
+    plan_project_patch,
 )
 from commands.summary import FactChange, diff_facts
 
@@ -169,6 +177,9 @@ class UndoService:
             )
         self._refuse_pending_schedule(change)
         proposal = proposal_of(change)
+        if proposal.raw is not None:
+            await self._undo_raw(who, change, proposal.raw, proposal.canonical)
+            return
         applied = proposal.semantic_patch()
         aspects_of(applied)  # an irreversible change is explained before any read
         before = change.flag_before
@@ -206,6 +217,58 @@ class UndoService:
             notes=tuple(notes),
         )
         await self.changes.propose_draft(who, draft, current, f"undo {short}")
+
+    async def _undo_raw(self, who: Who, change: Change, raw: RawPatch, canonical: str) -> None:
+        """Undo a JSON, merge or project patch by the inverse JSON patch computed from the documents:
+        each part the change set (a field, an environment's targets...) set back to how it was
+        before, against the document as it is now, through the same loop (an environment that
+        requires approval gets the same change as instructions, or a refusal)."""
+        before = change.flag_before
+        if not before:
+            raise CommandError(
+                f"Change `{change.id[:8]}` kept no copy of the document before it: it cannot be undone."
+            )
+        stored = change.outcome
+        after = stored.get("flag_after") if isinstance(stored, dict) else None
+        short = change.id[:8]
+        note = (
+            f":leftwards_arrow_with_hook: Undoes change `{short}` by <@{change.requester_id}>: "
+            f"“{blocks.escape(canonical)}”"
+        )
+        lifecycle = self.changes
+        if raw.on_project:
+            current = await raw_patches.read_project(lifecycle.ld, change.project)
+            if not isinstance(after, dict):
+                after = plan_project_patch(before, raw.body).after
+            parts = [("project", field) for field in raw.fields]
+            ops = inverse_ops(before, current, parts)
+            await raw_patches.propose_project_body(
+                lifecycle, who, change.project, ops, f"undo {short}", notes=[note], before=current
+            )
+            return
+        current = await lifecycle.flags.flag(change.project, change.flag_key, fresh=True)
+        if not isinstance(after, dict):
+            after = plan_flag_patch(
+                before, "json-patch" if raw.shape == "json-patch" else "merge-patch", raw.body
+            ).after
+        ops = inverse_ops(before, current, parts_between(before, after))
+        undone = apply_json_patch(current, ops)
+        notes = [note]
+        environments: list[str | None] = [*raw.environments] or [None]
+        for env in environments:
+            notes += [line for line in changed_since_notes(after, current, undone, env) if line not in notes]
+        await raw_patches.propose_flag_body(
+            lifecycle,
+            who,
+            change.project,
+            change.flag_key,
+            "json-patch",
+            ops,
+            f"undo {short}",
+            comment=f"undo of flagops change {change.id}",
+            notes=notes,
+            before=current,
+        )
 
     def _refuse_pending_schedule(self, change: Change) -> None:
         """A scheduled change whose time has not come is not in the flag yet: undo means deleting it.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import re
 import tempfile
@@ -23,20 +24,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlencode
 
 import httpx
 
-from bot.config import Settings, load_settings
+from bot.config import OAUTH_CALLBACK_PATH, Settings, load_settings
 from bot.launchdarkly.client import tls_context
 from bot.launchdarkly.sandbox import SandboxState, create_app
 from bot.offline.fake_slack import Ephemeral, FakeSlack, Message
 from bot.offline.fake_socket_mode import FakeSocketMode, envelope_of, is_connection_task
 from bot.offline.payloads import SignedRequest, SlackDriver
 from bot.slack.app import Feature
-from bot.slack.server import Runtime, create_web_app, serve_in_loop
+from bot.slack.server import Runtime, create_web_app, free_port, serve_in_loop
 from bot.slack.socket_mode import socket_mode_handler
 
-CONSOLE_APP_TOKEN = "xapp-flagops-console"  # the offline Socket Mode's app-level token
+CONSOLE_APP_TOKEN = "xapp-flagops-console"
+# Encrypts the offline bot's linked tokens; throwaway: the offline database lives in a temporary folder.
+OFFLINE_SECRET_KEY = "flagops-offline-throwaway-key"  # the offline Socket Mode's app-level token
 CONSOLE_USER = "U_ALICE"
 CONSOLE_CHANNEL = "C_RELEASES"
 CONSOLE_CHANNEL_NAME = "releases"
@@ -44,6 +48,7 @@ CONSOLE_CHANNEL_NAME = "releases"
 HELP = """Type what you would type in Slack, or a console command:
   /flag ...        run a flagops command as the current user in #releases (try: /flag help)
   click N          click the N-th button of the latest card (or: click Apply)
+  click Connect    open a Connect LaunchDarkly button in your browser (signed in as the current user)
   as NAME          act as another user: alice, bob (writers) or carol (a reader)
   help             this help
   quit             leave (so does end of input)"""
@@ -72,6 +77,7 @@ async def offline_stack(
     slack: FakeSlack | None = None,
     features: list[Feature] | None = None,
     socket_mode: bool = False,
+    oauth: bool = False,
     **settings: Any,
 ) -> AsyncIterator[OfflineStack]:
     """Serve the sandbox, a fake Slack and the bot on loopback, in the current event loop.
@@ -83,6 +89,8 @@ async def offline_stack(
         features: the bot features to register (default: all).
         socket_mode: reach the bot over Slack's Socket Mode (a fake of it on loopback, and the
             bot's real Socket Mode client) instead of signed HTTP requests.
+        oauth: people connect with LaunchDarkly's OAuth: an OAuth client is registered in the
+            sandbox for the bot's callback, and a throwaway ``FLAGOPS_SECRET_KEY`` is set.
         **settings: settings overrides (e.g. ``flagops_confirm_ttl``).
 
     Yields:
@@ -100,6 +108,19 @@ async def offline_stack(
             sandbox_url = await servers.enter_async_context(serve_in_loop(create_app(state)))
             slack_url = await servers.enter_async_context(serve_in_loop(fake.app))
             fake.base_url = slack_url
+            bot_port = free_port()
+            if oauth:
+                bot_base = f"http://127.0.0.1:{bot_port}"
+                client = state.oauth.register(
+                    "flagops (offline)",
+                    f"{bot_base}{OAUTH_CALLBACK_PATH}",
+                    "the console's bot",
+                    state.clock(),
+                )
+                settings.setdefault("ld_oauth_client_id", client.client_id)
+                settings.setdefault("ld_oauth_client_secret", client.secret)
+                settings.setdefault("flagops_public_url", bot_base)
+                settings.setdefault("flagops_secret_key", OFFLINE_SECRET_KEY)
             socket = None
             if socket_mode:
                 socket = fake.socket_mode = FakeSocketMode()
@@ -114,7 +135,7 @@ async def offline_stack(
             runtime = await Runtime.open(final, features=features)
             try:
                 async with (
-                    serve_in_loop(create_web_app(final, runtime=runtime)) as bot_url,
+                    serve_in_loop(create_web_app(final, runtime=runtime), port=bot_port) as bot_url,
                     httpx.AsyncClient(timeout=30, verify=tls_context()) as http,
                     _over_socket(socket, runtime, final) as transport,
                 ):
@@ -318,6 +339,10 @@ class Console:
         if not which:
             self.say("Click which button? e.g. click 1")
             return
+        link = self._link_button(which)
+        if link is not None:
+            await self._open_in_browser(link)
+            return
         target: str | int = int(which) if which.isdigit() else which
         try:
             request = self.stack.driver.click_request(target, user=self.user)
@@ -326,6 +351,35 @@ class Console:
             return
         self.say(f"> click {which}")
         await self._after(await self.stack.driver.send(request))
+
+    def _link_button(self, which: str) -> str | None:
+        """The URL of a link button (Connect LaunchDarkly) in the user's own answers, by its text."""
+        wanted = which.lower()
+        for ephemeral in reversed(self.stack.slack.ephemerals(self.user)):
+            for block in ephemeral.blocks:
+                for element in block.get("elements") or []:
+                    label = str((element.get("text") or {}).get("text", "")).lower()
+                    if element.get("url") and wanted and label.startswith(wanted):
+                        return str(element["url"])
+        return None
+
+    async def _open_in_browser(self, url: str) -> None:
+        """What a browser does with a link button: LaunchDarkly's sign-in (as the console user),
+        then the redirect back to the bot; the page's words are printed."""
+        user = self.stack.slack.user(self.user)
+        email = user.email if user is not None else None
+        self.say(f"> click (opens your browser{f', signed in to LaunchDarkly as {email}' if email else ''})")
+        if email is None:
+            self.say("(this user has no email to sign in with)")
+            return
+        separator = "&" if "?" in url else "?"
+        page = await self.stack.driver.http.get(
+            f"{url}{separator}{urlencode({'login_as': email})}", follow_redirects=True
+        )
+        text = re.sub(r"<[^>]+>", " ", re.sub(r"<title>.*?</title>", "", page.text, flags=re.S))
+        self.say("(browser) " + " ".join(html.unescape(text).split()))
+        await self.stack.driver.idle(timeout=60)
+        self.print_new()
 
     async def _after(self, answer: httpx.Response) -> None:
         if answer.status_code != 200:
@@ -386,7 +440,9 @@ async def console_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> 
         The exit status (0).
     """
     async with offline_stack(
-        flagops_command=settings.flagops_command, flagops_confirm_ttl=settings.flagops_confirm_ttl
+        flagops_command=settings.flagops_command,
+        flagops_confirm_ttl=settings.flagops_confirm_ttl,
+        oauth=True,  # `as bob`, Connect, Approve and apply: approvals between people, offline
     ) as stack:
         console = Console(stack, stdout)
         console.say(

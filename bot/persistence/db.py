@@ -176,6 +176,24 @@ linked_accounts = Table(
     Column("member_email", String(255), nullable=True),
     Column("token_ciphertext", Text, nullable=False),
     Column("linked_at", UTCDateTime, nullable=False),
+    # Migration 0006: "personal" (a pasted token, sent bare) or "oauth" (sent as Bearer, refreshed).
+    Column("token_kind", String(16), nullable=False, server_default="personal"),
+    Column("refresh_ciphertext", Text, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+# Authorizations under way (migration 0006; see bot/identity/oauth.py): the SHA-256 of each state.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("slack_user_id", String(64), nullable=False),
+    Column("team_id", String(64), nullable=False),
+    Column("reply_json", Text, nullable=False),
+    Column("resume_json", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
 )
 
 approval_cards = Table(

@@ -7,6 +7,7 @@ with many rules or targets summarises instead of overflowing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ CANCEL = "change_cancel"
 REQUEST_APPROVAL = "change_request_approval"
 SEND_AGAIN = "change_send_again"
 UNDO = "undo_change"  # not change_*, the guardrails listener handles it
+# History (bot.history): a button naming the flag (its value: JSON project, flag, env), and the
+# change card's menu (its option's value: the change id).
+HISTORY = "history_flag"
+HISTORY_MENU = "history_menu"
 
 BUTTON_TEXT = {
     APPLY: "Apply",
@@ -60,6 +65,7 @@ class CardView:
     footer: Sequence[str] = field(default_factory=tuple)
     notes: Sequence[str] = ()  # mrkdwn lines under before → after (policy, undo)
     schedule: str | None = None  # when a scheduled change applies, in words
+    on_project: bool = False  # a project patch: the card is about the project, not a flag
 
 
 def clip(text: str, limit: int) -> str:
@@ -136,6 +142,9 @@ def button(action_id: str, change_id: str, *, view: CardView | None = None) -> d
 
 
 def card_title(view: CardView) -> str:
+    if view.on_project:
+        project = escape(view.project)
+        return f":triangular_flag_on_post: <@{view.requester_id}> wants to change project *{project}*"
     where = f" in *{escape(view.environment)}*" if view.environment else ""
     return (
         f":triangular_flag_on_post: <@{view.requester_id}> wants to change *{escape(view.flag_key)}*{where}"
@@ -146,7 +155,8 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
     """The change card: who asked, the change in sentences, before → after, the exact request."""
     what = "; ".join(view.sentences) or "change the flag"
     said = escape(what[0].lower() + what[1:])
-    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(view.flag_key)})", 3000)
+    subject = f"project {view.project}" if view.on_project else view.flag_key
+    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(subject)})", 3000)
     blocks: Blocks = [_section(card_title(view))]
     blocks.append(_section("\n".join(f"• {escape(s)}" for s in view.sentences) or "_no instructions_"))
     if view.schedule:
@@ -172,14 +182,13 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
     )
     if view.status:
         blocks.append(_section(view.status))
-    if view.buttons:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"change:{view.change_id}",
-                "elements": [button(b, view.change_id, view=view) for b in view.buttons],
-            }
-        )
+    # The lifecycle's buttons, then a menu that stays in every state: the flag's history (a card
+    # about the project has no flag to show the history of).
+    elements = [button(b, view.change_id, view=view) for b in view.buttons]
+    if not view.on_project:
+        elements.append(history_menu(view.change_id))
+    if elements:
+        blocks.append({"type": "actions", "block_id": f"change:{view.change_id}", "elements": elements})
     footer = list(view.footer)
     if view.flag_url:
         footer.append(f"<{view.flag_url}|Open {escape(view.flag_name)} in LaunchDarkly>")
@@ -199,6 +208,18 @@ def action_button(action_id: str, text: str, value: str, *, style: str | None = 
     if style:
         element["style"] = style
     return element
+
+
+def history_button(project: str, flag: str, environment: str | None) -> dict[str, Any]:
+    """A **History** button: the flag's changes from LaunchDarkly's audit log (``bot.history``)."""
+    value = json.dumps({"project": project, "flag": flag, "env": environment}, separators=(",", ":"))
+    return action_button(HISTORY, "History", value)
+
+
+def history_menu(change_id: str) -> dict[str, Any]:
+    """A change card's ⋯ menu: the history of the card's flag (in the card's environment)."""
+    option = {"text": {"type": "plain_text", "text": "History of this flag"}, "value": change_id}
+    return {"type": "overflow", "action_id": HISTORY_MENU, "options": [option]}
 
 
 def modal(callback_id: str, title: str, submit: str, private_metadata: str, body: Blocks) -> dict[str, Any]:
@@ -226,8 +247,14 @@ def render_notice(
     return clip(text, 3000), blocks
 
 
-def render_facts(title: str, facts: Sequence[Fact], *, footer: str | None = None) -> tuple[str, Blocks]:
-    """A flag's facts (the answer to ``show``), one line each."""
+def render_facts(
+    title: str,
+    facts: Sequence[Fact],
+    *,
+    footer: str | None = None,
+    buttons: Sequence[dict[str, Any]] = (),
+) -> tuple[str, Blocks]:
+    """A flag's facts (the answer to ``show``), one line each, then ``buttons``."""
     lines = [f"• *{escape(f.label)}*: {escape(clip(f.text, MAX_FACT_CHARS))}" for f in facts]
     blocks: Blocks = [_section(title)]
     chunk: list[str] = []
@@ -238,9 +265,12 @@ def render_facts(title: str, facts: Sequence[Fact], *, footer: str | None = None
         chunk.append(line)
     if chunk:
         blocks.append(_section("\n".join(chunk)))
+    blocks = blocks[:48]
+    if buttons:
+        blocks.append({"type": "actions", "elements": list(buttons)})
     if footer:
         blocks.append(_context(footer))
-    return clip(title, 3000), blocks[:50]
+    return clip(title, 3000), blocks
 
 
 def render_text(text: str) -> tuple[str, Blocks]:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from slack_bolt.async_app import AsyncApp
 
 from bot.approvals import listeners as approvals
+from bot.evaluation import listeners as evaluation
 from bot.guardrails import listeners as guardrails
+from bot.history import listeners as history
 from bot.lifecycle import listeners as changes
 from bot.links import listeners as links
 from bot.links import shortcut_listeners
@@ -28,6 +30,8 @@ FEATURE_LISTENERS: list[FeatureListeners] = [
     approvals.register,  # approvals, link-account, unlink-account; approval cards and modals
     shortcut_listeners.register,  # the "Change flag from message" message action
     links.register,  # link, link edit; the "Link message to flag" message action and flag picker
+    history.register,  # history; the History button, the change card's history menu, Older
+    evaluation.register,  # eval
 ]
 
 

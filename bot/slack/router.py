@@ -85,7 +85,8 @@ class CommandRouter:
             footer += " · add an environment to see its targeting: " + ", ".join(
                 sorted(flag.get("environments") or {})
             )
-        text, body = blocks.render_facts(title, facts, footer=footer)
+        history = blocks.history_button(project, command.flag, env)
+        text, body = blocks.render_facts(title, facts, footer=footer, buttons=[history])
         await self.messenger.ephemeral(who.reply, text, body)
 
     async def _list(self, who: Who, command: ListCommand) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import signal
 import socket
@@ -26,10 +27,10 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.config import Settings
+from bot.config import OAUTH_CALLBACK_PATH, Settings
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import migrate
@@ -37,9 +38,10 @@ from bot.persistence.store import Store
 from bot.scheduling.scheduler import FlagopsScheduler
 from bot.slack.app import Feature, build_app
 from bot.slack.client import make_slack_client
-from bot.slack.messenger import Messenger
+from bot.slack.messenger import Messenger, SlackFailure
 from bot.slack.socket_mode import FlagopsSocketModeHandler, socket_mode_handler
 from bot.wiring import Services, build_services, open_ld
+from commands.errors import FlagopsError
 
 log = logging.getLogger("flagops.server")
 
@@ -153,6 +155,12 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
         ready = "runtime" in holder
         return JSONResponse({"ok": ready}, status_code=200 if ready else 503)
 
+    async def oauth_callback(request: Request) -> Response:
+        current = holder.get("runtime")
+        if current is None:
+            return PlainTextResponse("starting", status_code=503)
+        return await connect_callback(current.services, request)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if runtime is not None:
@@ -168,9 +176,36 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
             await opened.close()
 
     return Starlette(
-        routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz, methods=["GET"])],
+        routes=[
+            Route(EVENTS_PATH, events, methods=["POST"]),
+            Route(HEALTH_PATH, healthz, methods=["GET"]),
+            Route(OAUTH_CALLBACK_PATH, oauth_callback, methods=["GET"]),
+        ],
         lifespan=lifespan,
     )
+
+
+async def connect_callback(services: Services, request: Request) -> Response:
+    """``GET /oauth/launchdarkly/callback``: where LaunchDarkly sends a person back after Connect.
+
+    The page says in plain words whether the account is connected; the person is also told in
+    Slack, and a click that needed the connection (an approval card's button) is carried out now.
+    Nothing from the request is echoed but through HTML escaping; no token appears anywhere.
+    """
+    query = request.query_params
+    result = await services.accounts.complete_connect(
+        query.get("state", ""), query.get("code"), query.get("error")
+    )
+    if result.ok and result.pending is not None and result.pending.resume:
+        try:
+            await services.approvals.resume(result.pending)
+        except (FlagopsError, SlackFailure) as error:
+            log.warning("resuming after a connect failed: %s", type(error).__name__)
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>flagops</title>"
+        f"<h1>{'Connected' if result.ok else 'Not connected'}</h1><p>{html.escape(result.page)}</p>"
+    )
+    return HTMLResponse(page, status_code=200 if result.ok else 400)
 
 
 def verified(secret: str, headers: Any, body: bytes, *, now: float | None = None) -> bool:
@@ -209,6 +244,8 @@ def run_server(settings: Settings) -> int:
         port=settings.port,
         proxy_headers=True,
         log_level="info",
+        # An access log line holds the query string: the OAuth callback's code and state.
+        access_log=False,
     )
     return 0
 
@@ -236,7 +273,9 @@ async def run_socket_mode(settings: Settings) -> None:
     runtime = await Runtime.open(settings)
     handler = socket_mode_handler(runtime.bolt, settings)
     try:
-        async with serve_in_loop(create_health_app(handler), host="0.0.0.0", port=settings.port):
+        async with serve_in_loop(
+            create_health_app(handler, runtime.services), host="0.0.0.0", port=settings.port
+        ):
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("Socket Mode connected; flagops is ready (health on port %s)", settings.port)
             await asyncio.Event().wait()
@@ -246,14 +285,20 @@ async def run_socket_mode(settings: Settings) -> None:
         log.info("Socket Mode connection closed; flagops stopped")
 
 
-def create_health_app(handler: FlagopsSocketModeHandler) -> Starlette:
-    """The HTTP side of a Socket Mode process: ``GET /healthz`` only (Slack's events come over
-    the socket, so nothing here takes them)."""
+def create_health_app(handler: FlagopsSocketModeHandler, services: Services) -> Starlette:
+    """The HTTP side of a Socket Mode process: ``GET /healthz``, and the OAuth callback where
+    ``FLAGOPS_PUBLIC_URL`` is set (Slack's events come over the socket: nothing here takes them)."""
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "socket": "connected" if handler.connected else "reconnecting"})
 
-    return Starlette(routes=[Route(HEALTH_PATH, healthz, methods=["GET"])])
+    async def oauth_callback(request: Request) -> Response:
+        return await connect_callback(services, request)
+
+    routes = [Route(HEALTH_PATH, healthz, methods=["GET"])]
+    if services.settings.flagops_public_url:
+        routes.append(Route(OAUTH_CALLBACK_PATH, oauth_callback, methods=["GET"]))
+    return Starlette(routes=routes)
 
 
 class _InLoopServer(uvicorn.Server):

@@ -19,10 +19,12 @@ This module adds what flagops needs on top:
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -81,7 +83,17 @@ class FlagopsSocketModeHandler(AsyncSocketModeHandler):
             self._seen[key] = None
             while len(self._seen) > REMEMBERED_DELIVERIES:
                 self._seen.popitem(last=False)
-        await super().handle(client, req)
+        # As Bolt's adapter does, except that a delivery not acked (an error before ack(), a
+        # listener Bolt did not find) is forgotten again: Slack's retry of it must run.
+        start = time.time()
+        acked = False
+        try:
+            response = await run_async_bolt_app(self.app, req)
+            acked = response.status == 200
+            await send_async_response(client, req, response, start)
+        finally:
+            if key is not None and not acked:
+                self._seen.pop(key, None)
 
     @property
     def connected(self) -> bool:

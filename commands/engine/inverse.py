@@ -446,6 +446,37 @@ def _track(old: dict[str, Any], now: dict[str, Any], key: str) -> list[Instructi
     return [UpdateTrackEventsFallthrough(trackEvents=bool(old.get(key)))]
 
 
+def instructions_toward(
+    flag: dict[str, Any],
+    target: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    other_flags: dict[str, dict[str, Any]],
+    whole_rules: bool = False,
+) -> list[Instruction]:
+    """The instructions that make an environment as ``current`` is look as ``target`` does: the
+    builders above read the other way round (a JSON patch sent for approval as instructions,
+    ``commands.patches.translate``). ``flag`` names the variations; ``whole_rules`` replaces the
+    rules as a list instead of rule by rule.
+
+    Raises:
+        CommandError: a part no instruction can set that way (says which).
+    """
+    if target.get("offVariation") is None and current.get("offVariation") is not None:
+        raise CommandError("no instruction clears an environment's off variation")
+    rules = _rules(flag, target, current) if whole_rules else _rules_minimal(flag, target, current, current)
+    return [
+        *_on(target, current),
+        *rules,
+        *_targets_minimal(flag, target, current, current),
+        *_fallthrough(flag, target, current),
+        *_off_variation(flag, target, current),
+        *_prerequisites_minimal(target, current, current, other_flags),
+        *_track(target, current, "trackEvents"),
+        *_track(target, current, "trackEventsFallthrough"),
+    ]
+
+
 # --- flag-level parts -------------------------------------------------------------------------------
 
 

@@ -133,7 +133,7 @@ async def test_405_request_approve_apply_as_linked_members(start_bot: StartBot) 
     assert "turn" in stored.doc["description"].lower()
     card = approval_card(bot)
     assert card.thread_ts == change_card.ts, "the approval card is in the change's thread"
-    assert labels(card) == ["Approve", "Decline"]
+    assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     assert "<@U_BOB>" in full(card) and "Open the request in LaunchDarkly" in full(card)
     assert "Turn targeting OFF in test" in full(card)
     assert any("Reviewers notified: <@U_BOB>" in t for t in thread_texts(bot, change_card))
@@ -192,7 +192,7 @@ async def test_requester_approving_their_own_request_gets_launchdarklys_refusal(
     assert "You cannot review your own approval request in this environment" in refusal
     assert "link-account" not in refusal, "alice is linked: linking would not help"
     assert not audit(bot, "review:approve")
-    assert labels(approval_card(bot)) == ["Approve", "Decline"]
+    assert labels(approval_card(bot)) == ["Approve and apply", "Approve", "Decline", "Comment"]
 
     # Carol is linked but a reader: LaunchDarkly's 403 is shown in its words.
     await link(bot, "U_CAROL", "sandbox-carol")
@@ -372,7 +372,8 @@ async def test_approvals_lists_pending_requests_made_outside_slack(start_bot: St
     headline = bot.card()
     assert "1 pending approval request" in full(headline)
     (card,) = bot.slack.thread(RELEASES, headline.ts)
-    assert "bob@example.com" in full(card) and labels(card) == ["Approve", "Decline"]
+    assert "bob@example.com" in full(card)
+    assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     assert "Turn targeting ON in production" in full(card)
     await click(bot, "Approve", user=ALICE, message=card)
     await click(bot, "Apply", user=ALICE, message=bot.slack.message(RELEASES, card.ts))

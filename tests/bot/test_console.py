@@ -36,3 +36,27 @@ def test_every_help_example_runs_in_the_console() -> None:
         assert len(answer.strip().splitlines()) > 1, f"no answer to {text!r}"
     cards = output.count("#releases @flagops:")
     assert cards >= 60, f"only {cards} cards for {len(texts)} examples"
+
+
+def test_approvals_between_people_work_offline() -> None:
+    # Alice and Bob connect through the sandbox's OAuth; Alice asks, Bob approves and applies.
+    script = (
+        "/flag link-account\nclick Connect\nas bob\n/flag link-account\nclick Connect\nas alice\n"
+        "/flag on new-checkout production\nclick Request approval\nas bob\nclick Approve and apply\nquit\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout
+    assert output.count("(browser) Connected") == 2, output[-3000:]
+    assert "Connected: you now act in LaunchDarkly as *bob@example.com*" in output
+    assert "@bob approved as bob@example.com" in output
+    assert "Applied by @bob as bob@example.com" in output
+    assert "Traceback" not in output + result.stderr

@@ -45,7 +45,7 @@ async def test_request_approval_with_the_member_list_down_still_requests(start_b
     (stored,) = requests_of(bot)
     assert stored.doc["notifyMemberIds"] == []
     card = approval_card(bot)
-    assert labels(card) == ["Approve", "Decline"]
+    assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     texts = " ".join(thread_texts(bot, bot.card()))
     assert "requested approval" in texts
     assert "bob@example.com (LaunchDarkly's member list did not answer)" in texts, texts
@@ -76,7 +76,7 @@ async def test_an_approval_answer_with_only_its_id_is_a_created_request(start_bo
     await click(bot, "Request approval")
     (stored,) = requests_of(bot)
     card = approval_card(bot)
-    assert labels(card) == ["Approve", "Decline"]
+    assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     assert stored.doc["_id"] in full(card) or "Open the request in LaunchDarkly" in full(card)
     change_card = bot.slack.message(RELEASES, bot.card().ts)
     assert "Approval requested by" in full(change_card) and labels(change_card) == []

@@ -5,9 +5,9 @@ environment names, member names) and every text a person types (names, descripti
 reminder texts, decline reasons, unknown words, a message a shortcut is run on) is planted with
 Slack's markup: broadcast mentions, a user-group, a user and a channel mention, links. Then every
 surface is driven through signed HTTP: show, list, change cards and their threads, undo, approval
-cards and their reminders, the digest, reminders, help, refusals, modals. No planted marker may
-come back in any mrkdwn field of any call (``tests.bot.rendered``). Mentions the bot means to make
-are built from ids (``<@U_ALICE>``) and are not among the markers.
+cards and their reminders, the digest, reminders, help, refusals, modals, history, evaluation. No
+planted marker may come back in any mrkdwn field of any call (``tests.bot.rendered``). Mentions the
+bot means to make are built from ids (``<@U_ALICE>``) and are not among the markers.
 """
 
 from __future__ import annotations
@@ -78,6 +78,16 @@ async def test_planted_markup_never_comes_back_as_a_mention_or_a_link(start_bot:
         await click(bot, "Apply")
     await run(bot, "/flag undo")
     await click(bot, "Apply")
+    # History (LaunchDarkly's comments, member names, rule descriptions) and evaluation (typed
+    # attribute values and keys, variation and rule names).
+    for text in [
+        "/flag history pricing-page",
+        "/flag history new-checkout test",
+        f'/flag eval pricing-page test user:sam note="{quoted}" organization:acme tier=3',
+        f'/flag eval pricing-page test user:"{quoted}" country=DE plan=pro',
+        "/flag eval new-checkout test user:alice",
+    ]:
+        await run(bot, text)
     # A reminder with typed text, and the list of reminders; then it comes due.
     await run(bot, f'/flag remind new-checkout in 1 hour "{quoted}"')
     await run(bot, "/flag reminders")
@@ -111,5 +121,5 @@ async def test_planted_markup_never_comes_back_as_a_mention_or_a_link(start_bot:
     methods = {c.method for c in bot.slack.calls}
     assert {"chat.postMessage", "chat.update", "views.open"} <= methods, methods
     everything = "\n".join(seen)
-    for reached in ("stale temporary flag", "declined", "Applied", "Reminder", "Undo"):
+    for reached in ("stale temporary flag", "declined", "Applied", "Reminder", "Undo", "History of", "gets"):
         assert reached.lower() in everything.lower(), reached

@@ -22,6 +22,7 @@ import pytest
 
 from bot.approvals.cards import APPLY as APPROVAL_APPLY
 from bot.approvals.cards import APPROVE, DECLINE, DECLINE_CALLBACK
+from bot.history.cards import OLDER as HISTORY_OLDER
 from bot.identity.accounts import LINK_ACCOUNT_CALLBACK
 from bot.links.flag_links import FLAG_ACTION, LINK_MESSAGE_CALLBACK, LINK_MODAL_CALLBACK
 from bot.links.message_actions import FIX_CALLBACK, FROM_MESSAGE_CALLBACK
@@ -64,6 +65,9 @@ ACTION_IDS = [
     DIGEST_ARCHIVE,
     DIGEST_SNOOZE,
     FLAG_ACTION,
+    blocks.HISTORY,
+    blocks.HISTORY_MENU,
+    HISTORY_OLDER,
     "change_no_such_button",
     "approval_no_such_button",
 ]

@@ -125,6 +125,9 @@ async def test_approval_required_environment_asks_for_approval_with_the_time(bot
     await click(bot, "Request approval")
     (approval,) = bot.sandbox.approvals.values()
     assert approval.doc.get("executionDate") == int((NOW + timedelta(hours=2)).timestamp() * 1000)
+    card = next(m for m in bot.slack.all_messages() if "Waiting for review" in everything(m))
+    seconds = int((NOW + timedelta(hours=2)).timestamp())
+    assert f"once applied, LaunchDarkly runs it at <!date^{seconds}^" in everything(card)
 
 
 async def test_scheduled_lists_them_with_delete(bot: Harness) -> None:

@@ -22,13 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
+from slack_bolt.response import BoltResponse
 
 from bot.launchdarkly.sandbox import SandboxState, create_app
 from bot.offline.console import CONSOLE_APP_TOKEN
 from bot.offline.fake_slack import FakeSlack
 from bot.offline.fake_socket_mode import FakeSocketMode, SocketRefused, envelope_of
 from bot.offline.payloads import SlackUser, slash_command_body
-from bot.slack.server import free_port, serve_in_loop
+from bot.slack.server import create_health_app, free_port, serve_in_loop
+from bot.slack.socket_mode import socket_mode_handler
 from tests.bot import test_approvals, test_loop, test_message_actions
 from tests.bot.harness import ALICE, RELEASES, Harness, buttons, card_text, click, run
 
@@ -161,6 +163,25 @@ async def test_two_reconnects_in_a_row_then_the_loop(socket_bot: Harness) -> Non
     assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is True
 
 
+async def test_with_a_public_url_the_oauth_callback_is_served_beside_the_socket(
+    start_socket_bot: StartBot,
+) -> None:
+    bot = await start_socket_bot(oauth=True)
+    handler = socket_mode_handler(bot.stack.runtime.bolt, bot.stack.settings)
+    health = create_health_app(handler, bot.stack.runtime.services)
+    async with serve_in_loop(health) as url, httpx.AsyncClient() as http:
+        assert (await http.get(f"{url}/healthz")).json() == {"ok": True, "socket": "reconnecting"}
+        answer = await http.get(f"{url}/oauth/launchdarkly/callback?state=unknown&code=x")
+        assert answer.status_code == 400 and "expired or was already used" in answer.text
+    await handler.close_async()  # type: ignore[no-untyped-call]
+    plain = await start_socket_bot()
+    health = create_health_app(handler, plain.stack.runtime.services)
+    async with serve_in_loop(health) as url, httpx.AsyncClient() as http:
+        assert (await http.get(f"{url}/oauth/launchdarkly/callback")).status_code == 404, (
+            "no public URL: none"
+        )
+
+
 # --- the fake keeps Slack's rules -------------------------------------------------------------------
 
 
@@ -271,3 +292,38 @@ async def _until(condition: Callable[[], bool], process: subprocess.Popen[bytes]
         assert process.poll() is None, "python -m bot stopped"
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+async def test_a_delivery_that_failed_before_its_ack_runs_when_sent_again(
+    socket_bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bolt answers 500 when something raises before ack() (its authorization's auth.test timing out
+    # in a Slack incident): no ack, so Slack sends the envelope again, and that one must run.
+    bot, socket = socket_bot, socket_of(socket_bot)
+    app = bot.stack.runtime.bolt
+    real, failed = app.async_dispatch, []
+
+    async def first_fails(request: Any) -> BoltResponse:
+        if not failed:
+            failed.append(request)
+            return BoltResponse(status=500, body="")
+        return await real(request)
+
+    monkeypatch.setattr(app, "async_dispatch", first_fails)
+    kind, payload = envelope_of(bot.command_request("/flag off new-checkout test").body)
+    first = await socket.send(kind, payload)
+    await bot.idle()
+    assert failed and not first.acked.is_set()
+    await socket.deliver(kind, payload, retry_attempt=1, retry_reason="timeout")
+    await bot.idle()
+    assert len(bot.slack.messages(RELEASES)) == 1, "the retry made the card"
+
+
+async def test_twenty_copies_of_one_click_at_once_apply_once(socket_bot: Harness) -> None:
+    bot, socket = socket_bot, socket_of(socket_bot)
+    await run(bot, "/flag off new-checkout test")
+    kind, payload = envelope_of(bot.click_request("Apply").body)
+    envelopes = await asyncio.gather(*(socket.send(kind, payload, retry_attempt=i) for i in range(20)))
+    await asyncio.gather(*(asyncio.wait_for(e.acked.wait(), 5) for e in envelopes))
+    await bot.idle()
+    assert len(bot.ld_patches()) == 1 and len(bot.thread()) == 1

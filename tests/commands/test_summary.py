@@ -5,7 +5,14 @@ from __future__ import annotations
 import copy
 
 from commands.demo import demo_flag
-from commands.summary import FactChange, all_facts, diff_facts, serve_text, variation_label
+from commands.summary import (
+    FactChange,
+    all_facts,
+    diff_facts,
+    diff_facts_everywhere,
+    serve_text,
+    variation_label,
+)
 
 
 def test_facts_of_a_flag_with_rules_rollouts_and_targets() -> None:
@@ -75,3 +82,20 @@ def test_diff_of_a_rule_description_and_a_deleted_flag() -> None:
         in changes
     )
     assert diff_facts(before, {**before, "_deleted": True}, None) == [FactChange("State", "live", "deleted")]
+
+
+def test_differences_in_every_environment_say_which() -> None:
+    before = demo_flag("pricing-page")
+    assert before is not None
+    after = copy.deepcopy(before)
+    after["name"] = "Pricing"
+    after["environments"]["production"]["on"] = False
+    after["environments"]["test"]["fallthrough"] = {"variation": 0}
+    assert diff_facts_everywhere(before, after) == [
+        FactChange("Name", "Pricing page", "Pricing"),
+        FactChange("Targeting in production", "ON", "OFF"),
+        FactChange("Default rule in test", "Old pricing (v1)", "New pricing (v2)"),
+    ]
+    assert diff_facts_everywhere(before, {**before, "_deleted": True}) == [
+        FactChange("State", "live", "deleted")
+    ]

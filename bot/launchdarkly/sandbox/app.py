@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.launchdarkly.sandbox import approvals, changes
+from bot.launchdarkly.sandbox import approvals, changes, evaluation, oauth
 from bot.launchdarkly.sandbox.changes import ApiError, get_environment, get_flag, get_project, invalid
 from bot.launchdarkly.sandbox.faults import SandboxMiddleware
 from bot.launchdarkly.sandbox.state import (
@@ -42,6 +42,7 @@ from bot.launchdarkly.sandbox.state import (
     Switches,
     new_id,
 )
+from commands.patches import PROJECT_FIELDS, PatchRefusal, check_project_document, normalise_project
 
 SEMANTIC_PATCH = "domain-model=launchdarkly.semanticpatch"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -184,9 +185,13 @@ class SandboxRoutes:
                 self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
             )
         elif isinstance(body, list) or (isinstance(body, dict) and "patch" in body):
-            doc = changes.json_patch(self.state, account, project, key, body, dry_run=dry_run)
+            doc = changes.json_patch(
+                self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
+            )
         else:
-            doc = changes.merge_patch(self.state, account, project, key, body, dry_run=dry_run)
+            doc = changes.merge_patch(
+                self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
+            )
         if not dry_run and self.state.switches.patch_answer_omits:
             doc = {k: v for k, v in doc.items() if k not in self.state.switches.patch_answer_omits}
         return JSONResponse(doc)
@@ -268,13 +273,15 @@ class SandboxRoutes:
         key = request.path_params["project"]
         project = get_project(self.state, key)
         ops = await _json_body(request)
-        doc = changes.patch_document(
-            project.doc,
-            ops,
-            editable=("name", "tags", "includeInSnippetByDefault", "defaultClientSideAvailability"),
-        )
+        # Seed 004 documents no dryRun for projects (nor does the OpenAPI spec): a dryRun
+        # parameter is ignored here, the patch applied, so the bot never sends one.
+        doc = changes.patch_document(project.doc, ops, editable=PROJECT_FIELDS)
         # Seed 004: "tags are always deduplicated and returned in alphabetical order".
-        doc["tags"] = sorted(set(doc.get("tags") or []))
+        doc = normalise_project(doc)
+        try:
+            check_project_document(project.doc, doc)
+        except PatchRefusal as refusal:
+            raise invalid(f"Invalid patch: {refusal.message}") from refusal
         project.doc = doc
         self.state.record(
             {"memberId": account.member_id, "kind": "patchProject", "project": key, "patch": ops}
@@ -321,8 +328,8 @@ class SandboxRoutes:
         return JSONResponse(
             {
                 "accountId": self.state.account_id,
-                "authKind": "token",
-                "tokenKind": "personal",
+                "authKind": "oauth" if account.oauth else "token",
+                "tokenKind": "oauth" if account.oauth else "personal",
                 "tokenId": f"token-{account.member_id}",
                 "tokenName": f"{account.member['email']} (sandbox)",
                 "memberId": account.member_id,
@@ -630,6 +637,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/v2/members", r.list_members, methods=["GET"]),
         Route("/api/v2/members/{id}", r.get_member, methods=["GET"]),
         Route("/api/v2/caller-identity", r.caller_identity, methods=["GET"]),
+        *oauth.routes(state, r.account),
+        *evaluation.routes(state, r.account),
         Route("/_sandbox/requests", r.sandbox_requests, methods=["GET", "DELETE"]),
         Route("/_sandbox/audit", r.sandbox_audit, methods=["GET"]),
         Route("/_sandbox/faults", r.sandbox_faults, methods=["GET", "POST"]),

@@ -21,6 +21,7 @@ from commands.engine import apply as engine_apply
 from commands.engine import touched_parts
 from commands.errors import EngineRefusal
 from commands.instructions import SemanticPatch
+from commands.patches import PatchRefusal, apply_merge_patch, check_flag_document, merge_body
 
 
 class ApiError(Exception):
@@ -285,14 +286,22 @@ def semantic_patch(
     return answer
 
 
-def _env_paths(paths: Iterable[str]) -> set[tuple[str, str]]:
-    """(environment, part) for each JSON-pointer path under ``/environments/<env>/<part>``."""
-    touched: set[tuple[str, str]] = set()
-    for path in paths:
-        segments = path.split("/")
-        if len(segments) >= 3 and segments[1] == "environments":
-            touched.add((segments[2], segments[3] if len(segments) > 3 else "on"))
-    return touched
+def _checked(before: JsonDoc, after: JsonDoc) -> set[tuple[str, str]]:
+    """The (environment, field) parts a JSON or merge patch changed; LaunchDarkly's 400 when it
+    changes a field LaunchDarkly sets, a field no flag has, or leaves a value of the wrong type
+    (the same checks the bot makes before it sends anything: ``commands.patches``)."""
+    try:
+        parts = check_flag_document(before, after)
+    except PatchRefusal as refusal:
+        raise invalid(f"Invalid patch: {refusal.message}") from refusal
+    return {(scope, field) for scope, field in parts if scope != "flag"}
+
+
+def _conflict_parts(parts: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The parts a patch changed, named as the engine names what instructions touch (a whole
+    list: ``targets``, ``rules``), so conflicts with pending changes are found the same way."""
+    family = {"contextTargets": "targets", "trackEventsFallthrough": "trackEvents"}
+    return {(env, family.get(field, field)) for env, field in parts}
 
 
 def _bump(before: JsonDoc, after: JsonDoc, now_ms: int) -> JsonDoc:
@@ -311,75 +320,99 @@ def _check_read_only(before: JsonDoc, after: JsonDoc) -> None:
             raise invalid(f"'{field}' cannot be changed by a patch")
 
 
-def _approval_for_paths(
-    state: SandboxState, project: Project, flag: JsonDoc, touched: set[tuple[str, str]]
+def _approval_for_parts(
+    state: SandboxState, project: Project, flag: JsonDoc, touched: set[tuple[str, str]], dry_run: bool
 ) -> None:
+    """The 405 of a change to an environment that requires approval (a dry run answers its preview
+    unless the ``dry_run_in_approval_env`` switch says 405, as for semantic patches)."""
+    if dry_run and state.switches.dry_run_in_approval_env != "405":
+        return
     for env_key, part in sorted(touched):
         env = project.environments.get(env_key)
         if env is not None and needs_approval(env, flag):
             raise approval_required(state, part)
 
 
+def _store_plain_patch(
+    state: SandboxState,
+    account: Account,
+    project_key: str,
+    flag_key: str,
+    before: JsonDoc,
+    after: JsonDoc,
+    *,
+    comment: Any,
+    record: JsonDoc,
+) -> None:
+    store_flag(
+        state,
+        project_key,
+        flag_key,
+        after,
+        member=account.member,
+        comment=comment if isinstance(comment, str) else None,
+        environments=changed_environments(before, after),
+    )
+    state.record({"memberId": account.member_id, "project": project_key, "flag": flag_key, **record})
+
+
 def json_patch(
-    state: SandboxState, account: Account, project_key: str, flag_key: str, body: Any, *, dry_run: bool
+    state: SandboxState,
+    account: Account,
+    project_key: str,
+    flag_key: str,
+    body: Any,
+    *,
+    dry_run: bool,
+    ignore_conflicts: bool = False,
 ) -> JsonDoc:
-    """PATCH a flag with a JSON patch (``{"patch": [...], "comment"}``, or a bare array)."""
+    """PATCH a flag with a JSON patch (``{"patch": [...], "comment"}``, or a bare array): ``test``
+    operations honoured, approvals, conflicts (``ignoreConflicts``) and ``dryRun`` as for
+    semantic patches."""
     project = get_project(state, project_key)
     flag = get_flag(project, flag_key)
     ops = body.get("patch") if isinstance(body, dict) else body
     comment = body.get("comment") if isinstance(body, dict) else None
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise invalid("A JSON patch is an array of operations")
-    changing = [op for op in ops if op.get("op") != "test"]
-    _approval_for_paths(state, project, flag, _env_paths(str(op.get("path", "")) for op in changing))
     try:
         after: JsonDoc = jsonpatch.JsonPatch(ops).apply(flag)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise ApiError(409, "optimistic_locking_error", f"A test operation failed: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpointer.JsonPointerException,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+    ) as exc:
         raise invalid(f"Invalid JSON patch: {exc}") from exc
+    if not isinstance(after, dict):
+        raise invalid("Invalid JSON patch: a patch changes the flag's fields, not the whole flag")
     _check_read_only(flag, after)
+    parts = _checked(flag, after)
+    _approval_for_parts(state, project, flag, parts, dry_run)
+    check_conflicts(state, project_key, flag_key, _conflict_parts(parts), ignore_conflicts)
     _bump(flag, after, state.clock())
     if not dry_run:
-        store_flag(
-            state,
-            project_key,
-            flag_key,
-            after,
-            member=account.member,
-            comment=comment if isinstance(comment, str) else None,
-            environments=changed_environments(flag, after),
-        )
-        state.record(
-            {
-                "memberId": account.member_id,
-                "kind": "jsonPatch",
-                "project": project_key,
-                "flag": flag_key,
-                "patch": ops,
-                "comment": comment,
-            }
-        )
+        record = {"kind": "jsonPatch", "patch": ops, "comment": comment}
+        _store_plain_patch(state, account, project_key, flag_key, flag, after, comment=comment, record=record)
     return after
 
 
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
-
-
 def merge_patch(
-    state: SandboxState, account: Account, project_key: str, flag_key: str, body: Any, *, dry_run: bool
+    state: SandboxState,
+    account: Account,
+    project_key: str,
+    flag_key: str,
+    body: Any,
+    *,
+    dry_run: bool,
+    ignore_conflicts: bool = False,
 ) -> JsonDoc:
-    """PATCH a flag with a JSON merge patch (a plain object of the fields to change)."""
+    """PATCH a flag with a JSON merge patch: a plain object of the fields to change, or with a
+    comment ``{"merge": {...}, "comment": "..."}`` (LaunchDarkly's "updates with comments")."""
     project = get_project(state, project_key)
     flag = get_flag(project, flag_key)
     if not isinstance(body, dict):
@@ -390,35 +423,17 @@ def merge_patch(
             "This looks like a semantic patch: send it with "
             "'Content-Type: application/json; domain-model=launchdarkly.semanticpatch'"
         )
-    envs = body.get("environments")
-    touched = (
-        {(key, next(iter(value), "on") if isinstance(value, dict) else "on") for key, value in envs.items()}
-        if isinstance(envs, dict)
-        else set()
-    )
-    _approval_for_paths(state, project, flag, touched)
-    after: JsonDoc = merge(copy.deepcopy(flag), body)
+    merge = merge_body(body)
+    comment = body.get("comment") if merge is not body else None
+    after: JsonDoc = apply_merge_patch(copy.deepcopy(flag), merge)
     _check_read_only(flag, after)
+    parts = _checked(flag, after)
+    _approval_for_parts(state, project, flag, parts, dry_run)
+    check_conflicts(state, project_key, flag_key, _conflict_parts(parts), ignore_conflicts)
     _bump(flag, after, state.clock())
     if not dry_run:
-        store_flag(
-            state,
-            project_key,
-            flag_key,
-            after,
-            member=account.member,
-            comment=None,
-            environments=changed_environments(flag, after),
-        )
-        state.record(
-            {
-                "memberId": account.member_id,
-                "kind": "mergePatch",
-                "project": project_key,
-                "flag": flag_key,
-                "patch": body,
-            }
-        )
+        record = {"kind": "mergePatch", "patch": merge, "comment": comment}
+        _store_plain_patch(state, account, project_key, flag_key, flag, after, comment=comment, record=record)
     return after
 
 
@@ -435,6 +450,15 @@ def patch_document(doc: JsonDoc, ops: Any, *, editable: Iterable[str]) -> JsonDo
         result: JsonDoc = jsonpatch.JsonPatch(ops).apply(doc)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise ApiError(409, "optimistic_locking_error", f"A test operation failed: {exc}") from exc
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpointer.JsonPointerException,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+    ) as exc:
         raise invalid(f"Invalid JSON patch: {exc}") from exc
+    if not isinstance(result, dict):
+        raise invalid("Invalid JSON patch: a patch changes the document's fields, not the whole document")
     return result

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.demo import DEMO_PROJECT, demo_flags, demo_members, demo_project
+from bot.launchdarkly.sandbox.oauth import SandboxOAuth
+from commands.demo import DEMO_PROJECT, demo_flags, demo_members, demo_project, demo_segments
 
 JsonDoc = dict[str, Any]
 
@@ -81,6 +82,7 @@ class Account:
     member: JsonDoc
     token: str
     writer: bool
+    oauth: bool = False  # reached through an OAuth access token (caller-identity says so)
 
     @property
     def member_id(self) -> str:
@@ -119,6 +121,7 @@ class Project:
     environments: dict[str, JsonDoc]  # key -> environment document (with approvalSettings)
     flags: dict[str, JsonDoc]  # key -> flag document
     statuses: dict[tuple[str, str], JsonDoc]  # (env, flag) -> {"name", "lastRequested", "default"}
+    segments: dict[str, dict[str, JsonDoc]] = field(default_factory=dict)  # env -> key -> segment
 
 
 def new_id() -> str:
@@ -147,6 +150,8 @@ class SandboxState:
     #: LaunchDarkly's own audit log (``GET /api/v2/auditlog``): one entry per flag change, in the
     #: shape of ``AuditLogEntryRep`` (versions included; the list route leaves them out).
     ld_audit: list[JsonDoc] = field(default_factory=list)
+    #: OAuth clients, codes and tokens (``bot.launchdarkly.sandbox.oauth``).
+    oauth: SandboxOAuth = field(default_factory=SandboxOAuth)
     requests: list[JsonDoc] = field(default_factory=list)
     request_count: int = 0
     _initial: SandboxState | None = field(default=None, repr=False)
@@ -176,6 +181,7 @@ class SandboxState:
             environments=environments,
             flags=flags,
             statuses=_demo_statuses(flags, list(environments)),
+            segments=demo_segments(),
         )
         tokens = {"alice@example.com": token, "bob@example.com": bob_token, "carol@example.com": reader_token}
         accounts = [
@@ -209,7 +215,14 @@ class SandboxState:
         self.request_count = 0
 
     def account_for(self, token: str | None) -> Account | None:
-        """The account a token belongs to, or None."""
+        """The account an ``Authorization`` value belongs to, or None: a personal token as it is,
+        an OAuth access token as ``Bearer <token>`` (its member's, within the granted scope)."""
+        if token is not None and token.startswith("Bearer "):
+            grant = self.oauth.member_of(token[len("Bearer ") :].strip(), self.clock())
+            member = next((a for a in self.accounts if grant and a.member_id == grant.member_id), None)
+            if grant is None or member is None:
+                return None
+            return Account(member.member, token, member.writer and grant.scope != "reader", oauth=True)
         for account in self.accounts:
             if token is not None and account.token == token:
                 return account
