@@ -10,6 +10,9 @@ key can never name another endpoint and the key a policy checks is the key that 
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from commands.errors import CommandError
 
@@ -40,3 +43,13 @@ def check_key(value: object, what: str = "key") -> str:
         f"`{shown}` is not a LaunchDarkly {what}: a key starts with a letter or digit and holds only "
         "letters, digits, `.`, `_` and `-`. Nothing was sent."
     )
+
+
+def _key_field(value: str) -> str:
+    if not is_key(value):
+        raise ValueError("not a LaunchDarkly key")
+    return value
+
+
+Key = Annotated[str, AfterValidator(_key_field)]
+"""A model field holding a LaunchDarkly key (a button's value is request data: its keys are checked)."""

@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -460,18 +461,10 @@ class ApprovalService:
             await self.changes.tell(who, f"This request is already {fresh.state}.")
             await self.refresh(fresh)
             return False
-        try:
-            request = await self.ld.review_approval_request(
-                card.project,
-                card.flag_key,
-                card.environment,
-                card.request_id,
-                "approve",
-                self._comment(None, who, acting, "approved"),
-                token=acting.token,
-            )
-        except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+        request = await self._review(
+            card, who, acting, "approve", self._comment(None, who, acting, "approved")
+        )
+        if request is None:
             return False
         done = await self._sync(fresh, request)
         ready = (
@@ -485,6 +478,29 @@ class ApprovalService:
         await self.refresh(done)
         return done.state == APPROVED
 
+    async def _review(
+        self,
+        card: ApprovalCard,
+        who: Who,
+        acting: Acting,
+        kind: Literal["approve", "decline", "comment"],
+        comment: str,
+    ) -> ApprovalRequest | None:
+        """Post a review as ``acting``; None after telling ``who`` LaunchDarkly's refusal."""
+        try:
+            return await self.ld.review_approval_request(
+                card.project,
+                card.flag_key,
+                card.environment,
+                card.request_id,
+                kind,
+                comment,
+                token=acting.token,
+            )
+        except ld_errors.LaunchDarklyError as error:
+            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+            return None
+
     async def comment(self, card_id: str, who: Who, text: str) -> None:
         """Comment on a request (a review of kind ``comment``) with the text typed in the modal."""
         card = await self.cards.get(card_id)
@@ -497,18 +513,8 @@ class ApprovalService:
         acting = await self._reviewer(card, who, "comment", COMMENT)
         if acting is None:
             return
-        try:
-            request = await self.ld.review_approval_request(
-                card.project,
-                card.flag_key,
-                card.environment,
-                card.request_id,
-                "comment",
-                text.strip(),
-                token=acting.token,
-            )
-        except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+        request = await self._review(card, who, acting, "comment", text.strip())
+        if request is None:
             return
         done = await self._sync(card, request)
         said = blocks.escape(blocks.clip(text.strip(), 500))
@@ -533,18 +539,10 @@ class ApprovalService:
             await self.changes.tell(who, f"This request is already {fresh.state}.")
             await self.refresh(fresh)
             return
-        try:
-            request = await self.ld.review_approval_request(
-                card.project,
-                card.flag_key,
-                card.environment,
-                card.request_id,
-                "decline",
-                reason.strip() or self._comment(None, who, acting, "declined"),
-                token=acting.token,
-            )
-        except ld_errors.LaunchDarklyError as error:
-            await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
+        request = await self._review(
+            card, who, acting, "decline", reason.strip() or self._comment(None, who, acting, "declined")
+        )
+        if request is None:
             return
         done = await self._sync(fresh, request)
         why = f": “{blocks.escape(reason.strip())}”" if reason.strip() else "."

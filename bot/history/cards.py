@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.slack import blocks
-from commands.keys import is_key
+from commands.keys import Key
 from commands.summary import FactChange
 
 OLDER = "history_older"
@@ -29,24 +29,10 @@ class HistoryRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str
-    flag: str
-    env: str | None = None
+    project: Key
+    flag: Key
+    env: Key | None = None
     before: int | None = None
-
-    @field_validator("project", "flag")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not is_key(value):
-            raise ValueError("not a LaunchDarkly key")
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: str | None) -> str | None:
-        if value is not None and not is_key(value):
-            raise ValueError("not a LaunchDarkly key")
-        return value
 
     @field_validator("before")
     @classmethod

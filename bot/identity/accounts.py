@@ -174,14 +174,7 @@ class AccountStore:
             "refresh_ciphertext": None,
             "expires_at": None,
         }
-        async with self.engine.begin() as connection:
-            done = await connection.execute(
-                update(linked_accounts).where(linked_accounts.c.slack_user_id == slack_user_id).values(values)
-            )
-            if done.rowcount == 0:
-                await connection.execute(
-                    insert(linked_accounts).values(slack_user_id=slack_user_id, **values)
-                )
+        await self._upsert(slack_user_id, values)
 
     async def link_oauth(
         self, slack_user_id: str, member_id: str, member_email: str | None, tokens: Tokens
@@ -203,6 +196,10 @@ class AccountStore:
             "token_kind": "oauth",
             "linked_at": utcnow(),
         }
+        await self._upsert(slack_user_id, values)
+
+    async def _upsert(self, slack_user_id: str, values: dict[str, Any]) -> None:
+        """Replace a Slack user's link, or make it."""
         async with self.engine.begin() as connection:
             done = await connection.execute(
                 update(linked_accounts).where(linked_accounts.c.slack_user_id == slack_user_id).values(values)

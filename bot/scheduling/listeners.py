@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.lifecycle.listeners import who_from_action
@@ -17,7 +17,7 @@ from bot.scheduling.reminders import DIGEST_ARCHIVE, DIGEST_SNOOZE
 from bot.scheduling.verbs import REMINDER_CANCEL, SCHEDULED_DELETE, ReminderCommands
 from bot.slack.router import CommandRouter
 from bot.wiring import Services
-from commands.keys import is_key
+from commands.keys import Key
 
 
 class FlagRef(BaseModel):
@@ -25,29 +25,15 @@ class FlagRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str
-    flag: str
-
-    @field_validator("project", "flag")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not is_key(value):
-            raise ValueError("not a LaunchDarkly key")
-        return value
+    project: Key
+    flag: Key
 
 
 class ScheduledRef(FlagRef):
     """A scheduled change's Delete button: the flag, environment and scheduled change id."""
 
-    env: str
-    id: str
-
-    @field_validator("env", "id")
-    @classmethod
-    def _env_key(cls, value: str) -> str:
-        if not is_key(value):
-            raise ValueError("not a LaunchDarkly key")
-        return value
+    env: Key
+    id: Key
 
 
 RefT = TypeVar("RefT", bound=BaseModel)

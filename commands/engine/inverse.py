@@ -233,12 +233,13 @@ def _serve_args(flag: dict[str, Any], serve: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _without_ids(value: Any) -> Any:
-    """``value`` without generated ``_id``s (rules and clauses restored by replaceRules get new ones)."""
+def without_ids(value: Any) -> Any:
+    """``value`` without generated ``_id``s, so rules and clauses compare by what they say (those
+    restored by replaceRules, or added by instructions, get new ids from LaunchDarkly)."""
     if isinstance(value, dict):
-        return {k: _without_ids(v) for k, v in value.items() if k != "_id"}
+        return {k: without_ids(v) for k, v in value.items() if k != "_id"}
     if isinstance(value, list):
-        return [_without_ids(v) for v in value]
+        return [without_ids(v) for v in value]
     return value
 
 
@@ -249,7 +250,7 @@ def _on(old: dict[str, Any], now: dict[str, Any]) -> list[Instruction]:
 
 
 def _rules(flag: dict[str, Any], old: dict[str, Any], now: dict[str, Any]) -> list[Instruction]:
-    if _without_ids(old.get("rules") or []) == _without_ids(now.get("rules") or []):
+    if without_ids(old.get("rules") or []) == without_ids(now.get("rules") or []):
         return []
     specs = []
     for rule in old.get("rules") or []:
@@ -331,7 +332,7 @@ def _clause(clause: dict[str, Any]) -> dict[str, Any]:
 
 
 def _serving(rule: dict[str, Any]) -> Any:
-    return (rule.get("variation"), _without_ids(rule.get("rollout")))
+    return (rule.get("variation"), without_ids(rule.get("rollout")))
 
 
 def _rules_minimal(
@@ -356,7 +357,7 @@ def _rules_minimal(
         out.append(AddRule.model_validate({**_rule_spec(flag, was[rid]), "beforeRuleId": following}))
     for rid in kept:
         before_rule, after_rule = was[rid], did[rid]
-        if rid not in has or _without_ids(before_rule) == _without_ids(after_rule):
+        if rid not in has or without_ids(before_rule) == without_ids(after_rule):
             continue
         now_rule = has[rid]
         # Each part is set back only where it still is as this change left it: a later edit of
@@ -370,7 +371,7 @@ def _rules_minimal(
         track = bool(before_rule.get("trackEvents"))
         if track != bool(after_rule.get("trackEvents")) == bool(now_rule.get("trackEvents")):
             out.append(UpdateRuleTrackEvents(ruleId=rid, trackEvents=track))
-        if _without_ids(before_rule.get("clauses")) != _without_ids(after_rule.get("clauses")):
+        if without_ids(before_rule.get("clauses")) != without_ids(after_rule.get("clauses")):
             out.extend(_clauses_minimal(rid, before_rule, after_rule, has[rid]))
     return out
 
@@ -387,8 +388,8 @@ def _clauses_minimal(
     if added:
         out.append(RemoveClauses(ruleId=rule_id, clauseIds=added))
     for cid, clause in was.items():
-        edited = cid in did and _without_ids(clause) != _without_ids(did[cid])
-        if edited and cid in has and _without_ids(has[cid]) == _without_ids(did[cid]):
+        edited = cid in did and without_ids(clause) != without_ids(did[cid])
+        if edited and cid in has and without_ids(has[cid]) == without_ids(did[cid]):
             update = {"ruleId": rule_id, "clauseId": cid, "clause": _clause(clause)}
             out.append(UpdateClause.model_validate(update))
     removed = [_clause(c) for cid, c in was.items() if cid not in did]

@@ -103,6 +103,18 @@ class PatchRefusal(CommandError):
     """The patch cannot apply to the document as it is; nothing is sent."""
 
 
+#: What ``jsonpatch`` raises for an operation that does not apply to a document (a failed ``test``
+#: is one of them: catch ``jsonpatch.JsonPatchTestFailed`` first to tell it apart).
+JSON_PATCH_ERRORS: tuple[type[Exception], ...] = (
+    jsonpatch.JsonPatchException,
+    jsonpointer.JsonPointerException,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+)
+
+
 # --- applying -----------------------------------------------------------------------------------
 
 
@@ -178,14 +190,7 @@ def apply_json_patch(
             raise PatchRefusal(
                 f"{head} failed: the {what} has {short_json(actual)} there, not {short_json(op.get('value'))}"
             ) from None
-        except (
-            jsonpatch.JsonPatchException,
-            jsonpointer.JsonPointerException,
-            TypeError,
-            ValueError,
-            KeyError,
-            IndexError,
-        ):
+        except JSON_PATCH_ERRORS:
             source = str(op.get("from", ""))
             if name in ("move", "copy") and not _resolves(result, source):
                 reason = f"`from` {_missing(result, source)}"

@@ -11,7 +11,7 @@ import jsonpatch
 from pydantic import ValidationError
 
 from commands.engine import apply as engine_apply
-from commands.engine.inverse import instructions_toward
+from commands.engine.inverse import instructions_toward, without_ids
 from commands.errors import CommandError, EngineRefusal
 from commands.instructions import Instruction, SemanticPatch
 from commands.patches.documents import (
@@ -41,7 +41,7 @@ def _comparable_env(env: Mapping[str, Any]) -> dict[str, Any]:
             key = (str(entry.get("contextKind") or "user"), int(entry.get("variation", -1)))
             targets[key] = sorted(set(targets.get(key, [])) | {str(v) for v in values})
     rest = {
-        k: _without_ids(v)
+        k: without_ids(v)
         for k, v in env.items()
         if k not in _VOLATILE_ENV and k not in ("targets", "contextTargets")
     }
@@ -78,14 +78,6 @@ def _serving(rule: Any) -> Any:
             "bucketBy": rollout.get("bucketBy") or "key",
         }
     return out
-
-
-def _without_ids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_ids(v) for k, v in value.items() if k != "_id"}
-    if isinstance(value, list):
-        return [_without_ids(v) for v in value]
-    return value
 
 
 def translate(

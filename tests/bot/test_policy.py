@@ -22,7 +22,9 @@ StartBot = Callable[..., Awaitable[Harness]]
 ROOT = Path(__file__).resolve().parents[2]
 OTHER_CHANNEL = "C_RANDOM"
 
-POLICY = """
+#: A second person for deleting and archiving, alice and bob propose and apply in demo, production
+#: is read-only (the patch tests use it as it is).
+PROJECT_POLICY = """
 [default]
 second_person = ["deleteFlag", "archiveFlag"]
 
@@ -30,13 +32,18 @@ second_person = ["deleteFlag", "archiveFlag"]
 propose = { users = ["U_ALICE", "U_BOB"] }
 apply = { users = ["U_ALICE", "U_BOB"] }
 
-[projects.demo.environments.test]
-propose = { users = ["U_ALICE", "U_BOB"], channels = ["C_RELEASES"] }
-apply = { groups = ["S_RELEASE"] }
-
 [projects.demo.environments.production]
 read_only = true
 """
+#: And in test: proposed in C_RELEASES only, applied by the user group S_RELEASE.
+POLICY = (
+    PROJECT_POLICY
+    + """
+[projects.demo.environments.test]
+propose = { users = ["U_ALICE", "U_BOB"], channels = ["C_RELEASES"] }
+apply = { groups = ["S_RELEASE"] }
+"""
+)
 
 
 def write(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ import pytest
 from commands.instructions import SemanticPatch, TurnFlagOff
 from tests.bot.harness import ALICE, BOB, CAROL, RELEASES, Harness, buttons, card_text, click, run
 from tests.bot.test_approvals import link, start
-from tests.bot.test_policy import write
+from tests.bot.test_policy import PROJECT_POLICY, write
 from tests.seeds import json_patch_examples
 
 StartBot = Callable[..., Awaitable[Harness]]
@@ -294,22 +294,9 @@ async def test_a_405_at_apply_with_instructions_offers_request_approval(bot: Har
 # --- policy and roles -------------------------------------------------------------------------------
 
 
-POLICY = """
-[default]
-second_person = ["deleteFlag", "archiveFlag"]
-
-[projects.demo]
-propose = { users = ["U_ALICE", "U_BOB"] }
-apply = { users = ["U_ALICE", "U_BOB"] }
-
-[projects.demo.environments.production]
-read_only = true
-"""
-
-
 async def test_the_policy_judges_a_patch_by_what_it_changes(start_bot: StartBot, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
-    write(policy, POLICY)
+    write(policy, PROJECT_POLICY)
     bot = await start_bot(flagops_policy=str(policy))
     # Setting /archived is archiving: a second person must apply it.
     await run(bot, '/flag merge-patch holiday-banner {"archived": true}')

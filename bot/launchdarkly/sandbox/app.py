@@ -184,12 +184,8 @@ class SandboxRoutes:
             doc = changes.semantic_patch(
                 self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
             )
-        elif isinstance(body, list) or (isinstance(body, dict) and "patch" in body):
-            doc = changes.json_patch(
-                self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
-            )
         else:
-            doc = changes.merge_patch(
+            doc = changes.plain_patch(
                 self.state, account, project, key, body, dry_run=dry_run, ignore_conflicts=ignore
             )
         if not dry_run and self.state.switches.patch_answer_omits:

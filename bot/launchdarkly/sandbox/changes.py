@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import jsonpatch
-import jsonpointer
 from pydantic import ValidationError
 
 from bot.launchdarkly.sandbox.state import Account, JsonDoc, Project, SandboxState
@@ -21,7 +20,13 @@ from commands.engine import apply as engine_apply
 from commands.engine import touched_parts
 from commands.errors import EngineRefusal
 from commands.instructions import SemanticPatch
-from commands.patches import PatchRefusal, apply_merge_patch, check_flag_document, merge_body
+from commands.patches import (
+    JSON_PATCH_ERRORS,
+    PatchRefusal,
+    apply_merge_patch,
+    check_flag_document,
+    merge_body,
+)
 
 
 class ApiError(Exception):
@@ -333,30 +338,7 @@ def _approval_for_parts(
             raise approval_required(state, part)
 
 
-def _store_plain_patch(
-    state: SandboxState,
-    account: Account,
-    project_key: str,
-    flag_key: str,
-    before: JsonDoc,
-    after: JsonDoc,
-    *,
-    comment: Any,
-    record: JsonDoc,
-) -> None:
-    store_flag(
-        state,
-        project_key,
-        flag_key,
-        after,
-        member=account.member,
-        comment=comment if isinstance(comment, str) else None,
-        environments=changed_environments(before, after),
-    )
-    state.record({"memberId": account.member_id, "project": project_key, "flag": flag_key, **record})
-
-
-def json_patch(
+def plain_patch(
     state: SandboxState,
     account: Account,
     project_key: str,
@@ -366,55 +348,46 @@ def json_patch(
     dry_run: bool,
     ignore_conflicts: bool = False,
 ) -> JsonDoc:
-    """PATCH a flag with a JSON patch (``{"patch": [...], "comment"}``, or a bare array): ``test``
-    operations honoured, approvals, conflicts (``ignoreConflicts``) and ``dryRun`` as for
-    semantic patches."""
+    """PATCH a flag with a JSON patch (``{"patch": [...], "comment"}``, or a bare array: ``test``
+    operations honoured) or else a JSON merge patch (a plain object of the fields to change, or with
+    a comment ``{"merge": {...}, "comment": "..."}``: LaunchDarkly's "updates with comments");
+    approvals, conflicts (``ignoreConflicts``) and ``dryRun`` as for semantic patches."""
     project = get_project(state, project_key)
     flag = get_flag(project, flag_key)
-    ops = body.get("patch") if isinstance(body, dict) else body
-    comment = body.get("comment") if isinstance(body, dict) else None
-    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
-        raise invalid("A JSON patch is an array of operations")
-    try:
-        after: JsonDoc = jsonpatch.JsonPatch(ops).apply(flag)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApiError(409, "optimistic_locking_error", f"A test operation failed: {exc}") from exc
-    except (
-        jsonpatch.JsonPatchException,
-        jsonpointer.JsonPointerException,
-        TypeError,
-        ValueError,
-        KeyError,
-        IndexError,
-    ) as exc:
-        raise invalid(f"Invalid JSON patch: {exc}") from exc
-    if not isinstance(after, dict):
-        raise invalid("Invalid JSON patch: a patch changes the flag's fields, not the whole flag")
+    if isinstance(body, list) or (isinstance(body, dict) and "patch" in body):
+        after, record = _json_patched(flag, body)
+    else:
+        after, record = _merge_patched(flag, body)
     _check_read_only(flag, after)
     parts = _checked(flag, after)
     _approval_for_parts(state, project, flag, parts, dry_run)
     check_conflicts(state, project_key, flag_key, _conflict_parts(parts), ignore_conflicts)
     _bump(flag, after, state.clock())
     if not dry_run:
-        record = {"kind": "jsonPatch", "patch": ops, "comment": comment}
-        _store_plain_patch(state, account, project_key, flag_key, flag, after, comment=comment, record=record)
+        comment = record["comment"]
+        store_flag(
+            state,
+            project_key,
+            flag_key,
+            after,
+            member=account.member,
+            comment=comment if isinstance(comment, str) else None,
+            environments=changed_environments(flag, after),
+        )
+        state.record({"memberId": account.member_id, "project": project_key, "flag": flag_key, **record})
     return after
 
 
-def merge_patch(
-    state: SandboxState,
-    account: Account,
-    project_key: str,
-    flag_key: str,
-    body: Any,
-    *,
-    dry_run: bool,
-    ignore_conflicts: bool = False,
-) -> JsonDoc:
-    """PATCH a flag with a JSON merge patch: a plain object of the fields to change, or with a
-    comment ``{"merge": {...}, "comment": "..."}`` (LaunchDarkly's "updates with comments")."""
-    project = get_project(state, project_key)
-    flag = get_flag(project, flag_key)
+def _json_patched(flag: JsonDoc, body: Any) -> tuple[JsonDoc, JsonDoc]:
+    """The flag after a JSON patch body, and what the sandbox records of it."""
+    ops = _operations(body.get("patch") if isinstance(body, dict) else body)
+    comment = body.get("comment") if isinstance(body, dict) else None
+    after = _apply_operations(flag, ops, what="flag")
+    return after, {"kind": "jsonPatch", "patch": ops, "comment": comment}
+
+
+def _merge_patched(flag: JsonDoc, body: Any) -> tuple[JsonDoc, JsonDoc]:
+    """The flag after a merge patch body, and what the sandbox records of it."""
     if not isinstance(body, dict):
         raise invalid("A merge patch is a JSON object")
     if "instructions" in body:
@@ -426,39 +399,35 @@ def merge_patch(
     merge = merge_body(body)
     comment = body.get("comment") if merge is not body else None
     after: JsonDoc = apply_merge_patch(copy.deepcopy(flag), merge)
-    _check_read_only(flag, after)
-    parts = _checked(flag, after)
-    _approval_for_parts(state, project, flag, parts, dry_run)
-    check_conflicts(state, project_key, flag_key, _conflict_parts(parts), ignore_conflicts)
-    _bump(flag, after, state.clock())
-    if not dry_run:
-        record = {"kind": "mergePatch", "patch": merge, "comment": comment}
-        _store_plain_patch(state, account, project_key, flag_key, flag, after, comment=comment, record=record)
-    return after
+    return after, {"kind": "mergePatch", "patch": merge, "comment": comment}
+
+
+def _operations(ops: Any) -> list[JsonDoc]:
+    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise invalid("A JSON patch is an array of operations")
+    return ops
+
+
+def _apply_operations(doc: JsonDoc, ops: list[JsonDoc], *, what: str) -> JsonDoc:
+    """``doc`` after a JSON patch: a failing ``test`` operation is LaunchDarkly's 409, an operation
+    that does not apply (or replaces the whole ``what``) its 400."""
+    try:
+        result = jsonpatch.JsonPatch(ops).apply(doc)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise ApiError(409, "optimistic_locking_error", f"A test operation failed: {exc}") from exc
+    except JSON_PATCH_ERRORS as exc:
+        raise invalid(f"Invalid JSON patch: {exc}") from exc
+    if not isinstance(result, dict):
+        raise invalid(f"Invalid JSON patch: a patch changes the {what}'s fields, not the whole {what}")
+    return result
 
 
 def patch_document(doc: JsonDoc, ops: Any, *, editable: Iterable[str]) -> JsonDoc:
     """Apply a bare-array JSON patch to a link or project, touching only ``editable`` fields."""
-    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
-        raise invalid("A JSON patch is an array of operations")
+    operations = _operations(ops)
     allowed = set(editable)
-    for op in ops:
+    for op in operations:
         field = str(op.get("path", "")).split("/")[1:2]
         if op.get("op") != "test" and (not field or field[0] not in allowed):
             raise invalid(f"'{op.get('path')}' cannot be changed; editable: {', '.join(sorted(allowed))}")
-    try:
-        result: JsonDoc = jsonpatch.JsonPatch(ops).apply(doc)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApiError(409, "optimistic_locking_error", f"A test operation failed: {exc}") from exc
-    except (
-        jsonpatch.JsonPatchException,
-        jsonpointer.JsonPointerException,
-        TypeError,
-        ValueError,
-        KeyError,
-        IndexError,
-    ) as exc:
-        raise invalid(f"Invalid JSON patch: {exc}") from exc
-    if not isinstance(result, dict):
-        raise invalid("Invalid JSON patch: a patch changes the document's fields, not the whole document")
-    return result
+    return _apply_operations(doc, operations, what="document")
