@@ -7,6 +7,7 @@
     python -m bot sandbox ...     the in-memory LaunchDarkly sandbox as a server (see its --help)
     python -m bot clock           the scheduler alone (reminders, digests, expiry), no web server
     python -m bot migrate         bring the database schema to the newest migration, then exit
+    python -m bot webhook-setup   create LaunchDarkly's signed webhook (needs LD_ADMIN_TOKEN, once)
 
 A configuration problem is printed as one message and the process exits with status 2; it is
 never a traceback. Heavy modules are imported per subcommand so that ``--help`` and errors are fast.
@@ -26,6 +27,8 @@ USAGE = """usage: python -m bot [serve | console | sandbox ... | clock | migrate
   sandbox    run the in-memory LaunchDarkly sandbox as a server (python -m bot sandbox --help)
   clock      run the scheduler alone (reminders, digests, card expiry); one runs at a time
   migrate    bring the database (DATABASE_URL) to the newest schema and exit (a release step)
+  webhook-setup  create LaunchDarkly's signed webhook for channel subscriptions (reads
+             LD_ADMIN_TOKEN, an admin-level token, for this command only)
 """
 
 EXIT_USAGE = 2
@@ -68,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "migrate":
             settings = load_settings("migrate")
             return _migrate(settings)
+        if command == "webhook-setup":
+            settings = load_settings("serve")
+            return _webhook_setup(settings)
         if command in {"-h", "--help", "help"}:
             print(USAGE)
             return 0
@@ -88,6 +94,40 @@ def _check_schema(settings: Settings) -> None:
         from bot.persistence.db import require_current_schema
 
         asyncio.run(require_current_schema(settings.database_url))
+
+
+def _webhook_setup(settings: Settings) -> int:
+    """Create the signed webhook (``bot.subscriptions.webhook.setup_webhook``); 2 when a setting is
+    missing or LaunchDarkly refuses. Neither the admin token nor the secret is ever printed."""
+    import asyncio
+
+    from bot.config import AdminSettings
+    from bot.persistence.db import create_engine, migrate
+    from bot.subscriptions.store import SubscriptionStore
+    from bot.subscriptions.webhook import SetupError, setup_webhook
+    from bot.wiring import open_ld
+
+    admin = AdminSettings().ld_admin_token
+
+    async def run() -> str:
+        if settings.flagops_migrate_on_start:
+            await migrate(settings.database_url)
+        engine = create_engine(settings.database_url)
+        ld = open_ld(settings)
+        try:
+            result = await setup_webhook(settings, SubscriptionStore(engine), ld, admin)
+        finally:
+            await ld.aclose()
+            await engine.dispose()
+        replaced = f" (it replaces webhook {result.replaced}, now deleted)" if result.replaced else ""
+        return f"LaunchDarkly's webhook {result.webhook_id} sends flag changes to {result.url}{replaced}."
+
+    try:
+        print(asyncio.run(run()))
+    except SetupError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 def _migrate(settings: Settings) -> int:

@@ -20,6 +20,7 @@ Mode = Literal["serve", "console", "migrate"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///flagops.sqlite3"
 OAUTH_CALLBACK_PATH = "/oauth/launchdarkly/callback"
+WEBHOOK_PATH = "/launchdarkly/webhook"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -120,6 +121,11 @@ class Settings(BaseSettings):
     )
     # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False
+    # Whoever acts through the service token acts within their own LaunchDarkly roles
+    # (bot/identity/roles.py): a Slack user whose email is no member is refused, unless this says
+    # "service-token" (the token's rights, as before the role check).
+    flagops_unmapped_users: Literal["refuse", "service-token"] = "refuse"
+    flagops_role_cache: float = Field(60.0, ge=0, description="seconds a member's roles are remembered")
     # Connect with LaunchDarkly (OAuth 2.0 authorization code; bot/identity/oauth.py).
     ld_oauth_client_id: str | None = Field(None, description="the OAuth client registered in LaunchDarkly")
     ld_oauth_client_secret: SecretStr | None = Field(None, description="its secret (shown once)")
@@ -142,6 +148,10 @@ class Settings(BaseSettings):
     flagops_digest_cron: str = Field("0 9 * * mon", description="crontab of the digest, channel's zone")
     flagops_stale_days: int = Field(7, ge=1, description="days launched or inactive before a flag is stale")
     flagops_snooze: timedelta = timedelta(days=30)
+    # Channel subscriptions (bot/subscriptions/): without a webhook, the audit log is polled.
+    flagops_subscription_poll_interval: float = Field(
+        60.0, ge=5, description="seconds between looks at the audit log when there is no webhook"
+    )
 
     @field_validator("slack_bot_token", "slack_signing_secret", "ld_api_token", mode="after")
     @classmethod
@@ -307,3 +317,19 @@ def _explain(exc: ValidationError) -> str:
     if invalid:
         parts.append("These settings are invalid:\n" + "\n".join(invalid))
     return "\n".join(parts)
+
+
+class AdminSettings(BaseSettings):
+    """What ``python -m bot webhook-setup`` reads besides :class:`Settings`: an admin-level token.
+
+    Read by that command alone, never at run time (the bot's own ``LD_API_TOKEN`` is a writer's).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    ld_admin_token: SecretStr | None = Field(None, description="an admin-level LaunchDarkly access token")
+
+    @field_validator("ld_admin_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

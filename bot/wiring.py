@@ -4,6 +4,7 @@
 
     Messenger ─┬─ PolicyGuard (Slack user groups)
                ├─ AccountService (who acts as whom)
+               ├─ RoleGuard (LaunchDarkly's roles of whoever acts through the service token)
     ChannelConfig, JobStore
     ChangeService(guard, channel defaults, verbs, approvals=ApprovalService built on it)
 
@@ -29,12 +30,16 @@ from bot.config import Settings
 from bot.guardrails.channel_config import ChannelConfig
 from bot.guardrails.policy import PolicyGuard, slack_group_members
 from bot.identity.accounts import AccountService, AccountStore
+from bot.identity.roles import RoleGuard
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.models import VerbHandler
 from bot.lifecycle.service import ChangeService
 from bot.persistence.store import Store
 from bot.scheduling.jobs import JobStore
 from bot.slack.messenger import Messenger
+from bot.subscriptions.service import SubscriptionService
+from bot.subscriptions.store import SubscriptionStore
+from bot.subscriptions.webhook import WebhookSecrets
 
 log = logging.getLogger("flagops.wiring")
 
@@ -54,6 +59,7 @@ class Services:
     changes: ChangeService  # the change lifecycle
     approvals: ApprovalService  # approval requests and their cards
     verbs: dict[str, VerbHandler]  # reserved verbs' handlers, filled as features register
+    subscriptions: SubscriptionService  # channels told of flag changes made anywhere
 
 
 def open_ld(settings: Settings) -> LaunchDarklyClient:
@@ -87,6 +93,8 @@ def build_services(
         ld=ld,
         messenger=messenger,
     )
+    # Whoever acts through the service token acts within their own LaunchDarkly roles.
+    roles = RoleGuard(settings=settings, ld=ld, messenger=messenger, accounts=accounts)
     verbs: dict[str, VerbHandler] = {}
     jobs = JobStore(store.engine)
     built: list[ApprovalService] = []
@@ -104,10 +112,19 @@ def build_services(
         ld=ld,
         messenger=messenger,
         guard=guard,
+        roles=roles,
         channel_defaults=channels,
         approvals=approvals_on,
         verbs=verbs,
         jobs=jobs,
+    )
+    subscription_store = SubscriptionStore(store.engine)
+    subscriptions = SubscriptionService(
+        settings=settings,
+        store=subscription_store,
+        changes=changes,
+        channels=channels,
+        secrets=WebhookSecrets(subscription_store, settings.flagops_secret_key),
     )
     return Services(
         settings=settings,
@@ -120,5 +137,6 @@ def build_services(
         accounts=accounts,
         changes=changes,
         approvals=built[0],
+        subscriptions=subscriptions,
         verbs=verbs,
     )

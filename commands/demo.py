@@ -40,9 +40,20 @@ def demo_project() -> dict[str, Any]:
 
 
 def demo_members() -> list[dict[str, Any]]:
-    """Return the demo account's members (alice and bob are writers, carol a reader)."""
+    """Return the demo account's members (alice and bob are writers, carol a reader, tara a reader
+    with a custom role limited to targets in ``test``, pat a role attribute and a team)."""
     members: list[dict[str, Any]] = copy.deepcopy(_raw()["members"])
     return members
+
+
+def demo_roles() -> dict[str, dict[str, Any]]:
+    """Return the demo account's custom roles, by key (``GET /api/v2/roles/{key}``'s shape)."""
+    return {role["key"]: copy.deepcopy(role) for role in _raw().get("roles") or []}
+
+
+def demo_teams() -> dict[str, dict[str, Any]]:
+    """Return the demo account's teams, by key (each with the keys of its custom roles)."""
+    return {team["key"]: copy.deepcopy(team) for team in _raw().get("teams") or []}
 
 
 def demo_segments() -> dict[str, dict[str, dict[str, Any]]]:

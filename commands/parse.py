@@ -522,6 +522,8 @@ def _reserved(verb: registry.Verb, cur: Cursor, options: _Options, source: str) 
             args += [field_name.text.lower(), cur.name(f"the new {field_name.text.lower()}")]
     elif name == "config":
         args = _config_args(cur)
+    elif name in ("subscribe", "unsubscribe") and not cur.at_end():
+        args = [cur.name("a flag, tag:<tag>, env:<env> or all")]
     elif name == "undo" and not cur.at_end():
         args = [cur.name("a change id")]
     elif name in ACCOUNT_VERBS and not cur.at_end():

@@ -1011,6 +1011,36 @@ VERBS: tuple[Verb, ...] = (
         examples=(_ex("undo", None, "Undo the last change"),),
         notes=("args: (<change-id>?)",),
     ),
+    Verb(
+        "subscribe",
+        "reserved",
+        "none",
+        "subscribe [<flag> | tag:<tag> | env:<env> | all] [--project <key>]",
+        "Post every change of a flag, a tag's flags, an environment or all flags in this channel, "
+        "wherever it is made.",
+        examples=(
+            _ex("subscribe new-checkout", None, "Changes of new-checkout, in every environment"),
+            _ex("subscribe env:production", None, "Every flag change in production"),
+        ),
+        notes=("args: (<target>?)",),
+    ),
+    Verb(
+        "subscriptions",
+        "reserved",
+        "none",
+        "subscriptions",
+        "This channel's subscriptions, each with Unsubscribe.",
+        examples=(_ex("subscriptions", None, "What this channel follows"),),
+    ),
+    Verb(
+        "unsubscribe",
+        "reserved",
+        "none",
+        "unsubscribe [<flag> | tag:<tag> | env:<env> | all] [--project <key>]",
+        "Stop posting what `subscribe` posts here.",
+        examples=(_ex("unsubscribe new-checkout", None, "No more changes of new-checkout here"),),
+        notes=("args: (<target>?)",),
+    ),
 )
 
 #: name -> verb, including aliases.

@@ -162,6 +162,25 @@ def environment_facts(
     return facts
 
 
+def every_environment_facts(flag: dict[str, Any]) -> list[Fact]:
+    """One line per environment: on or off, and what it serves (state at a glance)."""
+    facts = []
+    for env_key in sorted(flag.get("environments") or {}):
+        env = flag["environments"][env_key] or {}
+        if env.get("on"):
+            rules = len(env.get("rules") or [])
+            targets = sum(len(t.get("values") or []) for t in env.get("targets") or [])
+            extra = [f"{rules} rule{'s' if rules != 1 else ''}"] if rules else []
+            extra += [f"{targets} target{'s' if targets != 1 else ''}"] if targets else []
+            state = f"ON · serves {serve_text(flag, env.get('fallthrough'))}" + (
+                f" ({', '.join(extra)} first)" if extra else ""
+            )
+        else:
+            state = f"OFF · serves {variation_label(flag, env.get('offVariation'))}"
+        facts.append(_fact(env_key, state))
+    return facts
+
+
 def flag_facts(flag: dict[str, Any]) -> list[Fact]:
     """The flag-level facts: name, variations, settings, lifecycle."""
     if flag.get("_deleted"):

@@ -86,6 +86,7 @@ from commands.engine import apply as engine_apply
 from commands.errors import CommandError, EngineRefusal
 from commands.instructions import SemanticPatch
 from commands.intents import ReservedCommand
+from commands.permissions import APPLY_APPROVAL_REQUEST, CREATE_APPROVAL_REQUEST, REVIEW_APPROVAL_REQUEST
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,10 @@ class ApprovalService:
         refusal = self._request_refusal(change)
         if refusal is not None:
             await self.changes.tell(who, refusal)
+            return
+        if change.environment is not None and await self._role_refused(
+            who, CREATE_APPROVAL_REQUEST, change.project, change.flag_key, change.environment
+        ):
             return
         won = await self.changes.store.transition(
             change.id, [PROPOSED, NEEDS_APPROVAL], APPLYING, who.user_id, detail="Request approval"
@@ -428,6 +433,21 @@ class ApprovalService:
         who = Who(pending.slack_user_id, pending.slack_user_id, pending.reply, None, pending.team_id)
         await self.click(str(action), card_id, who, None)
 
+    async def _role_refused(self, who: Who, action: str, project: str, flag: str, environment: str) -> bool:
+        """Whether ``who``'s LaunchDarkly roles refuse ``action`` through the service token (they
+        are told, with Connect where OAuth is set up); a connected reviewer is LaunchDarkly's to check."""
+        roles = self.changes.roles
+        if roles is None:
+            return False
+        refusal = await roles.check_action(who, action, project, flag, environment)
+        if refusal is None:
+            return False
+        await roles.answer(who, refusal)
+        return True
+
+    async def _card_role_refused(self, card: ApprovalCard, who: Who, action: str) -> bool:
+        return await self._role_refused(who, action, card.project, card.flag_key, card.environment)
+
     async def _reviewer(self, card: ApprovalCard, who: Who, what: str, action: str) -> Acting | None:
         """How ``who`` acts to ``what`` on this card, or None (after telling them). Where people
         connect with OAuth, a reviewer must be connected: through the service token LaunchDarkly
@@ -450,7 +470,7 @@ class ApprovalService:
         """Approve (True when the request is approved afterwards, so Apply may follow)."""
         action = APPROVE_APPLY if then_apply else APPROVE
         acting = await self._reviewer(card, who, "approve and apply" if then_apply else "approve", action)
-        if acting is None:
+        if acting is None or await self._card_role_refused(card, who, REVIEW_APPROVAL_REQUEST):
             return False
         fresh = await self._fresh(card, who, acting)
         if fresh is None:
@@ -511,7 +531,7 @@ class ApprovalService:
             await self.changes.tell(who, ":warning: The comment was empty: nothing was sent.")
             return
         acting = await self._reviewer(card, who, "comment", COMMENT)
-        if acting is None:
+        if acting is None or await self._card_role_refused(card, who, REVIEW_APPROVAL_REQUEST):
             return
         request = await self._review(card, who, acting, "comment", text.strip())
         if request is None:
@@ -530,7 +550,7 @@ class ApprovalService:
             await self.changes.tell(who, ":grey_question: I don't know this approval request any more.")
             return
         acting = await self.accounts.require(who.user_id, who.reply, "decline")
-        if acting is None:
+        if acting is None or await self._card_role_refused(card, who, REVIEW_APPROVAL_REQUEST):
             return
         fresh = await self._fresh(card, who, acting)
         if fresh is None:
@@ -551,7 +571,7 @@ class ApprovalService:
 
     async def _apply(self, card: ApprovalCard, who: Who) -> None:
         acting = await self._reviewer(card, who, "apply", APPLY)
-        if acting is None:
+        if acting is None or await self._card_role_refused(card, who, APPLY_APPROVAL_REQUEST):
             return
         fresh = await self._fresh(card, who, acting)
         if fresh is None:

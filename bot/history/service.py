@@ -134,11 +134,11 @@ class HistoryService:
             change_id = flagops.group("id")
             comment = flagops.group("comment")
             requester, card_url = await self._card(change_id)
-        changes, versions = _changes(detail, env)
+        changes, versions = entry_changes(detail, env)
         verb = (entry.model_extra or {}).get("titleVerb")
         return EntryView(
             when=when_text(_moment(entry.date), tz, self.changes.clock()),
-            who=_who(entry),
+            who=entry_who(entry),
             # LaunchDarkly's verb ("turned on the flag") when it gives one: who and which flag are
             # said already; else its title or description, without Markdown links.
             what=str(verb)
@@ -164,7 +164,7 @@ class HistoryService:
             return change.requester_id, None
 
 
-def _changes(detail: AuditEntry | None, env: str | None) -> tuple[list[FactChange], str | None]:
+def entry_changes(detail: AuditEntry | None, env: str | None) -> tuple[list[FactChange], str | None]:
     """Before → after of an entry, or why there is none."""
     if detail is None:
         return [], "LaunchDarkly did not give this entry's details"
@@ -179,7 +179,7 @@ def _changes(detail: AuditEntry | None, env: str | None) -> tuple[list[FactChang
     return changes, None if changes else "no difference in what the flag serves or shows"
 
 
-def _who(entry: AuditEntry) -> str:
+def entry_who(entry: AuditEntry) -> str:
     """``Ann Lee (ann@example.com)``, ``token “deploy bot”`` or ``app “Terraform”``."""
     member: dict[str, Any] = entry.member or {}
     name = " ".join(str(member[p]) for p in ("firstName", "lastName") if member.get(p))

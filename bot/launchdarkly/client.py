@@ -66,6 +66,7 @@ from bot.launchdarkly.models import (
     Project,
     ScheduledChange,
     Segment,
+    Webhook,
 )
 from commands.instructions import (
     FlagJsonPatch,
@@ -76,6 +77,7 @@ from commands.instructions import (
     SemanticPatch,
 )
 from commands.keys import check_key
+from commands.roles import CustomRole
 
 API_VERSION = "20240415"
 BETA_API_VERSION = "beta"
@@ -675,6 +677,32 @@ class LaunchDarklyClient:
                 return member
         return None
 
+    async def find_member_with_roles(self, email: str) -> Member | None:
+        """The member with this exact email (``filter=email:``; ``query:`` would be a substring
+        search), with its custom roles, role attributes and teams, or None."""
+        page = await self._get_page(
+            Member,
+            "/api/v2/members",
+            params={"filter": f"email:{email}", "expand": "customRoles,roleAttributes"},
+        )
+        for member in page.items:
+            if (member.email or "").lower() == email.lower():
+                return member
+        # The filter is exact: its one answer is the member even when shown without an email.
+        if len(page.items) == 1 and page.items[0].email is None:
+            return page.items[0]
+        return None
+
+    async def get_custom_role(self, key: str) -> CustomRole:
+        """One custom role and its policy (``GET /api/v2/roles/{key}``)."""
+        return CustomRole.model_validate(await self._request("GET", f"/api/v2/roles/{_seg(key)}"))
+
+    async def team_role_keys(self, team: str) -> list[str]:
+        """The keys of a team's custom roles (``GET /api/v2/teams/{key}/roles``)."""
+        data = await self._request("GET", f"/api/v2/teams/{_seg(team)}/roles", params={"limit": "100"})
+        items = data.get("items") if isinstance(data, dict) else None
+        return [str(i["key"]) for i in items or [] if isinstance(i, dict) and i.get("key")]
+
     async def get_member(self, member_id: str, *, token: str | None = None) -> Member:
         """One account member by id."""
         return await self._get_model(Member, f"/api/v2/members/{_seg(member_id)}", token=token)
@@ -944,6 +972,36 @@ class LaunchDarklyClient:
         await self._request(
             "DELETE", f"{self._scheduled_path(project, flag, env)}/{_seg(change_id)}", token=token
         )
+
+    # --- webhooks (an admin-level token: ``python -m bot webhook-setup`` only) -------------------
+
+    async def create_webhook(
+        self,
+        url: str,
+        secret: str,
+        *,
+        name: str,
+        token: str,
+        statements: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Webhook:
+        """Create a signed webhook (``POST /api/v2/webhooks``, ``sign`` and ``on`` true).
+
+        Raises:
+            LaunchDarklyError: refused (403: the token is not admin-level).
+        """
+        body: dict[str, Any] = {"url": url, "secret": secret, "sign": True, "on": True, "name": name}
+        if statements:
+            body["statements"] = [dict(s) for s in statements]
+        return Webhook.model_validate(await self._request("POST", "/api/v2/webhooks", body=body, token=token))
+
+    async def list_webhooks(self, *, token: str) -> list[Webhook]:
+        """Every webhook of the account (``GET /api/v2/webhooks``)."""
+        data = await self._request("GET", "/api/v2/webhooks", token=token)
+        return [Webhook.model_validate(item) for item in (data or {}).get("items") or []]
+
+    async def delete_webhook(self, webhook_id: str, *, token: str) -> None:
+        """Delete a webhook (``DELETE /api/v2/webhooks/{id}``)."""
+        await self._request("DELETE", f"/api/v2/webhooks/{_seg(webhook_id)}", token=token)
 
 
 def _seg(value: str) -> str:

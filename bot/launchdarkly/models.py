@@ -217,12 +217,25 @@ class Project(LDModel):
         return value
 
 
+class MemberTeam(LDModel):
+    """A team a member is on (``MemberTeamSummaryRep``): its key and custom roles' keys."""
+
+    key: str
+    name: str | None = None
+    custom_role_keys: list[str] | None = Field(default=None, alias="customRoleKeys")
+
+
 class Member(LDModel):
     id: str = Field(alias="_id")
     email: str | None = None  # required by the spec; a member shown without one is still a member
     first_name: str | None = Field(default=None, alias="firstName")
     last_name: str | None = Field(default=None, alias="lastName")
     role: str | None = None
+    # What the role check reads (``expand=customRoles,roleAttributes``): custom role keys (or ids),
+    # the attributes their assignment gives, and the member's teams.
+    custom_roles: list[str] = Field(default_factory=list, alias="customRoles")
+    role_attributes: dict[str, list[str]] | None = Field(default=None, alias="roleAttributes")
+    teams: list[MemberTeam] = Field(default_factory=list)
 
     @property
     def display_name(self) -> str:
@@ -417,3 +430,17 @@ class Page(LDModel, Generic[ItemT]):
     def has_next(self) -> bool:
         """Whether LaunchDarkly links a next page."""
         return isinstance(self.links.get("next"), dict)
+
+
+# --- Webhooks -----------------------------------------------------------------------------------
+
+
+class Webhook(LDModel):
+    """A webhook (``Webhook``). ``secret`` is LaunchDarkly's answer to a signed webhook's creation:
+    read once by ``python -m bot webhook-setup`` and stored encrypted, never logged or shown."""
+
+    id: str = Field(alias="_id")
+    url: str
+    on: bool = True
+    name: str | None = None
+    secret: str | None = Field(default=None, repr=False)

@@ -32,6 +32,20 @@ def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
         cache.pop(next(iter(cache)))
 
 
+
+#: Short forms people type for an environment, matched only when exactly one environment fits.
+ENVIRONMENT_ALIASES: dict[str, tuple[str, ...]] = {
+    "prod": ("production", "prd", "live"),
+    "prd": ("production", "prod"),
+    "live": ("production", "prod"),
+    "stg": ("staging", "stage"),
+    "stage": ("staging", "stg"),
+    "staging": ("stage", "stg"),
+    "dev": ("development", "develop"),
+    "qa": ("qa", "test", "testing"),
+    "uat": ("uat", "acceptance"),
+}
+
 class FlagReader:
     """Flags, environments and members as the previews need them."""
 
@@ -52,7 +66,14 @@ class FlagReader:
         try:
             flag = (await self.ld.get_flag(project, key)).document()
         except ld_errors.NotFound as error:
-            raise CommandError(await self._not_found_message(project, key, error)) from error
+            # Keys are typed in a hurry: `New-Checkout` is `new-checkout` (the document says the
+            # real key, which the change then uses).
+            if key == key.lower():
+                raise CommandError(await self._not_found_message(project, key, error)) from error
+            try:
+                flag = (await self.ld.get_flag(project, key.lower())).document()
+            except ld_errors.NotFound:
+                raise CommandError(await self._not_found_message(project, key, error)) from error
         _bounded_put(self._flag_cache, (project, key), (time.monotonic(), flag))
         return flag
 
@@ -85,6 +106,31 @@ class FlagReader:
     async def check_environment(self, project: str, env: str | None, flag: dict[str, Any]) -> None:
         if env and env not in (flag.get("environments") or {}):
             await self._unknown_environment(project, env)
+
+    async def environment_key(self, project: str, env: str | None, flag: dict[str, Any]) -> str | None:
+        """The environment ``env`` names: its key as typed, in any case, its name, or a short form
+        (``prod``, ``stg``, ``dev``: an alias or the start of a key) when exactly one environment
+        of the flag fits.
+
+        Raises:
+            CommandError: none fits, or several do (the answer names the environments).
+        """
+        keys: list[str] = [str(k) for k in flag.get("environments") or {}]
+        if env is None or env in keys:
+            return env
+        wanted = env.lower()
+        found = [k for k in keys if k.lower() == wanted]
+        if not found:
+            environments = await self.ld.all_environments(project)
+            found = [e.key for e in environments if e.key in keys and e.name.strip().lower() == wanted]
+        if not found:
+            found = [k for k in keys if k.lower() in ENVIRONMENT_ALIASES.get(wanted, ())]
+        if not found and len(wanted) >= 3:
+            found = [k for k in keys if k.lower().startswith(wanted)]
+        if len(found) == 1:
+            return found[0]
+        await self._unknown_environment(project, env)
+        return None  # not reached: the line above raises
 
     async def _unknown_environment(self, project: str, env: str) -> None:
         envs = [e.key for e in await self.ld.all_environments(project)]

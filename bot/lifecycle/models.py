@@ -99,6 +99,16 @@ class Proposal(BaseModel):
             )
         return SemanticPatch.model_validate(self.patch)
 
+    @property
+    def read_as(self) -> bool:
+        """Whether the person typed the change otherwise than its canonical command (a natural
+        phrasing, a synonym): the card then says how it was read."""
+        if self.raw is not None or not self.canonical:
+            return False
+        typed = " ".join(self.command_text.split())
+        typed = typed.split(" ", 1)[1] if typed.startswith("/") and " " in typed else typed
+        return typed != " ".join(self.canonical.split()) and not typed.lower().startswith("undo")
+
     def kinds(self) -> set[str]:
         """The instruction kinds the change amounts to (what the policy and the card judge)."""
         if self.raw is not None:
@@ -178,6 +188,34 @@ class ChangeGuard(Protocol):
 
     async def check_apply(self, who: Who, change: Change) -> str | None:
         """None when ``who`` may press Apply now, else the refusal to show them."""
+        ...
+
+
+class RoleRefused(str):
+    """A refusal by the person's LaunchDarkly roles (answered with Connect where OAuth is set up)."""
+
+
+class RoleCheck(Protocol):
+    """LaunchDarkly's roles (``bot.identity.roles``): whoever acts through the service token acts
+    within their own member's roles. Each check returns None, or the refusal (nothing is sent)."""
+
+    async def check_propose(self, who: Who, draft: Draft, flag: dict[str, Any]) -> RoleRefused | None: ...
+
+    async def check_apply(self, who: Who, change: Change) -> RoleRefused | None: ...
+
+    async def check_action(
+        self, who: Who, action: str, project: str, flag: str, environment: str
+    ) -> RoleRefused | None:
+        """An approval or scheduled-change action on a flag in one environment."""
+        ...
+
+    async def answer(self, who: Who, refusal: str) -> None:
+        """Tell ``who`` the refusal, with the Connect button where OAuth is configured."""
+        ...
+
+    async def offer_connect(self, who: Who) -> None:
+        """The Connect button alone, where OAuth is configured (a refusal at propose is answered as
+        an error, like every refusal of a command)."""
         ...
 
 

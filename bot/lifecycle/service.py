@@ -61,6 +61,8 @@ from bot.lifecycle.models import (
     ChannelDefaults,
     Draft,
     Proposal,
+    RoleCheck,
+    RoleRefused,
     VerbHandler,
     Who,
     proposal_of,
@@ -85,6 +87,26 @@ log = logging.getLogger(__name__)
 _REPORT_FAILURES: tuple[type[Exception], ...] = (FlagopsError, SQLAlchemyError, *SLACK_FAILURES)
 
 
+class NothingToChange(CommandError):
+    """The change would leave the flag as it is: refused before any card or request."""
+
+    icon = ":information_source:"
+
+
+def _already(draft: Draft, proposal: Proposal, patch: SemanticPatch) -> str:
+    """How the refusal of a change that changes nothing says the flag's state."""
+    kinds = [i.kind for i in patch.instructions]
+    where = f" in {draft.environment}" if draft.environment else ""
+    if kinds in (["turnFlagOn"], ["turnFlagOff"]):
+        state = "on" if kinds == ["turnFlagOn"] else "off"
+        return f"{draft.flag_key} is already {state}{where}: nothing to change, nothing was sent."
+    what = "; ".join(proposal.sentences) or "this change"
+    return (
+        f"Nothing to change: {proposal.flag_name}{where} already looks like that ({what}). "
+        "Nothing was sent."
+    )
+
+
 class ChangeService:
     """Runs slash commands and card clicks through the lifecycle above."""
 
@@ -97,6 +119,7 @@ class ChangeService:
         messenger: Messenger,
         clock: Callable[[], datetime] = utcnow,
         guard: ChangeGuard | None = None,
+        roles: RoleCheck | None = None,
         channel_defaults: ChannelDefaults | None = None,
         approvals: Callable[[ChangeService], ApprovalFlow] | None = None,
         verbs: Mapping[str, VerbHandler] | None = None,
@@ -115,6 +138,8 @@ class ChangeService:
             verbs: the handlers of reserved verbs (e.g. ``undo <id>``), filled in as features
                 register, so a superseded card made by one of them can be made again.
             jobs: the job store (a scheduled change's later check); built on ``store`` when None.
+            roles: LaunchDarkly's roles of whoever acts through the service token
+                (``bot.identity.roles``), checked at propose and at Apply; None: not checked.
         """
         self.settings = settings
         self.store = store
@@ -123,6 +148,7 @@ class ChangeService:
         self.clock = clock
         self.flags = FlagReader(ld, settings)
         self.guard = guard
+        self.roles = roles
         self.channel_defaults = channel_defaults
         self.verbs: Mapping[str, VerbHandler] = verbs if verbs is not None else {}
         self.jobs = jobs if jobs is not None else JobStore(store.engine)
@@ -160,7 +186,11 @@ class ChangeService:
         # Read fresh: the card states "before → after", and another instance's write within
         # the cache's seconds would make this instance's copy stale (its Apply then superseded).
         before = await self.flags.flag(project, command.flag, fresh=True)
-        await self.flags.check_environment(project, command.environment, before)
+        # `New-Checkout`, `prod`: the change uses the real keys, and the card says how it read them.
+        env = await self.flags.environment_key(project, command.environment, before)
+        real_key = str(before.get("key") or command.flag)
+        if env != command.environment or real_key != command.flag:
+            command = command.model_copy(update={"environment": env, "flag": real_key})
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
         patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
         draft = Draft(
@@ -233,9 +263,16 @@ class ChangeService:
         its card shows about the rules.
 
         Raises:
-            CommandError: the policy refuses it (names the rule).
+            CommandError: the policy refuses it (names the rule), or the requester's LaunchDarkly
+                roles do not allow it (the Connect button comes with it, where OAuth is set up).
         """
-        return await self.guard.check_propose(who, draft, before) if self.guard is not None else []
+        notes = await self.guard.check_propose(who, draft, before) if self.guard is not None else []
+        if self.roles is not None:
+            refusal = await self.roles.check_propose(who, draft, before)
+            if refusal is not None:
+                await self.roles.offer_connect(who)
+                raise CommandError(str(refusal).removeprefix(":no_entry: "))
+        return notes
 
     async def _post_proposal(
         self, who: Who, draft: Draft, before: dict[str, Any], text: str, *, thread_ts: str | None = None
@@ -269,6 +306,9 @@ class ChangeService:
             execute_at_ms=draft.when.epoch_ms if draft.when else None,
             when_text=draft.when.describe() if draft.when else None,
         )
+        if not proposal.changes and not proposal.dangerous and draft.when is None:
+            # Nothing would change: no card, no approval request, no version bump.
+            raise NothingToChange(_already(draft, proposal, patch))
         await self.post_card(who, draft, before, text, proposal, thread_ts=thread_ts)
 
     async def post_card(
@@ -390,13 +430,21 @@ class ChangeService:
         it decides (a second person applies deleteFlag, archiveFlag...); without one, only the
         requester may."""
         if self.guard is not None:
-            return await self.guard.check_apply(who, change)
-        if who.user_id == change.requester_id:
-            return None
-        return f":no_entry: Only <@{change.requester_id}> can apply this change."
+            refusal = await self.guard.check_apply(who, change)
+        elif who.user_id == change.requester_id:
+            refusal = None
+        else:
+            refusal = f":no_entry: Only <@{change.requester_id}> can apply this change."
+        if refusal is None and self.roles is not None:
+            # LaunchDarkly's rule after flagops' own: what goes through the service token.
+            return await self.roles.check_apply(who, change)
+        return refusal
 
     async def _may_apply(self, change: Change, who: Who) -> bool:
         refusal = await self.apply_refusal(change, who)
+        if isinstance(refusal, RoleRefused) and self.roles is not None:
+            await self.roles.answer(who, refusal)
+            return False
         if refusal is not None:
             await self.tell(who, refusal)
             return False
@@ -1216,6 +1264,7 @@ class ChangeService:
             notes=proposal.notes,
             schedule=proposal.when_text,
             on_project=proposal.raw is not None and proposal.raw.on_project,
+            read_as=proposal.read_as,
         )
 
     async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import SecretStr
 
 from bot.config import OAUTH_CALLBACK_PATH, Settings, load_settings
 from bot.launchdarkly.client import tls_context
@@ -37,19 +38,22 @@ from bot.offline.payloads import SignedRequest, SlackDriver
 from bot.slack.app import Feature
 from bot.slack.server import Runtime, create_web_app, free_port, serve_in_loop
 from bot.slack.socket_mode import socket_mode_handler
+from bot.subscriptions.webhook import setup_webhook
 
 CONSOLE_APP_TOKEN = "xapp-flagops-console"
 # Encrypts the offline bot's linked tokens; throwaway: the offline database lives in a temporary folder.
 OFFLINE_SECRET_KEY = "flagops-offline-throwaway-key"  # the offline Socket Mode's app-level token
 CONSOLE_USER = "U_ALICE"
 CONSOLE_CHANNEL = "C_RELEASES"
+CONSOLE_USERS = ("U_ALICE", "U_BOB", "U_CAROL", "U_TARA", "U_PAT")  # the demo's Slack users
 CONSOLE_CHANNEL_NAME = "releases"
 
 HELP = """Type what you would type in Slack, or a console command:
   /flag ...        run a flagops command as the current user in #releases (try: /flag help)
   click N          click the N-th button of the latest card (or: click Apply)
   click Connect    open a Connect LaunchDarkly button in your browser (signed in as the current user)
-  as NAME          act as another user: alice, bob (writers) or carol (a reader)
+  as NAME          act as another user: alice, bob (writers), carol (a reader), tara (targets in
+                   test only) or pat (a custom role and a team)
   help             this help
   quit             leave (so does end of input)"""
 
@@ -78,6 +82,7 @@ async def offline_stack(
     features: list[Feature] | None = None,
     socket_mode: bool = False,
     oauth: bool = False,
+    webhooks: bool = False,
     **settings: Any,
 ) -> AsyncIterator[OfflineStack]:
     """Serve the sandbox, a fake Slack and the bot on loopback, in the current event loop.
@@ -91,6 +96,8 @@ async def offline_stack(
             bot's real Socket Mode client) instead of signed HTTP requests.
         oauth: people connect with LaunchDarkly's OAuth: an OAuth client is registered in the
             sandbox for the bot's callback, and a throwaway ``FLAGOPS_SECRET_KEY`` is set.
+        webhooks: the bot's public URL is its loopback address and ``webhook-setup`` runs (with
+            the sandbox's admin token), so the sandbox signs and delivers each change to the bot.
         **settings: settings overrides (e.g. ``flagops_confirm_ttl``).
 
     Yields:
@@ -121,6 +128,9 @@ async def offline_stack(
                 settings.setdefault("ld_oauth_client_secret", client.secret)
                 settings.setdefault("flagops_public_url", bot_base)
                 settings.setdefault("flagops_secret_key", OFFLINE_SECRET_KEY)
+            if webhooks:
+                settings.setdefault("flagops_public_url", f"http://127.0.0.1:{bot_port}")
+                settings.setdefault("flagops_secret_key", OFFLINE_SECRET_KEY)
             socket = None
             if socket_mode:
                 socket = fake.socket_mode = FakeSocketMode()
@@ -133,6 +143,10 @@ async def offline_stack(
                 **settings,
             )
             runtime = await Runtime.open(final, features=features)
+            if webhooks:
+                await setup_webhook(
+                    final, runtime.services.subscriptions.store, runtime.ld, SecretStr(state.admin_token)
+                )
             try:
                 async with (
                     serve_in_loop(create_web_app(final, runtime=runtime), port=bot_port) as bot_url,
@@ -294,7 +308,7 @@ class Console:
 
     def names(self) -> dict[str, str]:
         """User ids to names, for rendering mentions."""
-        ids = {m.user for m in self.stack.slack.all_messages()} | {"U_ALICE", "U_BOB", "U_CAROL", self.user}
+        ids = {m.user for m in self.stack.slack.all_messages()} | {*CONSOLE_USERS, self.user}
         return {uid: user.name for uid in ids if (user := self.stack.slack.user(uid)) is not None}
 
     def say(self, text: str = "") -> None:
@@ -327,13 +341,13 @@ class Console:
 
     def _switch_user(self, name: str) -> None:
         wanted = name.lstrip("@").lower()
-        for uid in ("U_ALICE", "U_BOB", "U_CAROL"):
+        for uid in CONSOLE_USERS:
             user = self.stack.slack.user(uid)
             if user is not None and wanted in {user.name, uid.lower()}:
                 self.user = uid
                 self.say(f"You are now @{user.name}.")
                 return
-        self.say("Unknown user: try alice, bob or carol.")
+        self.say("Unknown user: try alice, bob, carol, tara or pat.")
 
     async def _click(self, which: str) -> None:
         if not which:

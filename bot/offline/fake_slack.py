@@ -296,6 +296,8 @@ DEMO_USERS = (
     User("U_ALICE", "alice", "alice@example.com", "Alice Archer", "Europe/Berlin", 3600),
     User("U_BOB", "bob", "bob@example.com", "Bob Baker", "America/New_York", -18000),
     User("U_CAROL", "carol", "carol@example.com", "Carol Cole", "Asia/Tokyo", 32400),
+    User("U_TARA", "tara", "tara@example.com", "Tara Mensah", "Europe/London", 0),
+    User("U_PAT", "pat", "pat@example.com", "Pat Kowalski", "Europe/Warsaw", 3600),
 )
 
 

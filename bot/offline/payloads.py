@@ -449,3 +449,55 @@ def signed_interaction(secret: str, payload: dict[str, Any]) -> SignedRequest:
     """An interactivity payload, form-encoded and signed."""
     body = interaction_body(payload)
     return SignedRequest(body, sign(secret, body))
+
+
+def app_home_opened_payload(user_id: str, *, event_id: str | None = None) -> dict[str, Any]:
+    """The Events API callback Slack sends when a person opens the app's Home tab."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": API_APP_ID,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "event": {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": f"D_{user_id}",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
+    }
+
+
+def signed_event(secret: str, payload: dict[str, Any]) -> SignedRequest:
+    """An Events API callback: a JSON body (not form-encoded), signed like every request."""
+    body = json.dumps(payload).encode()
+    headers = {**sign(secret, body), "Content-Type": "application/json"}
+    return SignedRequest(body, headers)
+
+
+def home_click_payload(
+    *, user: SlackUser, view: dict[str, Any], button: dict[str, Any], block_id: str | None = None
+) -> dict[str, Any]:
+    """A button click in the Home tab: from a view, with no channel, message or ``response_url``."""
+    action: dict[str, Any] = {
+        "type": "button",
+        "action_id": button.get("action_id"),
+        "block_id": block_id or button.get("block_id") or "home",
+        "text": button.get("text"),
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "value" in button:
+        action["value"] = button["value"]
+    return {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID, "domain": "demo"},
+        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": "legacy-verification-token",
+        "container": {"type": "view", "view_id": view.get("id", "V_HOME")},
+        "trigger_id": new_trigger_id(),
+        "view": view,
+        "actions": [action],
+    }

@@ -23,6 +23,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Dialect,
@@ -216,6 +217,40 @@ approval_cards = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+)
+
+# Channel subscriptions and the webhook (migration 0007; see bot/subscriptions/).
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("channel_id", String(64), nullable=False, index=True),
+    Column("project", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # flag | tag | env | all
+    Column("value", String(255), nullable=False),  # the flag key, tag or environment ("" for all)
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_subscriptions_unique", "channel_id", "project", "kind", "value", unique=True),
+)
+
+# Each audit log entry received (by webhook or polling), so a replay is ignored; its flag and date
+# tell an entry that arrived late.
+subscription_entries = Table(
+    "subscription_entries",
+    metadata,
+    Column("entry_id", String(64), primary_key=True),
+    Column("project", String(255), nullable=True),
+    Column("flag_key", String(255), nullable=True),
+    Column("entry_date", BigInteger, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+# The webhook's settings: its id, its secret (Fernet-encrypted), the polling cursor.
+subscription_settings = Table(
+    "subscription_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 

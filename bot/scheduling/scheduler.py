@@ -65,6 +65,12 @@ STOP_GRACE_SECONDS = 30.0  # how long stop() waits for the job in flight before 
 RUN_DUE_JOB_ID = "flagops-run-due"
 
 
+class AuditPoller(Protocol):
+    """The subscriptions (``bot.subscriptions.service``): read the audit log where no webhook runs."""
+
+    async def poll(self, now: datetime) -> int: ...
+
+
 class LeaderLock(Protocol):
     """Held by at most one scheduler sharing a database."""
 
@@ -221,8 +227,10 @@ class FlagopsScheduler:
         lock: LeaderLock | None = None,
         clock: Callable[[], datetime] = utcnow,
         channel_config: ChannelConfig | None = None,
+        subscriptions: AuditPoller | None = None,
     ) -> None:
         self.settings = settings
+        self.subscriptions = subscriptions
         self.changes = changes
         self.jobs = jobs
         self.reminders = ReminderService(changes, jobs)
@@ -243,6 +251,7 @@ class FlagopsScheduler:
             changes=services.changes,
             jobs=services.jobs,
             channel_config=services.channels,
+            subscriptions=services.subscriptions,
         )
 
     # --- running what is due ----------------------------------------------------------------
@@ -387,6 +396,20 @@ class FlagopsScheduler:
                     await self.enqueue_digest(channel, due)
         await self.run_due(self.clock())
 
+    async def poll_subscriptions(self, now: datetime | None = None) -> int:
+        """Where there is no webhook, read LaunchDarkly's audit log for the subscribed channels
+        (if this scheduler leads). Returns how many changes were told."""
+        now = now or self.clock()
+        if self.subscriptions is None or self._stopping or not await self.lock.acquire(now):
+            return 0
+        return await self.subscriptions.poll(now)
+
+    async def _poll_tick(self) -> None:
+        try:
+            await self.poll_subscriptions(self.clock())
+        except (FlagopsError, SlackFailure, DBAPIError) as error:
+            log.warning("polling for subscriptions failed: %s", type(error).__name__)
+
     # --- life -------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -401,6 +424,13 @@ class FlagopsScheduler:
             id=RUN_DUE_JOB_ID,
             replace_existing=True,
         )
+        if self.subscriptions is not None:
+            aps.add_job(
+                self._poll_tick,
+                IntervalTrigger(seconds=self.settings.flagops_subscription_poll_interval, timezone=UTC),
+                id="flagops-subscriptions-poll",
+                replace_existing=True,
+            )
         for channel in self.channels:
             aps.add_job(
                 self._digest_tick,

@@ -66,6 +66,7 @@ class CardView:
     notes: Sequence[str] = ()  # mrkdwn lines under before → after (policy, undo)
     schedule: str | None = None  # when a scheduled change applies, in words
     on_project: bool = False  # a project patch: the card is about the project, not a flag
+    read_as: bool = False  # typed otherwise (a natural phrasing): the card says how it was read
 
 
 def clip(text: str, limit: int) -> str:
@@ -176,7 +177,7 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
         )
     blocks.append(
         _context(
-            f"`{escape(clip(view.canonical, 300))}`",
+            ("read as " if view.read_as else "") + f"`{escape(clip(view.canonical, 300))}`",
             f"```{escape(clip(view.instructions_json, 1500))}```",
         )
     )

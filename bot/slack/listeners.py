@@ -20,6 +20,7 @@ from bot.links import listeners as links
 from bot.links import shortcut_listeners
 from bot.scheduling import listeners as reminders
 from bot.slack.router import CommandRouter
+from bot.subscriptions import listeners as subscriptions
 from bot.wiring import Services
 
 #: Each feature's ``register(app, deps, router)``: its listeners, and its verbs on the router.
@@ -32,6 +33,7 @@ FEATURE_LISTENERS: list[FeatureListeners] = [
     links.register,  # link, link edit; the "Link message to flag" message action and flag picker
     history.register,  # history; the History button, the change card's history menu, Older
     evaluation.register,  # eval
+    subscriptions.register,  # subscribe, subscriptions, unsubscribe; the Home tab
 ]
 
 

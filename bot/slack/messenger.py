@@ -175,6 +175,15 @@ class Messenger:
         async with _calling("views.open"):
             await self.client.views_open(trigger_id=trigger_id, view=view)
 
+    async def publish_view(self, user_id: str, view: dict[str, Any]) -> None:
+        """Publish a person's Home tab (``views.publish``, a ``home`` view of at most 100 blocks).
+
+        Raises:
+            SlackFailure: Slack refused it (an invalid view, the Home tab off) or did not answer.
+        """
+        async with _calling("views.publish"):
+            await self.client.views_publish(user_id=user_id, view=view)
+
     async def user(self, user_id: str) -> dict[str, Any]:
         """The ``user`` object of ``users.info`` (``tz``, ``profile.email``...; empty when absent).
 

@@ -11,7 +11,7 @@ from bot.lifecycle.models import VerbHandler, Who
 from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import Messenger
-from commands.errors import FlagopsError
+from commands.errors import CommandError, FlagopsError
 from commands.help import help_text
 from commands.intents import (
     ChangeCommand,
@@ -21,8 +21,9 @@ from commands.intents import (
     RawCommand,
     ShowCommand,
 )
+from commands.natural import rephrase
 from commands.parse import parse
-from commands.summary import environment_facts, flag_facts
+from commands.summary import environment_facts, every_environment_facts, flag_facts
 
 
 class CommandRouter:
@@ -49,9 +50,29 @@ class CommandRouter:
     async def run_command(self, who: Who, text: str) -> None:
         """Handle the text of a slash command (after the ack)."""
         try:
-            await self._dispatch(who, parse(text), text)
+            await self._dispatch(who, self.read(text), text)
         except FlagopsError as error:
             await self._tell(who, answer(error))
+
+    @staticmethod
+    def read(text: str) -> Command:
+        """The command ``text`` is: as the grammar reads it, else as a natural phrasing of it
+        (``turn off new-checkout in production``, ``new-checkout off``, ``kill new-checkout``).
+
+        Raises:
+            CommandError: neither; the grammar's own error (with its usage) is the answer.
+        """
+        try:
+            return parse(text)
+        except CommandError:
+            phrased = rephrase(text)
+            if phrased is None:
+                raise
+            try:
+                return parse(phrased)
+            except CommandError:
+                pass
+            raise
 
     async def _dispatch(self, who: Who, command: Command, text: str) -> None:
         if isinstance(command, HelpCommand):
@@ -74,18 +95,22 @@ class CommandRouter:
     async def _show(self, who: Who, command: ShowCommand) -> None:
         project = command.project or await self.changes.project_for(who)
         flag = await self.flags.flag(project, command.flag, fresh=True)
-        env = command.environment or await self.changes.environment_for(who)
-        if env and env not in (flag.get("environments") or {}):
-            await self.flags.check_environment(project, env, flag)
-        name = blocks.escape(flag.get("name") or command.flag)
-        title = f":triangular_flag_on_post: *{name}* (`{command.flag}`)"
-        facts = environment_facts(flag, env) + flag_facts(flag) if env else flag_facts(flag)
+        env = await self.flags.environment_key(
+            project, command.environment or await self.changes.environment_for(who), flag
+        )
+        key = str(flag.get("key") or command.flag)
+        name = blocks.escape(flag.get("name") or key)
+        title = f":triangular_flag_on_post: *{name}* (`{key}`)"
+        # Without an environment: every environment's state at a glance, then the flag's facts.
+        facts = (
+            environment_facts(flag, env) + flag_facts(flag)
+            if env
+            else every_environment_facts(flag) + flag_facts(flag)
+        )
         footer = f"project {project} · version {flag.get('_version')}"
         if not env:
-            footer += " · add an environment to see its targeting: " + ", ".join(
-                sorted(flag.get("environments") or {})
-            )
-        history = blocks.history_button(project, command.flag, env)
+            footer += " · add an environment for its rules and targets"
+        history = blocks.history_button(project, key, env)
         text, body = blocks.render_facts(title, facts, footer=footer, buttons=[history])
         await self.messenger.ephemeral(who.reply, text, body)
 

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.config import OAUTH_CALLBACK_PATH, Settings
+from bot.config import OAUTH_CALLBACK_PATH, WEBHOOK_PATH, Settings
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import migrate
@@ -161,6 +161,12 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
             return PlainTextResponse("starting", status_code=503)
         return await connect_callback(current.services, request)
 
+    async def webhook(request: Request) -> Response:
+        current = holder.get("runtime")
+        if current is None:
+            return PlainTextResponse("starting", status_code=503)
+        return await launchdarkly_webhook(current.services, request)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if runtime is not None:
@@ -180,6 +186,7 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
             Route(EVENTS_PATH, events, methods=["POST"]),
             Route(HEALTH_PATH, healthz, methods=["GET"]),
             Route(OAUTH_CALLBACK_PATH, oauth_callback, methods=["GET"]),
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
@@ -206,6 +213,15 @@ async def connect_callback(services: Services, request: Request) -> Response:
         f"<h1>{'Connected' if result.ok else 'Not connected'}</h1><p>{html.escape(result.page)}</p>"
     )
     return HTMLResponse(page, status_code=200 if result.ok else 400)
+
+
+async def launchdarkly_webhook(services: Services, request: Request) -> Response:
+    """``POST /launchdarkly/webhook``: an audit log entry from LaunchDarkly, signed with the webhook's
+    secret (``X-LD-Signature``); anything else is a 401 with nothing done (``bot.subscriptions``)."""
+    body = await request.body()
+    status = await services.subscriptions.receive_webhook(request.headers.get("x-ld-signature"), body)
+    words = {200: "ok", 400: "not an audit log entry", 401: "invalid signature"}
+    return PlainTextResponse(words.get(status, "error"), status_code=status)
 
 
 def verified(secret: str, headers: Any, body: bytes, *, now: float | None = None) -> bool:
@@ -286,8 +302,9 @@ async def run_socket_mode(settings: Settings) -> None:
 
 
 def create_health_app(handler: FlagopsSocketModeHandler, services: Services) -> Starlette:
-    """The HTTP side of a Socket Mode process: ``GET /healthz``, and the OAuth callback where
-    ``FLAGOPS_PUBLIC_URL`` is set (Slack's events come over the socket: nothing here takes them)."""
+    """The HTTP side of a Socket Mode process: ``GET /healthz``, and the OAuth callback and
+    LaunchDarkly's webhook (``POST /launchdarkly/webhook``) where ``FLAGOPS_PUBLIC_URL`` is set
+    (Slack's events come over the socket: nothing here takes them)."""
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "socket": "connected" if handler.connected else "reconnecting"})
@@ -295,9 +312,13 @@ def create_health_app(handler: FlagopsSocketModeHandler, services: Services) -> 
     async def oauth_callback(request: Request) -> Response:
         return await connect_callback(services, request)
 
+    async def webhook(request: Request) -> Response:
+        return await launchdarkly_webhook(services, request)
+
     routes = [Route(HEALTH_PATH, healthz, methods=["GET"])]
     if services.settings.flagops_public_url:
         routes.append(Route(OAUTH_CALLBACK_PATH, oauth_callback, methods=["GET"]))
+        routes.append(Route(WEBHOOK_PATH, webhook, methods=["POST"]))
     return Starlette(routes=routes)
 
 

@@ -154,7 +154,7 @@ async def choose(bot: Harness, message: Message, menu: dict[str, Any], value: st
 
 
 async def test_forged_history_values_are_refused_and_nothing_is_read(bot: Harness) -> None:
-    await run(bot, "/flag on new-checkout test")
+    await run(bot, "/flag off new-checkout test")
     card = bot.card()
     before = len(bot.ld_requests())
     forged = [

@@ -122,9 +122,9 @@ async def test_unknown_flag_gets_suggestions(bot: Harness) -> None:
 
 
 async def test_unknown_environment_names_the_real_ones(bot: Harness) -> None:
-    await run(bot, "/flag on new-checkout prod")
+    await run(bot, "/flag on new-checkout qqq")
     (answer,) = bot.ephemeral_texts(ALICE)
-    assert "no environment `prod`" in answer and "production" in answer
+    assert "no environment `qqq`" in answer and "production" in answer
 
 
 async def test_conflict_then_apply_anyway(bot: Harness) -> None:

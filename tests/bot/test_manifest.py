@@ -64,9 +64,10 @@ def test_every_url_is_the_bots_events_endpoint_on_one_host() -> None:
     assert data["settings"]["interactivity"]["is_enabled"] is True
 
 
-def test_home_tab_is_off_and_http_mode_by_default() -> None:
+def test_the_home_tab_is_on_and_http_mode_by_default() -> None:
     data = manifest()
-    assert data["features"]["app_home"]["home_tab_enabled"] is False
+    assert data["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in data["settings"]["event_subscriptions"]["bot_events"]
     assert data["settings"]["socket_mode_enabled"] is False
     assert data["display_information"]["name"] == "flagops"
     assert data["features"]["bot_user"]["display_name"]

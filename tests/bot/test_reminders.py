@@ -134,7 +134,7 @@ async def test_an_unconfirmed_card_expires_on_time_without_a_click(bot: Harness)
 
 
 async def _request_approval(bot: Harness) -> None:
-    await run(bot, "/flag off new-checkout production")
+    await run(bot, "/flag on new-checkout production")
     await bot.click("Request approval")
     await bot.idle()
     assert bot.sandbox.approvals, "an approval request exists in LaunchDarkly"

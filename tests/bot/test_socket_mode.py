@@ -156,11 +156,11 @@ async def test_two_reconnects_in_a_row_then_the_loop(socket_bot: Harness) -> Non
     for count in (2, 3):
         await socket.disconnect("refresh_requested")
         await socket.wait_for_hellos(count)
-    await run(bot, "/flag on new-checkout test")
+    await run(bot, "/flag off new-checkout test")
     await click(bot, "Apply")
     # slack_sdk may ask for a URL both on `disconnect` and on the close that follows it; one is used.
     assert socket.opens >= 3 and socket.connected == 1
-    assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is True
+    assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is False
 
 
 async def test_with_a_public_url_the_oauth_callback_is_served_beside_the_socket(

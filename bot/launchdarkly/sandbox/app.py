@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.launchdarkly.sandbox import approvals, changes, evaluation, oauth
+from bot.launchdarkly.sandbox import approvals, changes, evaluation, oauth, webhooks
 from bot.launchdarkly.sandbox.changes import ApiError, get_environment, get_flag, get_project, invalid
 from bot.launchdarkly.sandbox.faults import SandboxMiddleware
 from bot.launchdarkly.sandbox.state import (
@@ -65,6 +65,15 @@ async def _json_body(request: Request) -> Any:
 def _omit(doc: JsonDoc, fields: list[str]) -> JsonDoc:
     """``doc`` without ``fields`` (the switches that make an answer sparse)."""
     return {k: v for k, v in doc.items() if k not in fields} if fields else doc
+
+
+def _member_expanded(request: Request, member: JsonDoc) -> JsonDoc:
+    """A member as LaunchDarkly answers it: ``customRoles`` (keys) always, ``roleAttributes`` only
+    with ``expand=roleAttributes``."""
+    expand = {e.strip() for e in request.query_params.get("expand", "").split(",")}
+    if "roleAttributes" in expand:
+        return member
+    return {k: v for k, v in member.items() if k != "roleAttributes"}
 
 
 def _paged(request: Request, items: list[JsonDoc], default_limit: int = 20, max_limit: int = 100) -> JsonDoc:
@@ -310,14 +319,36 @@ class SandboxRoutes:
                     if text in json.dumps([m["email"], m.get("firstName"), m.get("lastName")]).lower()
                 ]
         omits = self.state.switches.member_answer_omits
-        return JSONResponse(_paged(request, [_omit(m, omits) for m in members]))
+        shown = [_member_expanded(request, _omit(m, omits)) for m in members]
+        return JSONResponse(_paged(request, shown))
 
     async def get_member(self, request: Request) -> Response:
         self.account(request)
         member = self.state.member_by_id(request.path_params["id"])
         if member is None:
             raise changes.not_found(f"Unknown member '{request.path_params['id']}'")
-        return JSONResponse(_omit(member, self.state.switches.member_answer_omits))
+        return JSONResponse(_member_expanded(request, _omit(member, self.state.switches.member_answer_omits)))
+
+    async def get_role(self, request: Request) -> Response:
+        """``GET /api/v2/roles/{customRoleKey}`` (by key or id), as LaunchDarkly's ``CustomRole``."""
+        self.account(request)
+        wanted = request.path_params["key"]
+        for role in self.state.roles.values():
+            if wanted in (role.get("key"), role.get("_id")):
+                return JSONResponse(role)
+        raise changes.not_found(f"Unknown custom role '{wanted}'")
+
+    async def team_roles(self, request: Request) -> Response:
+        """``GET /api/v2/teams/{teamKey}/roles``: the team's custom roles (``TeamCustomRoles``)."""
+        self.account(request)
+        team = self.state.teams.get(request.path_params["key"])
+        if team is None:
+            raise changes.not_found(f"Unknown team '{request.path_params['key']}'")
+        items = [
+            {"key": key, "name": (self.state.roles.get(key) or {}).get("name", key)}
+            for key in team.get("customRoleKeys") or []
+        ]
+        return JSONResponse(_paged(request, items))
 
     async def caller_identity(self, request: Request) -> Response:
         account = self.account(request)
@@ -632,9 +663,12 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/v2/auditlog/{id}", r.get_audit_entry, methods=["GET"]),
         Route("/api/v2/members", r.list_members, methods=["GET"]),
         Route("/api/v2/members/{id}", r.get_member, methods=["GET"]),
+        Route("/api/v2/roles/{key}", r.get_role, methods=["GET"]),
+        Route("/api/v2/teams/{key}/roles", r.team_roles, methods=["GET"]),
         Route("/api/v2/caller-identity", r.caller_identity, methods=["GET"]),
         *oauth.routes(state, r.account),
         *evaluation.routes(state, r.account),
+        *webhooks.routes(state),
         Route("/_sandbox/requests", r.sandbox_requests, methods=["GET", "DELETE"]),
         Route("/_sandbox/audit", r.sandbox_audit, methods=["GET"]),
         Route("/_sandbox/faults", r.sandbox_faults, methods=["GET", "POST"]),
@@ -659,6 +693,10 @@ def create_app(state: SandboxState) -> Starlette:
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SandboxMiddleware, state=state)],
+        # Outermost: once a request is answered, what it wrote goes to the webhooks.
+        middleware=[
+            Middleware(webhooks.WebhookMiddleware, delivery=webhooks.WebhookDelivery(state)),
+            Middleware(SandboxMiddleware, state=state),
+        ],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
     )

@@ -16,7 +16,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.launchdarkly.sandbox.oauth import SandboxOAuth
-from commands.demo import DEMO_PROJECT, demo_flags, demo_members, demo_project, demo_segments
+from commands.demo import (
+    DEMO_PROJECT,
+    demo_flags,
+    demo_members,
+    demo_project,
+    demo_roles,
+    demo_segments,
+    demo_teams,
+)
 
 JsonDoc = dict[str, Any]
 
@@ -152,6 +160,14 @@ class SandboxState:
     ld_audit: list[JsonDoc] = field(default_factory=list)
     #: OAuth clients, codes and tokens (``bot.launchdarkly.sandbox.oauth``).
     oauth: SandboxOAuth = field(default_factory=SandboxOAuth)
+    #: Custom roles (``GET /api/v2/roles/{key}``) and teams (their ``customRoleKeys``), by key.
+    roles: dict[str, JsonDoc] = field(default_factory=dict)
+    teams: dict[str, JsonDoc] = field(default_factory=dict)
+    #: Webhooks (``bot.launchdarkly.sandbox.webhooks``): id -> document (with its secret), and
+    #: each delivery attempted (webhook, entry, status). Only ``admin_token`` may manage them.
+    webhooks: dict[str, JsonDoc] = field(default_factory=dict)
+    deliveries: list[JsonDoc] = field(default_factory=list)
+    admin_token: str = "sandbox-admin"
     requests: list[JsonDoc] = field(default_factory=list)
     request_count: int = 0
     _initial: SandboxState | None = field(default=None, repr=False)
@@ -184,13 +200,21 @@ class SandboxState:
             segments=demo_segments(),
         )
         tokens = {"alice@example.com": token, "bob@example.com": bob_token, "carol@example.com": reader_token}
+        # Only the built-in roles decide what a token may write here (a custom role's member, dave
+        # or erin, writes through flagops' service token, which checks their roles first).
         accounts = [
-            Account(member=_member_doc(m), token=tokens[m["email"]], writer=m.get("role") != "reader")
+            Account(
+                member=_member_doc(m),
+                token=tokens.get(m["email"], f"sandbox-{m['email'].split('@')[0]}"),
+                writer=m.get("role") in ("writer", "admin", "owner"),
+            )
             for m in demo_members()
         ]
         state = cls(
             projects={DEMO_PROJECT: project},
             accounts=accounts,
+            roles=demo_roles(),
+            teams=demo_teams(),
             switches=switches or Switches(),
             faults=faults or Faults(),
         )
@@ -207,8 +231,18 @@ class SandboxState:
         if self._initial is None:
             raise RuntimeError("reset() needs remember_initial() first")
         fresh = copy.deepcopy(self._initial)
-        kept = ("projects", "accounts", "switches", "clock", "approvals", "scheduled", "links")
-        for name in (*kept, "audit", "ld_audit"):
+        kept = (
+            "projects",
+            "accounts",
+            "switches",
+            "clock",
+            "approvals",
+            "scheduled",
+            "links",
+            "roles",
+            "teams",
+        )
+        for name in (*kept, "audit", "ld_audit", "webhooks", "deliveries"):
             setattr(self, name, getattr(fresh, name))
         self.faults = Faults()
         self.requests = []

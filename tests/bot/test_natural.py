@@ -1,0 +1,67 @@
+"""Said the way people say it: natural phrasings, forgiving keys, state at a glance, no-ops refused
+(signed HTTP, the fake Slack, the sandbox)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bot.harness import ALICE, RELEASES, Harness, buttons, card_text, click, run
+
+
+def on(bot: Harness, flag: str, env: str) -> bool:
+    environments: dict[str, Any] = bot.sandbox.projects["demo"].flags[flag]["environments"]
+    return bool(environments[env]["on"])
+
+
+async def test_natural_phrasings_make_the_same_card_and_say_how_they_were_read(bot: Harness) -> None:
+    await run(bot, "/flag turn off new-checkout in test")
+    assert buttons(bot) == ["Apply", "Cancel"]
+    assert "read as `/flag off new-checkout test`" in card_text(bot)
+    await click(bot, "Apply")
+    assert on(bot, "new-checkout", "test") is False
+    await run(bot, "/flag enable new-checkout for test")
+    await click(bot, "Apply")
+    assert on(bot, "new-checkout", "test") is True
+    await run(bot, "/flag kill new-checkout test")
+    await click(bot, "Apply")
+    assert on(bot, "new-checkout", "test") is False
+
+
+async def test_the_canonical_command_says_no_read_as(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test")
+    assert "read as" not in card_text(bot)
+
+
+async def test_keys_in_any_case_and_short_environment_names(bot: Harness) -> None:
+    await run(bot, "/flag off New-Checkout Test")
+    assert "*new-checkout*" in card_text(bot) and "read as `/flag off new-checkout test`" in card_text(bot)
+    await click(bot, "Apply")
+    (patch,) = bot.ld_patches()
+    assert patch["path"].endswith("/flags/demo/new-checkout"), "the real key is what is sent"
+    await run(bot, "/flag on new-checkout prod")
+    assert "in *production*" in card_text(bot) and "Request approval" in buttons(bot)
+
+
+async def test_an_unknown_environment_still_names_the_real_ones(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout prodution")
+    assert not bot.slack.messages(RELEASES)
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "no environment `prodution`" in answer and "production" in answer
+
+
+async def test_a_change_that_changes_nothing_is_refused_with_the_state(bot: Harness) -> None:
+    await run(bot, "/flag on new-checkout test")  # it is on already
+    await run(bot, "/flag off new-checkout production")  # off already, and approval is required
+    assert not bot.slack.messages(RELEASES), "no card"
+    told = bot.ephemeral_texts(ALICE)
+    assert any("new-checkout is already on in test" in t for t in told), told
+    assert any("new-checkout is already off in production" in t for t in told), told
+    assert not bot.ld_patches() and not bot.sandbox.approvals, "nothing sent, no approval request"
+
+
+async def test_show_without_an_environment_gives_every_environment_at_a_glance(bot: Harness) -> None:
+    await run(bot, "/flag what is new-checkout")
+    (answer,) = bot.slack.ephemerals(ALICE)
+    text = answer.text + str(answer.blocks)
+    assert "test" in text and "production" in text
+    assert "ON · serves" in text and "OFF · serves" in text

@@ -1,0 +1,63 @@
+"""Natural phrasings of the everyday commands, read deterministically."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commands import parse
+from commands.natural import rephrase
+
+
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("turn off new-checkout in production", "off new-checkout production"),
+        ("Turn OFF the new-checkout flag for test", "off new-checkout test"),
+        ("switch new-checkout on in test", "on new-checkout test"),
+        ("please turn new-checkout on in test!", "on new-checkout test"),
+        ("new-checkout off", "off new-checkout"),
+        ("new-checkout off production", "off new-checkout production"),
+        ("new-checkout on in test", "on new-checkout test"),
+        ("kill new-checkout", "off new-checkout"),
+        ("kill switch new-checkout prod", "off new-checkout prod"),
+        ("disable banner-color for test", "off banner-color test"),
+        ("enable new-checkout in the production environment", "on new-checkout production"),
+        ("off new-checkout in production", "off new-checkout production"),
+        ("what is new-checkout", "show new-checkout"),
+        ("what's new-checkout in prod?", "show new-checkout prod"),
+        ("status new-checkout", "show new-checkout"),
+        ("get new-checkout test", "show new-checkout test"),
+        ("info new-checkout", "show new-checkout"),
+    ],
+)
+def test_a_phrasing_becomes_the_canonical_command(typed: str, canonical: str) -> None:
+    assert rephrase(typed) == canonical
+    parse(canonical)  # and the grammar reads it
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "turn off the",
+        "turn off the flag",
+        "rename new-checkout New name",
+        "target new-checkout test alice",
+        "kill",
+        "on",
+        "new-checkout",
+        "what is the",
+        "x" * 300,
+        "",
+    ],
+)
+def test_what_is_not_a_phrasing_is_left_to_the_grammar(typed: str) -> None:
+    assert rephrase(typed) is None
+
+
+@given(st.text(max_size=120))
+def test_any_text_is_read_or_left_never_a_crash(text: str) -> None:
+    phrased = rephrase(text)
+    if phrased is not None:
+        assert phrased.split()[0] in {"on", "off", "show"}
