@@ -32,7 +32,6 @@ def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
         cache.pop(next(iter(cache)))
 
 
-
 #: Short forms people type for an environment, matched only when exactly one environment fits.
 ENVIRONMENT_ALIASES: dict[str, tuple[str, ...]] = {
     "prod": ("production", "prd", "live"),
@@ -45,6 +44,7 @@ ENVIRONMENT_ALIASES: dict[str, tuple[str, ...]] = {
     "qa": ("qa", "test", "testing"),
     "uat": ("uat", "acceptance"),
 }
+
 
 class FlagReader:
     """Flags, environments and members as the previews need them."""

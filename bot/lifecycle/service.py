@@ -102,8 +102,7 @@ def _already(draft: Draft, proposal: Proposal, patch: SemanticPatch) -> str:
         return f"{draft.flag_key} is already {state}{where}: nothing to change, nothing was sent."
     what = "; ".join(proposal.sentences) or "this change"
     return (
-        f"Nothing to change: {proposal.flag_name}{where} already looks like that ({what}). "
-        "Nothing was sent."
+        f"Nothing to change: {proposal.flag_name}{where} already looks like that ({what}). Nothing was sent."
     )
 
 
