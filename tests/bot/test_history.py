@@ -30,11 +30,11 @@ def everything(ephemeral: Ephemeral) -> str:
 
 
 async def outside_change(
-    bot: Harness, env: str, kind: str, *, comment: str | None = None, flag: str = "new-checkout"
+    bot: Harness, env: str, kind: str, *, flag: str = "new-checkout", comment: str | None = None, **extra: Any
 ) -> None:
     """A change made straight in LaunchDarkly with bob's token (not through the bot). Async: the
     sandbox serves in the test's own event loop."""
-    body: dict[str, Any] = {"environmentKey": env, "instructions": [{"kind": kind}]}
+    body: dict[str, Any] = {"environmentKey": env, "instructions": [{"kind": kind, **extra}]}
     if comment:
         body["comment"] = comment
     token = next(a.token for a in bot.sandbox.accounts if a.member["email"] == "bob@example.com")
@@ -45,6 +45,7 @@ async def outside_change(
             headers={**SEMANTIC, "Authorization": token, "LD-API-Version": "20240415"},
         )
     assert answer.status_code == 200, answer.text
+    await bot.idle()  # what the change set off (a webhook delivery) is done
 
 
 def audit_requests(bot: Harness) -> list[dict[str, Any]]:

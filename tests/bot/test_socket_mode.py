@@ -163,7 +163,7 @@ async def test_two_reconnects_in_a_row_then_the_loop(socket_bot: Harness) -> Non
     assert bot.sandbox.projects["demo"].flags["new-checkout"]["environments"]["test"]["on"] is False
 
 
-async def test_with_a_public_url_the_oauth_callback_is_served_beside_the_socket(
+async def test_with_a_public_url_the_oauth_callback_and_webhook_are_served_beside_the_socket(
     start_socket_bot: StartBot,
 ) -> None:
     bot = await start_socket_bot(oauth=True)
@@ -173,6 +173,9 @@ async def test_with_a_public_url_the_oauth_callback_is_served_beside_the_socket(
         assert (await http.get(f"{url}/healthz")).json() == {"ok": True, "socket": "reconnecting"}
         answer = await http.get(f"{url}/oauth/launchdarkly/callback?state=unknown&code=x")
         assert answer.status_code == 400 and "expired or was already used" in answer.text
+        # The LaunchDarkly webhook too: an unsigned delivery is refused there as over HTTP.
+        unsigned = await http.post(f"{url}/launchdarkly/webhook", content=b'{"_id": "x"}')
+        assert unsigned.status_code == 401
     await handler.close_async()  # type: ignore[no-untyped-call]
     plain = await start_socket_bot()
     health = create_health_app(handler, plain.stack.runtime.services)
@@ -180,6 +183,7 @@ async def test_with_a_public_url_the_oauth_callback_is_served_beside_the_socket(
         assert (await http.get(f"{url}/oauth/launchdarkly/callback")).status_code == 404, (
             "no public URL: none"
         )
+        assert (await http.post(f"{url}/launchdarkly/webhook", content=b"{}")).status_code in (404, 405)
 
 
 # --- the fake keeps Slack's rules -------------------------------------------------------------------

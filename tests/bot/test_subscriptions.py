@@ -19,28 +19,11 @@ from bot.offline.fake_slack import Message
 from bot.scheduling.scheduler import FlagopsScheduler
 from bot.subscriptions.webhook import signature_ok
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
+from tests.bot.test_history import outside_change
 
 StartBot = Callable[..., Awaitable[Harness]]
 SEMANTIC = {"Content-Type": "application/json; domain-model=launchdarkly.semanticpatch"}
 OPS = "C_OPS"
-
-
-async def outside_change(
-    bot: Harness, env: str, kind: str, *, flag: str = "new-checkout", comment: str | None = None, **extra: Any
-) -> None:
-    """A change made straight in LaunchDarkly with bob's token (not through the bot)."""
-    body: dict[str, Any] = {"environmentKey": env, "instructions": [{"kind": kind, **extra}]}
-    if comment:
-        body["comment"] = comment
-    token = next(a.token for a in bot.sandbox.accounts if a.member["email"] == "bob@example.com")
-    async with httpx.AsyncClient(base_url=bot.stack.sandbox_url) as http:
-        answer = await http.patch(
-            f"/api/v2/flags/demo/{flag}",
-            json=body,
-            headers={**SEMANTIC, "Authorization": token, "LD-API-Version": "20240415"},
-        )
-    assert answer.status_code == 200, answer.text
-    await bot.idle()
 
 
 def everything(message: Message) -> str:
