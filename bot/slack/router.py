@@ -6,6 +6,7 @@ changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``appr
 from __future__ import annotations
 
 from bot.errors import answer
+from bot.launchdarkly.models import FeatureFlag
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import VerbHandler, Who
 from bot.lifecycle.service import ChangeService
@@ -116,13 +117,19 @@ class CommandRouter:
 
     async def _list(self, who: Who, command: ListCommand) -> None:
         project = command.project or await self.changes.project_for(who)
-        page = await self.ld.list_flags(project, query=command.query, tag=command.tag, limit=40)
+        # On or off in each environment (the first few), so the list says the state at a glance.
+        envs = [e.key for e in await self.ld.all_environments(project)][:LIST_ENVIRONMENTS]
+        page = await self.ld.list_flags(
+            project, query=command.query, tag=command.tag, limit=40, env=envs or None
+        )
         items = list(page.items)
         if not items:
             await self._tell(who, f"No flags in project `{project}` match.")
             return
         lines = [
-            f"• `{f.key}` {blocks.escape(f.name or '')}" + (f" _{', '.join(f.tags)}_" if f.tags else "")
+            f"• `{f.key}` {blocks.escape(f.name or '')}"
+            + (f" _{', '.join(f.tags)}_" if f.tags else "")
+            + _states(f, envs)
             for f in items
         ]
         more = (page.total_count or len(items)) - len(items)
@@ -131,3 +138,16 @@ class CommandRouter:
         await self._tell(who, f"Flags in `{project}`:", lines)
 
     # --- propose ----------------------------------------------------------------------------
+
+
+LIST_ENVIRONMENTS = 4  # environments whose on/off `list` shows (LaunchDarkly sends each flag's)
+
+
+def _states(flag: FeatureFlag, envs: list[str]) -> str:
+    """`· test ON · production OFF` for the environments LaunchDarkly sent."""
+    parts = []
+    for key in envs:
+        env = flag.environment(key)
+        if env is not None:
+            parts.append(f"{blocks.escape(key)} {'ON' if env.on else 'OFF'}")
+    return (" · " + " · ".join(parts)) if parts else ""

@@ -65,3 +65,12 @@ async def test_show_without_an_environment_gives_every_environment_at_a_glance(b
     text = answer.text + str(answer.blocks)
     assert "test" in text and "production" in text
     assert "ON · serves" in text and "OFF · serves" in text
+
+
+async def test_list_shows_on_or_off_in_each_environment(bot: Harness) -> None:
+    await run(bot, "/flag list checkout")
+    (answer,) = bot.slack.ephemerals(ALICE)
+    line = next(
+        line for line in (answer.text + "\n" + str(answer.blocks)).split("•") if "new-checkout" in line
+    )
+    assert "test ON" in line and "production OFF" in line
