@@ -98,3 +98,81 @@ def rephrase(text: str) -> str | None:
             return None
         return canonical
     return None
+
+
+# `rollout new-checkout prod 25%` / `rollout banner-color test 25% blue`: one percentage, the rest
+# completed from the flag (see :func:`complete_rollout`).
+_PARTIAL_ROLLOUT = re.compile(
+    rf"^(?:rollout|roll\s*out|ramp\s+to)\s+{_KEY}\s+(?:(?:in|on|for|to)\s+)?{_KEY}\s+(?:to\s+)?"
+    rf"(\d+(?:\.\d+)?)\s*%(?:\s+(?:of\s+)?(?:to\s+)?{_KEY})?{_END}",
+    re.I,
+)
+
+
+# `roll out new-checkout to 25% in production` / `roll out banner-color to 25% of blue in test`
+_PHRASED_ROLLOUT = re.compile(
+    rf"^{_POLITE}roll\s*out\s+{_FLAG}\s+to\s+(\d+(?:\.\d+)?)\s*%(?:\s+(?:of\s+)?{_KEY})?"
+    rf"\s+(?:in|on|for)\s+(?:the\s+)?{_KEY}(?:\s+env(?:ironment)?)?{_END}",
+    re.I,
+)
+
+
+def partial_rollout(text: str) -> tuple[str, str, float, str | None] | None:
+    """``(flag, environment, percent, variation or None)`` of a one-percentage rollout line."""
+    line = " ".join(text.split())
+    match = _PARTIAL_ROLLOUT.match(line)
+    if match is not None:
+        flag, env, percent, variation = match[1], match[2], float(match[3]), match[4]
+    else:
+        phrased = _PHRASED_ROLLOUT.match(line)
+        if phrased is None:
+            return None
+        flag, percent, variation, env = phrased[1], float(phrased[2]), phrased[3], phrased[4]
+    if not 0 < percent < 100 or (variation or "").lower() in _NOT_KEYS:
+        return None
+    return flag, env, percent, variation
+
+
+def complete_rollout(
+    flag: dict[str, object], environment: str, percent: float, variation: str | None
+) -> str | None:
+    """The whole rollout command a one-percentage line means on ``flag``, or None.
+
+    A boolean flag: ``25%`` is 25% true, 75% false (``25% false`` the other way round). Any flag:
+    ``25% blue`` gives blue 25%, and the rest stays with what the default rule serves now (when it
+    serves one variation). None when it cannot be said (a rollout serving now, an unknown name).
+    """
+    variations = flag.get("variations")
+    if not isinstance(variations, list) or not variations:
+        return None
+    values = [v.get("value") if isinstance(v, dict) else None for v in variations]
+    names = [str(v.get("name") or "") if isinstance(v, dict) else "" for v in variations]
+    key = flag.get("key")
+    rest = f"{100 - percent:g}%"
+    pct = f"{percent:g}%"
+    if percent == 100:
+        return None
+    if values == [True, False] or values == [False, True]:
+        chosen = (variation or "true").lower()
+        if chosen not in ("true", "false"):
+            return None
+        other = "false" if chosen == "true" else "true"
+        return f"rollout {key} {environment} {pct} {chosen} {rest} {other}"
+    if variation is None:
+        return None
+    lowered = variation.lower()
+    index = next(
+        (
+            i
+            for i, (val, name) in enumerate(zip(values, names, strict=True))
+            if str(val).lower() == lowered or name.lower() == lowered
+        ),
+        None,
+    )
+    environments = flag.get("environments")
+    env = environments.get(environment) if isinstance(environments, dict) else None
+    fallthrough = env.get("fallthrough") if isinstance(env, dict) else None
+    current = fallthrough.get("variation") if isinstance(fallthrough, dict) else None
+    if index is None or not isinstance(current, int) or current == index:
+        return None
+    return f"rollout {key} {environment} {pct} #{index + 1} {rest} #{current + 1}"

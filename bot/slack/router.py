@@ -22,7 +22,7 @@ from commands.intents import (
     RawCommand,
     ShowCommand,
 )
-from commands.natural import rephrase
+from commands.natural import complete_rollout, partial_rollout, rephrase
 from commands.parse import parse
 from commands.summary import environment_facts, every_environment_facts, flag_facts
 
@@ -51,9 +51,38 @@ class CommandRouter:
     async def run_command(self, who: Who, text: str) -> None:
         """Handle the text of a slash command (after the ack)."""
         try:
-            await self._dispatch(who, self.read(text), text)
+            try:
+                command = self.read(text)
+            except CommandError:
+                partial = partial_rollout(text)
+                if partial is None:
+                    raise
+                command = await self._one_line_rollout(who, *partial)
+            await self._dispatch(who, command, text)
         except FlagopsError as error:
             await self._tell(who, answer(error))
+
+    async def _one_line_rollout(
+        self, who: Who, key: str, env_name: str, percent: float, variation: str | None
+    ) -> Command:
+        """``rollout new-checkout prod 25%``: the whole rollout, completed from the flag (a boolean
+        flag: the rest to the other value; else the rest stays with what is served now). The
+        card then says how it was read.
+
+        Raises:
+            CommandError: it cannot be completed (say the whole rollout), or the flag or
+                environment is unknown.
+        """
+        project = await self.changes.project_for(who)
+        flag = await self.flags.flag(project, key)
+        env = await self.flags.environment_key(project, env_name, flag)
+        whole = complete_rollout(flag, env or env_name, percent, variation)
+        if whole is None:
+            raise CommandError(
+                f"I cannot tell where the other {100 - percent:g}% go for `{key}` in `{env or env_name}`: "
+                "say the whole rollout, e.g. `rollout banner-color test 25% blue 75% green`."
+            )
+        return parse(whole)
 
     @staticmethod
     def read(text: str) -> Command:

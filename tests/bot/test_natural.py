@@ -74,3 +74,37 @@ async def test_list_shows_on_or_off_in_each_environment(bot: Harness) -> None:
         line for line in (answer.text + "\n" + str(answer.blocks)).split("•") if "new-checkout" in line
     )
     assert "test ON" in line and "production OFF" in line
+
+
+def fallthrough(bot: Harness, flag: str, env: str) -> dict[str, Any]:
+    rollout: dict[str, Any] = bot.sandbox.projects["demo"].flags[flag]["environments"][env]["fallthrough"]
+    return rollout
+
+
+async def test_a_one_line_rollout_on_a_boolean_flag(bot: Harness) -> None:
+    await run(bot, "/flag rollout new-checkout test 25%")
+    assert "read as `/flag rollout new-checkout test 25% true 75% false`" in card_text(bot)
+    await click(bot, "Apply")
+    weights = {
+        v["variation"]: v["weight"] for v in fallthrough(bot, "new-checkout", "test")["rollout"]["variations"]
+    }
+    assert weights == {0: 25000, 1: 75000}, "25% true, the rest false"
+    await run(bot, "/flag roll out new-checkout to 50% in test")
+    assert "read as `/flag rollout new-checkout test 50% true 50% false`" in card_text(bot)
+
+
+async def test_a_one_line_rollout_keeps_the_rest_with_what_is_served_now(bot: Harness) -> None:
+    await run(bot, "/flag rollout pricing-page test 10% v2")  # test serves v1 (#2) now
+    assert "read as `/flag rollout pricing-page test 10% #1 90% #2`" in card_text(bot)
+    await click(bot, "Apply")
+    weights = {
+        v["variation"]: v["weight"] for v in fallthrough(bot, "pricing-page", "test")["rollout"]["variations"]
+    }
+    assert weights == {0: 10000, 1: 90000}
+
+
+async def test_a_one_line_rollout_that_cannot_be_completed_says_what_to_type(bot: Harness) -> None:
+    await run(bot, "/flag rollout banner-color test 25% red")  # test serves a rollout now
+    assert not bot.slack.messages(RELEASES)
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "where the other 75% go" in answer and "say the whole rollout" in answer

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commands import parse
-from commands.natural import rephrase
+from commands.demo import demo_flags
+from commands.natural import complete_rollout, partial_rollout, rephrase
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,32 @@ def test_any_text_is_read_or_left_never_a_crash(text: str) -> None:
     phrased = rephrase(text)
     if phrased is not None:
         assert phrased.split()[0] in {"on", "off", "show"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("rollout new-checkout prod 25%", ("new-checkout", "prod", 25.0, None)),
+        ("rollout new-checkout test 12.5% false", ("new-checkout", "test", 12.5, "false")),
+        ("roll out new-checkout to 25% in production", ("new-checkout", "production", 25.0, None)),
+        ("roll out banner-color to 10% of blue in test", ("banner-color", "test", 10.0, "blue")),
+        ("rollout new-checkout test 0%", None),
+        ("rollout new-checkout test 100%", None),
+        ("rollout new-checkout test 25% true 75% false", None),
+    ],
+)
+def test_one_percentage_rollouts_are_read(typed: str, read: object) -> None:
+    assert partial_rollout(typed) == read
+
+
+def test_a_one_percentage_rollout_is_completed_from_the_flag() -> None:
+    flags = demo_flags()
+    assert complete_rollout(flags["new-checkout"], "test", 25, None) == (
+        "rollout new-checkout test 25% true 75% false"
+    )
+    assert (
+        complete_rollout(flags["pricing-page"], "test", 10, "v2") == "rollout pricing-page test 10% #1 90% #2"
+    )
+    assert complete_rollout(flags["banner-color"], "test", 25, "red") is None, "a rollout serves now"
+    assert complete_rollout(flags["pricing-page"], "test", 10, "v1") is None, "already all of it"
+    assert complete_rollout(flags["pricing-page"], "test", 10, "nope") is None
