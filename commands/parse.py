@@ -249,9 +249,46 @@ def _verb(tokens: list[Token]) -> tuple[registry.Verb, list[Token]]:
         phrases = sorted(n for n in registry.VERB_INDEX if n.startswith(word + " "))
         got = describe_token(tokens[1]) if len(tokens) > 1 else "nothing"
         raise CommandError(f"`{word}` what? got {got}; expected one of: {', '.join(phrases)}")
-    raise CommandError(
-        f"unknown command `{first.text}`{suggest(word, list(registry.VERB_INDEX))} (`help` lists them)"
-    )
+    meant = MEANT.get(word)
+    if meant:
+        hint = ", did you mean " + " or ".join(f'"{verb}"' for verb in meant.split("|")) + "?"
+    else:
+        hint = suggest(word, list(registry.VERB_INDEX))
+    raise CommandError(f"unknown command `{first.text}`{hint} (`help` lists them)")
+
+
+#: Words people type for a verb they mean (checked before spelling: `search` is not `archive`);
+#: ``a|b`` names two.
+MEANT: dict[str, str] = {
+    "search": "list",
+    "find": "list",
+    "ls": "list",
+    "flags": "list",
+    "get": "show",
+    "status": "show",
+    "state": "show",
+    "info": "show",
+    "describe": "show",
+    "view": "show",
+    "kill": "off",
+    "disable": "off",
+    "stop": "off",
+    "enable": "on",
+    "start": "on",
+    "activate": "on",
+    "toggle": "on|off",
+    "flip": "on|off",
+    "audit": "history",
+    "changes": "history",
+    "who": "history",
+    "check": "eval",
+    "test": "eval",
+    "approve": "approvals",
+    "pending": "approvals",
+    "percent": "rollout",
+    "percentage": "rollout",
+    "ramp": "rollout",
+}
 
 
 def _schedule(tokens: list[Token], source: str) -> tuple[list[Token], Schedule | None]:

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands import parse
+from commands import parse, registry
 from commands.demo import demo_flags
+from commands.errors import CommandError
 from commands.natural import complete_rollout, partial_rollout, rephrase
+from commands.parse import MEANT
 
 
 @pytest.mark.parametrize(
@@ -91,3 +93,23 @@ def test_a_one_percentage_rollout_is_completed_from_the_flag() -> None:
     assert complete_rollout(flags["banner-color"], "test", 25, "red") is None, "a rollout serves now"
     assert complete_rollout(flags["pricing-page"], "test", 10, "v1") is None, "already all of it"
     assert complete_rollout(flags["pricing-page"], "test", 10, "nope") is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("search checkout", '"list"'),
+        ("get new-checkout", '"show"'),
+        ("toggle x", '"on" or "off"'),
+        ("ramp x", '"rollout"'),
+    ],
+)
+def test_an_unknown_verb_suggests_the_verb_people_mean(typed: str, meant: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse(typed)
+    assert f"did you mean {meant}?" in refused.value.message
+
+
+def test_every_meant_verb_is_a_verb() -> None:
+    verbs = {verb for meant in MEANT.values() for verb in meant.split("|")}
+    assert verbs <= set(registry.VERB_INDEX)
