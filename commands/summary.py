@@ -162,8 +162,9 @@ def environment_facts(
     return facts
 
 
-def every_environment_facts(flag: dict[str, Any]) -> list[Fact]:
-    """One line per environment: on or off, and what it serves (state at a glance)."""
+def every_environment_facts(flag: dict[str, Any], waiting: Mapping[str, str] | None = None) -> list[Fact]:
+    """One line per environment: on or off, what it serves, and what is waiting there (``waiting``:
+    environment → e.g. "1 approval request pending"), state at a glance."""
     facts = []
     for env_key in sorted(flag.get("environments") or {}):
         env = flag["environments"][env_key] or {}
@@ -177,6 +178,8 @@ def every_environment_facts(flag: dict[str, Any]) -> list[Fact]:
             )
         else:
             state = f"OFF · serves {variation_label(flag, env.get('offVariation'))}"
+        if waiting and waiting.get(env_key):
+            state += f" · {waiting[env_key]}"
         facts.append(_fact(env_key, state))
     return facts
 

@@ -5,7 +5,11 @@ changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``appr
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from bot.errors import answer
+from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FeatureFlag
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import VerbHandler, Who
@@ -135,7 +139,7 @@ class CommandRouter:
         facts = (
             environment_facts(flag, env) + flag_facts(flag)
             if env
-            else every_environment_facts(flag) + flag_facts(flag)
+            else every_environment_facts(flag, await self._waiting(project, key, flag)) + flag_facts(flag)
         )
         footer = f"project {project} · version {flag.get('_version')}"
         if not env:
@@ -143,6 +147,29 @@ class CommandRouter:
         history = blocks.history_button(project, key, env)
         text, body = blocks.render_facts(title, facts, footer=footer, buttons=[history])
         await self.messenger.ephemeral(who.reply, text, body)
+
+    async def _waiting(self, project: str, key: str, flag: dict[str, Any]) -> dict[str, str]:
+        """Per environment: pending approval requests and scheduled changes, in words (read
+        together; an environment LaunchDarkly did not answer for says so)."""
+        envs = sorted(flag.get("environments") or {})
+
+        async def one(env: str) -> str:
+            try:
+                requests, scheduled = await asyncio.gather(
+                    self.ld.list_approval_requests(project, key, env),
+                    self.ld.list_scheduled_changes(project, key, env),
+                )
+            except ld_errors.LaunchDarklyError:
+                return "pending approvals and scheduled changes could not be read"
+            pending = sum(1 for r in requests if r.status == "pending" and r.review_status != "declined")
+            words = []
+            if pending:
+                words.append(f"{pending} approval request{'s' if pending != 1 else ''} pending")
+            if scheduled:
+                words.append(f"{len(scheduled)} scheduled change{'s' if len(scheduled) != 1 else ''}")
+            return " · ".join(words)
+
+        return dict(zip(envs, await asyncio.gather(*(one(env) for env in envs)), strict=True))
 
     async def _list(self, who: Who, command: ListCommand) -> None:
         project = command.project or await self.changes.project_for(who)

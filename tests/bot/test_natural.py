@@ -108,3 +108,17 @@ async def test_a_one_line_rollout_that_cannot_be_completed_says_what_to_type(bot
     assert not bot.slack.messages(RELEASES)
     (answer,) = bot.ephemeral_texts(ALICE)
     assert "where the other 75% go" in answer and "say the whole rollout" in answer
+
+
+async def test_show_says_what_waits_in_each_environment(bot: Harness) -> None:
+    await run(bot, "/flag on new-checkout production")
+    await click(bot, "Request approval")
+    await run(bot, "/flag off new-checkout test in 2 hours")
+    await click(bot, "Apply")
+    await run(bot, "/flag show new-checkout")
+    answer = bot.slack.ephemerals(ALICE)[-1]
+    text = "\n".join([answer.text, *(str(b) for b in answer.blocks)]).replace("\\n", "\n")
+    production = next(line for line in text.split("\n") if "production" in line and "OFF" in line)
+    test = next(line for line in text.split("\n") if "test" in line and "ON" in line)
+    assert "1 approval request pending" in production, production
+    assert "1 scheduled change" in test, test
