@@ -173,8 +173,8 @@ def every_environment_facts(flag: dict[str, Any], waiting: Mapping[str, str] | N
             targets = sum(len(t.get("values") or []) for t in env.get("targets") or [])
             extra = [f"{rules} rule{'s' if rules != 1 else ''}"] if rules else []
             extra += [f"{targets} target{'s' if targets != 1 else ''}"] if targets else []
-            state = f"ON · serves {serve_text(flag, env.get('fallthrough'))}" + (
-                f" ({', '.join(extra)} first)" if extra else ""
+            state = f"ON · serves {serve_text(flag, env.get('fallthrough'))} by default" + (
+                f" · {', '.join(extra)}" if extra else ""
             )
         else:
             state = f"OFF · serves {variation_label(flag, env.get('offVariation'))}"
