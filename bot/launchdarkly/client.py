@@ -589,6 +589,14 @@ class LaunchDarklyClient:
 
     # --- segments and evaluation ----------------------------------------------------------------
 
+    async def list_segments(
+        self, project: str, env: str, *, limit: int = 50, token: str | None = None
+    ) -> Page[Segment]:
+        """One page of an environment's segments (``GET /api/v2/segments/{project}/{env}``)."""
+        return await self._get_page(
+            Segment, f"/api/v2/segments/{_seg(project)}/{_seg(env)}", params={"limit": limit}, token=token
+        )
+
     async def get_segment(self, project: str, env: str, key: str, *, token: str | None = None) -> Segment:
         """One segment of an environment (``GET /api/v2/segments/{project}/{env}/{key}``).
 

@@ -107,6 +107,35 @@ class FlagReader:
         if env and env not in (flag.get("environments") or {}):
             await self._unknown_environment(project, env)
 
+    async def check_segments(self, project: str, env: str | None, patch: SemanticPatch) -> None:
+        """Every segment a clause of ``patch`` names exists in ``env`` (LaunchDarkly would take an
+        unknown key and the rule would silently match no one).
+
+        Raises:
+            CommandError: an unknown segment, with the environment's segments that come close.
+        """
+        keys = sorted(_segment_keys(patch.body()))
+        if not keys or env is None:
+            return
+        for key in keys:
+            try:
+                await self.ld.get_segment(project, env, key)
+            except ld_errors.NotFound:
+                try:
+                    known = [s.key for s in (await self.ld.list_segments(project, env)).items]
+                except ld_errors.LaunchDarklyError:
+                    known = []
+                close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+                hint = (
+                    f" Did you mean {', '.join(f'`{k}`' for k in close)}?"
+                    if close
+                    else (f" Its segments: {', '.join(f'`{k}`' for k in known[:8])}." if known else "")
+                )
+                raise CommandError(
+                    f"There is no segment `{key}` in `{env}`: a rule on it would match no one.{hint} "
+                    "Nothing was changed."
+                ) from None
+
     async def environment_key(self, project: str, env: str | None, flag: dict[str, Any]) -> str | None:
         """The environment ``env`` names: its key as typed, in any case, its name, or a short form
         (``prod``, ``stg``, ``dev``: an alias or the start of a key) when exactly one environment
@@ -196,3 +225,17 @@ class FlagReader:
             site = next(iter(envs.values())).get("_site")
         href = (site or {}).get("href")
         return f"{self.settings.ld_base_url}{href}" if href else None
+
+
+def _segment_keys(value: Any) -> set[str]:
+    """The segment keys named by ``segmentMatch`` clauses anywhere in a semantic patch body."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if value.get("op") == "segmentMatch":
+            found |= {str(v) for v in value.get("values") or [] if isinstance(v, str)}
+        for item in value.values():
+            found |= _segment_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _segment_keys(item)
+    return found

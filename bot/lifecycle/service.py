@@ -192,6 +192,7 @@ class ChangeService:
             command = command.model_copy(update={"environment": env, "flag": real_key})
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
         patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
+        await self.flags.check_segments(project, command.environment, patch)
         draft = Draft(
             project,
             command.flag,

@@ -122,3 +122,12 @@ async def test_show_says_what_waits_in_each_environment(bot: Harness) -> None:
     test = next(line for line in text.split("\n") if "test" in line and "ON" in line)
     assert "1 approval request pending" in production, production
     assert "1 scheduled change" in test, test
+
+
+async def test_a_segment_that_does_not_exist_is_refused_with_the_close_ones(bot: Harness) -> None:
+    await run(bot, "/flag add rule new-checkout test if in segment beta-tester serve true")
+    assert not bot.slack.messages(RELEASES)
+    (answer,) = bot.ephemeral_texts(ALICE)
+    assert "no segment `beta-tester` in `test`" in answer and "`beta-testers`" in answer
+    await run(bot, "/flag add rule new-checkout test if in segment beta-testers serve true")
+    assert buttons(bot) == ["Apply", "Cancel"]
