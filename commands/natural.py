@@ -128,7 +128,8 @@ def partial_rollout(text: str) -> tuple[str, str, float, str | None] | None:
         if phrased is None:
             return None
         flag, percent, variation, env = phrased[1], float(phrased[2]), phrased[3], phrased[4]
-    if not 0 < percent < 100 or (variation or "").lower() in _NOT_KEYS:
+    # LaunchDarkly weighs in thousandths of a percent: 12.5% and 33.333% are fine, 0.0001% is not.
+    if not 0 < percent < 100 or round(percent, 3) != percent or (variation or "").lower() in _NOT_KEYS:
         return None
     return flag, env, percent, variation
 

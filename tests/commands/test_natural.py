@@ -75,6 +75,8 @@ def test_any_text_is_read_or_left_never_a_crash(text: str) -> None:
         ("roll out banner-color to 10% of blue in test", ("banner-color", "test", 10.0, "blue")),
         ("rollout new-checkout test 0%", None),
         ("rollout new-checkout test 100%", None),
+        ("rollout new-checkout test 99.9999%", None),
+        ("rollout new-checkout test 33.333%", ("new-checkout", "test", 33.333, None)),
         ("rollout new-checkout test 25% true 75% false", None),
     ],
 )
