@@ -80,18 +80,23 @@ def plain_title(text: str) -> str:
     return " ".join(_MARKDOWN_LINK.sub(r"\1", text).split())
 
 
+def audit_lines(
+    changes: Sequence[FactChange], versions: str | None, comment: str | None, *, limit: int
+) -> list[str]:
+    """What an audit log entry changed (before → after, else its versions) and its comment."""
+    lines = blocks.fact_change_lines(changes, limit) if changes else []
+    if not changes and versions:
+        lines.append(f"_{blocks.escape(versions)}_")
+    if comment:
+        lines.append(f":memo: “{blocks.escape(blocks.clip(comment, 300))}”")
+    return lines
+
+
 def _entry_text(entry: EntryView) -> str:
     head = f"*{blocks.escape(entry.when)}* · {blocks.escape(entry.who)}"
     what = blocks.escape(blocks.clip(entry.what, 200))
     lines = [f"{head} · _{what}_"] if len(entry.what) <= 60 else [head, what]
-    if entry.changes:
-        lines += [blocks.fact_change_line(c) for c in entry.changes[:MAX_CHANGE_LINES]]
-        if len(entry.changes) > MAX_CHANGE_LINES:
-            lines.append(f"_…and {len(entry.changes) - MAX_CHANGE_LINES} more differences_")
-    elif entry.versions:
-        lines.append(f"_{blocks.escape(entry.versions)}_")
-    if entry.comment:
-        lines.append(f":memo: “{blocks.escape(blocks.clip(entry.comment, 300))}”")
+    lines += audit_lines(entry.changes, entry.versions, entry.comment, limit=MAX_CHANGE_LINES)
     via: list[str] = []
     if entry.requester_id or entry.card_url or entry.flagops_change:
         asked = f" for <@{entry.requester_id}>" if entry.requester_id else ""

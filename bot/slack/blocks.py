@@ -107,14 +107,19 @@ def fact_change_line(change: FactChange) -> str:
     return f"• *{label}*: {before} → *{after}*"
 
 
+def fact_change_lines(changes: Sequence[FactChange], limit: int = MAX_FACT_LINES) -> list[str]:
+    """Before → after lines, at most ``limit`` of them, then how many more."""
+    lines = [fact_change_line(c) for c in changes[:limit]]
+    if len(changes) > limit:
+        lines.append(f"_…and {len(changes) - limit} more differences_")
+    return lines
+
+
 def fact_changes_text(changes: Sequence[FactChange]) -> str:
     """Before → after lines, at most ``MAX_FACT_LINES`` of them."""
     if not changes:
         return "_No visible difference: the flag already looks like this._"
-    lines = [fact_change_line(c) for c in changes[:MAX_FACT_LINES]]
-    if len(changes) > MAX_FACT_LINES:
-        lines.append(f"_…and {len(changes) - MAX_FACT_LINES} more differences_")
-    return "\n".join(lines)
+    return "\n".join(fact_change_lines(changes))
 
 
 def button(action_id: str, change_id: str, *, view: CardView | None = None) -> dict[str, Any]:

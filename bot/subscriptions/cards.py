@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.history.cards import audit_lines
 from bot.slack import blocks
 from bot.subscriptions.store import Subscription
 from commands.summary import FactChange
@@ -47,16 +48,7 @@ def _where(notice: ChangeNotice) -> str:
 
 
 def _change_lines(notice: ChangeNotice) -> list[str]:
-    lines: list[str] = []
-    if notice.changes:
-        lines += [blocks.fact_change_line(c) for c in notice.changes[:MAX_CHANGE_LINES]]
-        if len(notice.changes) > MAX_CHANGE_LINES:
-            lines.append(f"_…and {len(notice.changes) - MAX_CHANGE_LINES} more differences_")
-    elif notice.versions:
-        lines.append(f"_{blocks.escape(notice.versions)}_")
-    if notice.comment:
-        lines.append(f":memo: “{blocks.escape(blocks.clip(notice.comment, 300))}”")
-    return lines
+    return audit_lines(notice.changes, notice.versions, notice.comment, limit=MAX_CHANGE_LINES)
 
 
 def render_notice(notice: ChangeNotice) -> tuple[str, blocks.Blocks]:
