@@ -131,3 +131,24 @@ async def test_a_segment_that_does_not_exist_is_refused_with_the_close_ones(bot:
     assert "no segment `beta-tester` in `test`" in answer and "`beta-testers`" in answer
     await run(bot, "/flag add rule new-checkout test if in segment beta-testers serve true")
     assert buttons(bot) == ["Apply", "Cancel"]
+
+
+async def test_hostile_phrasings_get_plain_answers_and_change_nothing(bot: Harness) -> None:
+    lines = [
+        "/flag turn off <!channel> in test",
+        "/flag new-checkout off ../x",
+        "/flag new-checkout off te?st",
+        "/flag kill new-checkout#x test",
+        "/flag what is a/../b",
+        "/flag rollout new-checkout test 25% <!here>",
+        "/flag rollout new-checkout ../prod 25%",
+        "/flag roll out new-checkout to 25% in prod\x00uction",
+        "/flag turn off " + "n" * 5000 + " in test",
+    ]
+    for line in lines:
+        await run(bot, line)
+    assert not bot.slack.messages(RELEASES), "no card"
+    assert len(bot.ephemeral_texts(ALICE)) == len(lines), "each gets an answer"
+    assert not bot.ld_patches(dry_runs=True), "nothing sent"
+    for request in bot.ld_requests():
+        assert ".." not in request["path"] and "#" not in request["path"], request["path"]
