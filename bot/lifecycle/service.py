@@ -82,6 +82,8 @@ from commands.resolve import referenced_flags
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
+# How long a click waits for the row of a card posted a moment ago (see ``_find_change``).
+_CARD_STORE_WAIT = 2.0
 
 # What may break in work done after the fact (a later settle, the sweep), logged and not raised.
 _REPORT_FAILURES: tuple[type[Exception], ...] = (FlagopsError, SQLAlchemyError, *SLACK_FAILURES)
@@ -401,7 +403,7 @@ class ChangeService:
                 self._work.discard(task)
 
     async def _click(self, action_id: str, change_id: str, who: Who) -> None:
-        change = await self.store.get_change(change_id)
+        change = await self._find_change(change_id)
         if change is None:
             await self.tell(who, ":grey_question: I don't know this change any more.")
             return
@@ -1064,6 +1066,16 @@ class ChangeService:
             return
         who = Who(change.requester_id, change.requester_name, ReplyTo(change.channel_id, change.requester_id))
         await self._decide_outcome(claimed, who, "LaunchDarkly did not answer the write.", settled=True)
+
+    async def _find_change(self, change_id: str) -> Change | None:
+        """The change a button names. The card is posted before its row is stored (where the bot
+        may not post, nothing is stored), so a click fast on the heels of the post may come first:
+        look again for a moment before saying the change is unknown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CARD_STORE_WAIT
+        while (change := await self.store.get_change(change_id)) is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return change
 
     async def drain(self, grace: float | None = None) -> None:
         """Let the clicks in flight finish (at most ``grace`` seconds, ``FLAGOPS_SHUTDOWN_GRACE``).
