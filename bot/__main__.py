@@ -1,4 +1,4 @@
-"""``python -m bot`` (the ``flagops`` script): serve, console, sandbox, clock.
+"""``python -m bot`` (the ``flagops`` script): serve, console, sandbox, clock, worker.
 
 ::
 
@@ -6,6 +6,7 @@
     python -m bot console         the offline console: the same app against the sandbox and a fake Slack
     python -m bot sandbox ...     the in-memory LaunchDarkly sandbox as a server (see its --help)
     python -m bot clock           the scheduler alone (reminders, digests, expiry), no web server
+    python -m bot worker          work the inbox: the commands and clicks the web processes acked
     python -m bot migrate         bring the database schema to the newest migration, then exit
     python -m bot webhook-setup   create LaunchDarkly's signed webhook (needs LD_ADMIN_TOKEN, once)
 
@@ -20,12 +21,13 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings
 
-USAGE = """usage: python -m bot [serve | console | sandbox ... | clock | migrate]
+USAGE = """usage: python -m bot [serve | console | sandbox ... | clock | worker | migrate]
 
   serve      (default) answer Slack: HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set
   console    try flagops offline: type /flag commands, click buttons, against a local sandbox
   sandbox    run the in-memory LaunchDarkly sandbox as a server (python -m bot sandbox --help)
   clock      run the scheduler alone (reminders, digests, card expiry); one runs at a time
+  worker     work the inbox (commands and clicks the web processes acked); any number may run
   migrate    bring the database (DATABASE_URL) to the newest schema and exit (a release step)
   webhook-setup  create LaunchDarkly's signed webhook for channel subscriptions (reads
              LD_ADMIN_TOKEN, an admin-level token, for this command only)
@@ -68,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.scheduling.scheduler import run_clock
 
             return run_clock(settings)
+        if command == "worker":
+            settings = load_settings("serve")
+            _check_schema(settings)
+            from bot.slack.server import run_worker
+
+            return run_worker(settings)
         if command == "migrate":
             settings = load_settings("migrate")
             return _migrate(settings)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any, Literal
@@ -119,6 +120,18 @@ class Settings(BaseSettings):
     flagops_shutdown_grace: float = Field(
         20.0, ge=0, description="seconds a stopping process lets the writes in flight finish"
     )
+    # The durable inbox (bot/inbox/): accepted commands and clicks are written before the ack and
+    # worked from the database, by the web process itself ("web") or by `python -m bot worker`s only.
+    flagops_inbox: Literal["web", "workers"] = Field(
+        "web", description="who works the inbox: the web process (web) or `python -m bot worker` (workers)"
+    )
+    flagops_inbox_lease: float = Field(
+        30.0, gt=0, description="seconds a worker holds a row before another may take it over (renewed)"
+    )
+    flagops_inbox_poll: float = Field(
+        1.0, gt=0, description="seconds between a worker's looks at the inbox (Postgres NOTIFY wakes it too)"
+    )
+    flagops_inbox_concurrency: int = Field(16, ge=1, description="rows one worker works at once")
     # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False
     # Whoever acts through the service token acts within their own LaunchDarkly roles
@@ -190,7 +203,7 @@ class Settings(BaseSettings):
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
 
-    @field_validator("flagops_scheduler", mode="before")
+    @field_validator("flagops_scheduler", "flagops_inbox", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -254,6 +267,18 @@ MIGRATE_SETTINGS: dict[str, Any] = {
     "slack_signing_secret": "flagops-migrate",
     "ld_api_token": "api-flagops-migrate",
 }
+
+
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Loggers kept to WARNING and up: httpx logs every HTTP request at INFO (each LaunchDarkly call;
+per command, under load, a line each); the bot logs what a call meant, and any failure, itself."""
+
+
+def configure_logging() -> None:
+    """A process's logging: INFO and up, one line each, without :data:`QUIET_LOGGERS`' INFO lines."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_settings(mode: Mode = "serve", **overrides: Any) -> Settings:

@@ -6,9 +6,13 @@ message): it is escaped here, so it can never make a mention or a link (``error_
 
 from __future__ import annotations
 
+import logging
+
 from bot.launchdarkly import errors as ld_errors
 from bot.slack.blocks import escape
 from commands.errors import CommandError, FlagopsError
+
+log = logging.getLogger(__name__)
 
 
 def error_text(error: FlagopsError | BaseException) -> str:
@@ -31,10 +35,60 @@ def explain_error(error: FlagopsError | BaseException) -> str:
     if isinstance(error, ld_errors.NotFound):
         return f"LaunchDarkly could not find it (404): {error_text(error)}"
     if isinstance(error, ld_errors.LaunchDarklyError):
-        return escape(str(error))  # LaunchDarkly's words, with its code and request id
+        # One plain sentence: LaunchDarkly's code, route and request id are for Details and the
+        # log (``technical``), not for the person in an incident.
+        return _plain(error)
     if isinstance(error, FlagopsError):
         return error_text(error)
     return "Something went wrong on our side; it has been logged."
+
+
+def _plain(error: ld_errors.LaunchDarklyError) -> str:
+    said = error_text(error).strip().rstrip(".")
+    match error:
+        case ld_errors.ConflictError():
+            return "It conflicts with a pending approval request or scheduled change on this flag."
+        case ld_errors.OptimisticLockError():
+            return "The flag changed in LaunchDarkly while this was being sent."
+        case ld_errors.PatchFailed():
+            return f"LaunchDarkly could not apply it to the flag as it is now: {said}."
+        case ld_errors.InvalidRequest():
+            return f"LaunchDarkly refused the change: {said}."
+        case ld_errors.ApprovalRequired():
+            return "This environment requires approval in LaunchDarkly."
+        case ld_errors.RateLimited():
+            return "LaunchDarkly is rate limiting requests right now."
+        case ld_errors.ServerError():
+            status = f" ({error.status})" if error.status else ""
+            return f"LaunchDarkly had an internal error{status}."
+        case ld_errors.TimeoutError_():
+            return "LaunchDarkly did not answer in time."
+        case ld_errors.Unreachable():
+            return "Could not reach LaunchDarkly."
+        case ld_errors.OutcomeUnknown():
+            return "LaunchDarkly did not answer the write, so it may or may not have been applied."
+    return f"{error.summary}: {said}."
+
+
+#: Failures that pass: the answer to a command says to try again.
+_RETRYABLE = (ld_errors.RateLimited, ld_errors.ServerError, ld_errors.Unreachable)
+
+
+def technical(error: BaseException) -> str:
+    """What LaunchDarkly answered, for a card's Details and the log (never for the card itself):
+    status, code, LaunchDarkly's message, the request and LaunchDarkly's request id. Not escaped."""
+    if not isinstance(error, ld_errors.LaunchDarklyError):
+        return type(error).__name__
+    parts = [f"LaunchDarkly {error.status}" if error.status else "LaunchDarkly: no answer"]
+    if error.code:
+        parts.append(error.code)
+    parts.append(f"“{error.message}”")
+    route = f"{error.method} {error.path}".strip()
+    if route:
+        parts.append(route)
+    if error.id:
+        parts.append(f"request id {error.id}")
+    return " · ".join(parts)
 
 
 def answer(error: FlagopsError) -> str:
@@ -49,6 +103,10 @@ def user_message(error: FlagopsError) -> str:
     verb's usage when the command was wrong. The one path from an error to a user (the app's error
     handler uses it for anything a listener did not answer itself)."""
     text = explain_error(error)
+    if isinstance(error, ld_errors.LaunchDarklyError):
+        log.info("answered a LaunchDarkly failure: %s", technical(error))
+        if isinstance(error, _RETRYABLE):
+            text += " Nothing changed; try again in a minute."
     if isinstance(error, CommandError) and error.usage:
         text += f"\nUsage: `{escape(error.usage)}`"
     return text

@@ -15,8 +15,9 @@ on itself from the factory given here. The verb registry starts empty and is fil
 features register their verbs (``bot.slack.router.CommandRouter.handle``): the lifecycle reads it
 to make a superseded ``undo`` card again.
 
-Used by the web process (``bot.slack.server.Runtime``) and the clock (``python -m bot clock``),
-so both run the same rules.
+Used by the web process (``bot.slack.server.Runtime``), the inbox workers (``python -m bot
+worker``) and the clock (``python -m bot clock``), so all run the same rules. The inbox's handlers
+are registered by the Slack features like the verbs (``Inbox.handle``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from bot.guardrails.channel_config import ChannelConfig
 from bot.guardrails.policy import PolicyGuard, slack_group_members
 from bot.identity.accounts import AccountService, AccountStore
 from bot.identity.roles import RoleGuard
+from bot.inbox.service import Inbox
+from bot.inbox.store import InboxStore
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.models import VerbHandler
 from bot.lifecycle.service import ChangeService
@@ -60,6 +63,7 @@ class Services:
     approvals: ApprovalService  # approval requests and their cards
     verbs: dict[str, VerbHandler]  # reserved verbs' handlers, filled as features register
     subscriptions: SubscriptionService  # channels told of flag changes made anywhere
+    inbox: Inbox  # accepted commands and clicks, written before the ack, worked from the database
 
 
 def open_ld(settings: Settings) -> LaunchDarklyClient:
@@ -139,4 +143,5 @@ def build_services(
         approvals=built[0],
         subscriptions=subscriptions,
         verbs=verbs,
+        inbox=Inbox(settings=settings, store=InboxStore(store.engine), messenger=messenger),
     )

@@ -33,11 +33,21 @@ class FlagopsError(Exception):
 
 
 class CommandError(FlagopsError):
-    """The command text is wrong. ``usage`` is the usage of the verb involved, when known."""
+    """The command text is wrong. ``usage`` is the usage of the verb involved, when known.
 
-    def __init__(self, message: str, usage: str | None = None) -> None:
+    ``guess`` is ``(typed, meant)`` when exactly one correction comes close (a flag key, an
+    environment, a verb, a segment, a variation): the answer then offers the corrected command.
+    """
+
+    guess: tuple[str, str] | None = None
+
+    def __init__(
+        self, message: str, usage: str | None = None, *, guess: tuple[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.usage = usage
+        if guess is not None and guess[0] != guess[1]:
+            self.guess = guess
 
     def __str__(self) -> str:
         return f"{self.message}\nUsage: {self.usage}" if self.usage else self.message
@@ -49,8 +59,15 @@ class ResolveError(CommandError):
     ``candidates`` lists what it could have been, best first.
     """
 
-    def __init__(self, message: str, candidates: list[str] | None = None, usage: str | None = None):
-        super().__init__(message, usage)
+    def __init__(
+        self,
+        message: str,
+        candidates: list[str] | None = None,
+        usage: str | None = None,
+        *,
+        guess: tuple[str, str] | None = None,
+    ):
+        super().__init__(message, usage, guess=guess)
         self.candidates = candidates or []
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -40,7 +41,7 @@ from commands.intents import (
     VariationRef,
     Weight,
 )
-from commands.lexer import Token
+from commands.lexer import Token, source_slice
 
 #: friendly operator -> (LaunchDarkly operator, negate)
 OP_ALIASES: dict[str, tuple[str, bool]] = {
@@ -93,10 +94,11 @@ M = TypeVar("M", bound=BaseModel)
 class Cursor:
     """Tokens of one command segment, read left to right; errors carry the verb's usage."""
 
-    def __init__(self, tokens: list[Token], usage: str | None = None) -> None:
+    def __init__(self, tokens: list[Token], usage: str | None = None, source: str = "") -> None:
         self.tokens = tokens
         self.pos = 0
         self.usage = usage
+        self.source = source  # the normalised command text the tokens index (free text)
 
     def error(self, message: str) -> CommandError:
         """A CommandError with this verb's usage."""
@@ -154,6 +156,20 @@ class Cursor:
             raise self.error(f"expected {what}, got {describe_token(tok)}")
         return tok.text
 
+    def rest_text(self, what: str, *, allow_empty: bool = False) -> str:
+        """Free text running to the end of the segment: one quoted string alone (``""`` if allowed),
+        or every remaining token as it was typed (``Bännér cölör 🎨``), whitespace collapsed.
+
+        Raises:
+            CommandError: nothing is left, or the text holds a control character (a NUL).
+        """
+        rest = self.tokens[self.pos :]
+        if (len(rest) == 1 and rest[0].kind == "string") or not self.source or not rest:
+            return free_text(self.name(what, allow_empty=allow_empty), what, self)
+        text = " ".join(source_slice(self.source, rest).split())
+        self.pos = len(self.tokens)
+        return free_text(text, what, self)
+
     def names(self, what: str) -> tuple[str, ...]:
         """Read ``name[, name...]``."""
         items = [self.name(what)]
@@ -165,6 +181,33 @@ class Cursor:
         """Fail if tokens are left over."""
         if not self.at_end():
             raise self.error(f"unexpected {describe_token(self.peek())}")
+
+
+def free_text(text: str, what: str, cur: Cursor) -> str:
+    """``text`` itself when it holds no control character but line breaks and tabs (a NUL cannot be
+    stored or sent)."""
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
+        raise cur.error(f"{what} holds a control character; type it without one")
+    return text
+
+
+#: A Slack user id as the lexer gives it from ``<@U123>`` / ``<@U123|name>``.
+_USER_ID = re.compile(r"[UW][A-Z0-9_]{1,30}")
+
+
+def mention_key(user_id: str) -> str:
+    """The placeholder key of a mentioned person (``<@U0BOB>``), replaced by their email before
+    the command is resolved (``bot.lifecycle.people``); rendered back as the bare mention."""
+    if _USER_ID.fullmatch(user_id) is None:
+        raise CommandError(f"<@{user_id[:40]}> is not a Slack user")
+    return f"<@{user_id}>"
+
+
+def mentioned_user(key: str) -> str | None:
+    """The user id in a mention placeholder key, or None for any other key."""
+    if key.startswith("<@") and key.endswith(">") and _USER_ID.fullmatch(key[2:-1]):
+        return key[2:-1]
+    return None
 
 
 def describe_token(tok: Token | None) -> str:

@@ -6,6 +6,7 @@ Formatted for Slack's mrkdwn (``*bold*``, backticks), which also reads well in a
 from __future__ import annotations
 
 import difflib
+import re
 
 from commands import registry
 from commands.grammar import OP_ALIASES, OP_SPELLING
@@ -21,6 +22,14 @@ _TOPICS: dict[str, str] = {
         "  `off holiday-banner production at 2026-01-05 09:00`\n"
         "  `on new-checkout production in 2 hours` (durations: `90m`, `1h30m`, `3 days`, `a week`)\n"
         '`at` always starts the time, so quote a value that is the word at (`"at"`).'
+    ),
+    "ramp": (
+        "*Ramp* a rollout up in steps that LaunchDarkly runs as scheduled changes:\n"
+        "  `ramp new-checkout production 5% 25% 50% 100% every 30m` (or `5 25 50 100 every 30 minutes`)\n"
+        "  `ramp pricing-page test 10% 50% 100% v2 every 1h` (a multivariate flag names the variation)\n"
+        "Step k runs k intervals after the card; 100% serves the variation fully. At most 10 steps,\n"
+        "5 minutes to 7 days apart. One Apply creates them all (an approval environment: one request per\n"
+        "step); *Pause* on the card deletes the steps not yet run."
     ),
     "in": (
         "*The three meanings of `in`*, decided in this order:\n"
@@ -79,7 +88,35 @@ def _group_help(group: str) -> str:
     return "\n".join(lines)
 
 
+#: The verbs ``help`` shows first: what people type most (the rest is in ``help all``).
+MOST_USED: tuple[str, ...] = ("on", "off", "show", "list", "target", "untarget", "serve", "history")
+MOST_USED += ("undo", "approvals", "eval")
+
+
 def _overview() -> str:
+    """What fits a screen (at most 25 lines with the policy line above it): the verbs used most,
+    how a change goes, and where the rest is."""
+    lines = [
+        "*flagops*: `/flag <verb> <flag> [<env>] ...`. Every change is previewed first as a card;",
+        "nothing happens until someone presses *Apply*.",
+        "*Most used*",
+    ]
+    for name in MOST_USED:
+        verb = registry.VERB_INDEX[name]
+        first = verb.examples[0].text if verb.examples else verb.syntax
+        lines.append(f"  `{first}`: {re.sub(r' [(][^()]*[)][.]?$', '', verb.summary).rstrip('.')}")
+    lines += [
+        '*Options*: `-m "why"` (a comment), `--approval`, `at <time>` or `in <duration>` (schedule).',
+        "*More*: `help <verb>` (e.g. `help target`), `help <group>` ("
+        + ", ".join(registry.GROUPS)
+        + "), `help options`, `help schedule`; `help all` lists every verb; the README has the whole "
+        "reference.",
+    ]
+    return "\n".join(lines)
+
+
+def _everything() -> str:
+    """``help all``: every verb by group, and the options."""
     lines = [
         "*flagops*: `/flag <verb> <flag> [<env>] ...`, e.g. `/flag on new-checkout test`.",
         "Every change is previewed first; nothing happens until you press Apply.",
@@ -98,7 +135,7 @@ def _overview() -> str:
 
 def topics() -> list[str]:
     """Every topic ``help_text`` knows: verbs, aliases, groups, instruction kinds, special topics."""
-    return sorted({*registry.VERB_INDEX, *registry.GROUPS, *INSTRUCTION_MODELS, *_TOPICS})
+    return sorted({*registry.VERB_INDEX, *registry.GROUPS, *INSTRUCTION_MODELS, *_TOPICS, "all"})
 
 
 def help_text(topic: str | None = None) -> str:
@@ -106,8 +143,8 @@ def help_text(topic: str | None = None) -> str:
 
     Args:
         topic: a verb or alias (``add rule``, ``add-rule``), a group (``targets``), an instruction kind
-            (``addRule``), or one of options, schedule, in, variations, references, clauses, several.
-            None: the overview.
+            (``addRule``), one of options, schedule, in, variations, references, clauses, several,
+            or ``all`` (every verb). None: the overview that fits a screen (the verbs used most).
 
     Returns:
         The help text (never raises: an unknown topic answers with the closest topics).
@@ -115,6 +152,8 @@ def help_text(topic: str | None = None) -> str:
     if topic is None or not topic.strip():
         return _overview()
     wanted = " ".join(topic.strip().strip("`").split()).lower()
+    if wanted in ("all", "everything", "reference"):
+        return _everything()
     candidates = [wanted, wanted.replace("-", " ", 1)]
     for name in candidates:
         if name in registry.VERB_INDEX:

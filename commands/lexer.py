@@ -66,6 +66,9 @@ class Token:
         return self.kind == "punct" and self.text == text
 
 
+_LONG_ARROW = re.compile(r"[\u2012\u2013\u2014\u2015\u2212](?=>|&gt;)")
+
+
 def normalise(text: str) -> str:
     """Straighten smart quotes and turn Slack auto-links into the text that was typed.
 
@@ -84,7 +87,8 @@ def normalise(text: str) -> str:
             return label
         return address.removeprefix("mailto:")
 
-    return _MARKUP.sub(unlink, text.translate(_SMART_QUOTES))
+    # `—>` and `–>`: a phone or an editor made the dash of `->` long (one character for one).
+    return _MARKUP.sub(unlink, _LONG_ARROW.sub("-", text.translate(_SMART_QUOTES)))
 
 
 def tokenize(text: str) -> list[Token]:
@@ -130,7 +134,33 @@ def tokenize(text: str) -> list[Token]:
             i2 = _scan_word(source, i)
             tokens.append(Token("word", _unescape(source[i:i2]), i, i2))
             i = i2
-    return tokens
+    return _unticked(tokens)
+
+
+def _unticked(tokens: list[Token]) -> list[Token]:
+    """Slack's code formatting around words is not part of them: `` `new-checkout` `` is
+    ``new-checkout``, and `` `off new-checkout` `` is two words (a span's first word loses its
+    opening backticks, its last word the closing ones). A lone backtick is left alone; offsets
+    are kept, so free text (a name, a comment) keeps the backticks as typed."""
+    out = list(tokens)
+    i = 0
+    while i < len(out):
+        tok = out[i]
+        if tok.kind != "word" or not tok.text.startswith("`") or tok.text.strip("`") == "":
+            i += 1
+            continue
+        j = next((k for k in range(i, len(out)) if out[k].kind == "word" and out[k].text.endswith("`")), None)
+        if j is None or (j == i and len(tok.text) < 2):
+            i += 1
+            continue
+        first = out[i]
+        lead = len(first.text) - len(first.text.lstrip("`"))
+        out[i] = Token(first.kind, first.text[lead:], first.start, first.end, first.label)
+        last = out[j]
+        trail = len(last.text) - len(last.text.rstrip("`"))
+        out[j] = Token(last.kind, last.text[: len(last.text) - trail], last.start, last.end, last.label)
+        i = j + 1
+    return [t for t in out if t.kind != "word" or t.text]
 
 
 def _markup_token(match: re.Match[str]) -> Token:

@@ -12,8 +12,12 @@ of these phrasings is still answered by the grammar's own error, never by a gues
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
+
+from commands.errors import CommandError
+from commands.parse import parse_duration
 
 _KEY = r"([A-Za-z0-9][\w.-]*)"
 _WHERE = rf"(?:\s+(?:(?:in|on|for|at)\s+)?(?:the\s+)?{_KEY}(?:\s+env(?:ironment)?)?)?"
@@ -177,3 +181,118 @@ def complete_rollout(
     if index is None or not isinstance(current, int) or current == index:
         return None
     return f"rollout {key} {environment} {pct} #{index + 1} {rest} #{current + 1}"
+
+
+# --- ramps ---------------------------------------------------------------------------------------
+
+#: At most this many steps in one ramp (each is one LaunchDarkly scheduled change or approval request).
+MAX_RAMP_STEPS = 10
+#: The shortest and longest time between two steps.
+MIN_RAMP_INTERVAL = 5 * 60
+MAX_RAMP_INTERVAL = 7 * 86400
+
+_STEP = r"\d{1,3}(?:\.\d{1,6})?\s*%?"
+# `30m`, `1h30m`, `2 hours`, `an hour`, `hour`, `1 hour and 30 minutes`
+_EVERY = r"(?:(?:an?|\d{1,6}(?:\.\d{1,3})?)\s*)?[a-z]+(?:\s*,?\s*(?:and\s+)?\d{1,6}\s*[a-z]+)*"
+# `ramp new-checkout prod 5% 25% 50% 100% every 30m` / `ramp banner-color in test to 10 50 100 of
+# blue every 2 hours` / `ramp new-checkout prod 5%, 25% then 100% every 1h false`.
+_RAMP = re.compile(
+    rf"^{_POLITE}ramp\s+(?:up\s+)?{_FLAG}\s+(?:(?:in|on|for)\s+)?(?:the\s+)?{_KEY}(?:\s+env(?:ironment)?)?"
+    rf"\s+(?:to\s+)?({_STEP}(?:(?:\s*,\s*|\s+)(?:(?:then|and|to)\s+)?{_STEP})*)"
+    rf"(?:\s+(?:of\s+)?{_KEY})?\s+every\s+({_EVERY})(?:\s+(?:of\s+)?{_KEY})?{_END}",
+    re.I,
+)
+_RAMP_USAGE = "ramp <flag> <env> <pct>% <pct>% ... every <interval> [<variation>]"
+
+
+def is_ramp(text: str) -> bool:
+    """Whether a line is meant as a ramp (``ramp …``; ``ramp to 25%`` is a one-line rollout)."""
+    words = text.split()
+    return len(words) > 1 and words[0].lower() == "ramp" and words[1].lower() != "to"
+
+
+def ramp_steps(text: str) -> tuple[str, str, tuple[float, ...], int, str | None] | None:
+    """``(flag, environment, percentages, seconds between steps, variation or None)`` of a ramp.
+
+    Returns:
+        None when the line is not a ramp at all (see :func:`is_ramp`).
+
+    Raises:
+        CommandError: a ramp whose steps or interval cannot be used (said why, with the usage).
+    """
+    if not is_ramp(text):
+        return None
+    line = " ".join(text.split())
+    match = _RAMP.match(line) if len(line) <= 300 else None
+    if match is None:
+        raise CommandError(
+            "I read a ramp as the steps, then `every` and the time between them: "
+            "`ramp new-checkout production 5% 25% 50% 100% every 30m`.",
+            _RAMP_USAGE,
+        )
+    flag, env, steps_text, every_text = match[1], match[2], match[3], match[5]
+    variation = match[4] or match[6]
+    if match[4] and match[6]:
+        raise CommandError("name the variation once: `… 100% blue every 1h`.", _RAMP_USAGE)
+    if flag.lower() in _NOT_KEYS or env.lower() in _NOT_KEYS or (variation or "").lower() in _NOT_KEYS:
+        raise CommandError(f"I cannot tell the flag and environment in `{line[:80]}`.", _RAMP_USAGE)
+    numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", steps_text)]
+    percents = tuple(numbers)
+    if not percents:
+        raise CommandError("a ramp needs at least one step, e.g. `5% 25% 100%`.", _RAMP_USAGE)
+    if len(percents) > MAX_RAMP_STEPS:
+        raise CommandError(
+            f"at most {MAX_RAMP_STEPS} steps in one ramp ({len(percents)} given).", _RAMP_USAGE
+        )
+    for percent in percents:
+        if not 0 < percent <= 100:
+            raise CommandError(f"each step is a percentage above 0 and at most 100, not {percent:g}.")
+        if round(percent, 3) != percent:
+            raise CommandError(
+                f"{percent:g}%: LaunchDarkly weighs in thousandths of a percent (12.5% and 33.333% are fine)."
+            )
+    if any(b <= a for a, b in itertools.pairwise(percents)):
+        raise CommandError(
+            "the steps must go up: "
+            + " → ".join(f"{p:g}%" for p in percents)
+            + " does not. To go back down, pause the ramp and say the rollout you want.",
+            _RAMP_USAGE,
+        )
+    every_words = every_text.lower().strip()
+    if every_words in ("minute", "hour", "day", "week"):
+        every_words = f"1 {every_words}"
+    seconds = parse_duration(every_words)
+    if seconds < MIN_RAMP_INTERVAL:
+        raise CommandError(
+            f"steps at least {MIN_RAMP_INTERVAL // 60} minutes apart (`every 5m` or more), so each step "
+            "can be watched and the ramp paused in time."
+        )
+    if seconds > MAX_RAMP_INTERVAL:
+        raise CommandError(f"steps at most {MAX_RAMP_INTERVAL // 86400} days apart.")
+    return flag, env, percents, seconds, variation
+
+
+def complete_ramp_step(
+    flag: dict[str, object], environment: str, percent: float, variation: str | None
+) -> str | None:
+    """The command one step of a ramp is: a one-line rollout (:func:`complete_rollout`), or at
+    100% the variation served fully (``serve new-checkout production true``). None when it
+    cannot be said (as for a one-line rollout)."""
+    if percent < 100:
+        return complete_rollout(flag, environment, percent, variation)
+    variations = flag.get("variations")
+    if not isinstance(variations, list) or not variations:
+        return None
+    values = [v.get("value") if isinstance(v, dict) else None for v in variations]
+    names = [str(v.get("name") or "") if isinstance(v, dict) else "" for v in variations]
+    key = flag.get("key")
+    if values == [True, False] or values == [False, True]:
+        chosen = (variation or "true").lower()
+        return f"serve {key} {environment} {chosen}" if chosen in ("true", "false") else None
+    if variation is None:
+        return None
+    lowered = variation.lower()
+    for i, (value, name) in enumerate(zip(values, names, strict=True)):
+        if str(value).lower() == lowered or name.lower() == lowered:
+            return f"serve {key} {environment} #{i + 1}"
+    return None

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from commands import registry
 from commands.contexts import read_context
 from commands.errors import CommandError
-from commands.grammar import Cursor, describe_token, suggest
+from commands.grammar import Cursor, describe_token, free_text, suggest
 from commands.instructions import FlagJsonPatch, FlagMergePatch, JsonPatch, MergePatch, SemanticPatch
 from commands.intents import (
     AnyIntent,
@@ -110,6 +110,7 @@ class _Options:
     reviewers: list[str] = field(default_factory=list)
     tag: str | None = None
     given: set[str] = field(default_factory=set)
+    free_comment: bool = False  # `-m` took several unquoted words
 
 
 def parse(text: str) -> Command:
@@ -128,7 +129,7 @@ def parse(text: str) -> Command:
     account = _account_command(source)
     if account is not None:
         return account
-    tokens, options = _extract_options(tokenize(text))
+    tokens, options = _extract_options(tokenize(text), source)
     if not tokens:
         raise CommandError("empty command: try `help`, or `on <flag> <env>`", "help [<topic>]")
     verb, tokens = _verb(tokens)
@@ -157,7 +158,7 @@ def parse(text: str) -> Command:
 # --- options, verb, schedule --------------------------------------------------------------------
 
 
-def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
+def _extract_options(tokens: list[Token], source: str = "") -> tuple[list[Token], _Options]:
     options = _Options()
     rest: list[Token] = []
     i = 0
@@ -187,6 +188,14 @@ def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
         if option == "reviewers":
             i = _reviewers(tokens, i, inline if has_inline else None, options)
             continue
+        if option == "comment" and not has_inline and source and i < len(tokens) and tokens[i].is_word:
+            # `-m rolled back, checkout errors 🎉`: the words up to the next option, `;` or schedule.
+            end = _comment_end(tokens, i)
+            value = free_text(source_slice(source, tokens[i:end]), "the comment", Cursor([]))
+            options.free_comment = end - i > 1
+            options.comment = " ".join(value.split())
+            i = end
+            continue
         if has_inline:
             value = inline
         else:
@@ -196,8 +205,51 @@ def _extract_options(tokens: list[Token]) -> tuple[list[Token], _Options]:
             i += 1
         if not value.strip() and option != "comment":
             raise CommandError(f"option {name} needs a value, not empty text")
+        if option == "comment":
+            free_text(value, "the comment", Cursor([]))
         setattr(options, option, value)
     return rest, options
+
+
+#: Words naming a day that may come before ``at`` in a schedule (``tomorrow at 9am``).
+DAY_WORDS = (
+    "today",
+    "tonight",
+    "tomorrow",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+)
+
+
+def _comment_end(tokens: list[Token], i: int) -> int:
+    """Where an unquoted ``-m`` comment starting at ``tokens[i]`` ends: before the next option,
+    ``;``, ``at`` (a schedule) or a trailing ``in <duration>``, else at the end."""
+    end = i
+    while end < len(tokens):
+        tok = tokens[end]
+        if tok.is_punct(";") or (tok.is_word and tok.text.partition("=")[0] in _OPTION_NAMES):
+            break
+        if tok.is_("at") and end > i:
+            if tokens[end - 1].is_(*DAY_WORDS) and end - 1 > i:
+                end -= 1
+            break
+        end += 1
+    for j in range(i + 1, end - 1):
+        if tokens[j].is_("in") and duration_seconds_of(tokens[j + 1 : end]) is not None:
+            return j
+    return end
 
 
 def _reviewers(tokens: list[Token], i: int, inline: str | None, options: _Options) -> int:
@@ -252,9 +304,14 @@ def _verb(tokens: list[Token]) -> tuple[registry.Verb, list[Token]]:
     meant = MEANT.get(word)
     if meant:
         hint = ", did you mean " + " or ".join(f'"{verb}"' for verb in meant.split("|")) + "?"
+        guess = meant if "|" not in meant else None
     else:
         hint = suggest(word, list(registry.VERB_INDEX))
-    raise CommandError(f"unknown command `{first.text}`{hint} (`help` lists them)")
+        guess = hint.split('"')[1] if hint else None
+    raise CommandError(
+        f"unknown command `{first.text}`{hint} (`help` lists them)",
+        guess=(first.text, guess) if guess else None,
+    )
 
 
 #: Words people type for a verb they mean (checked before spelling: `search` is not `archive`);
@@ -296,6 +353,10 @@ def _schedule(tokens: list[Token], source: str) -> tuple[list[Token], Schedule |
     for i, tok in enumerate(tokens):
         if tok.is_("at") and i >= 1:
             when = tokens[i + 1 :]
+            if when and i >= 2 and tokens[i - 1].is_(*DAY_WORDS):
+                # `off new-checkout production tomorrow at 9am`: the day belongs to the time.
+                i -= 1
+                when = tokens[i:]
             if not when:
                 raise CommandError("`at` needs a time: at 2025-12-01 09:00, at 5pm tomorrow")
             if any(t.is_punct(";") for t in when):
@@ -403,7 +464,7 @@ def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source:
             verb, segment = _verb(segment)
             if verb.scope == "none":
                 raise CommandError(f"`{verb.name}` cannot be combined with changes", verb.usage)
-        cur = Cursor(segment, verb.usage)
+        cur = Cursor(segment, verb.usage, source)
         if flag is None:
             flag = _flag(cur)
             if verb.scope == "env":
@@ -416,6 +477,14 @@ def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source:
                 env = _env(cur, options, required=True)
         changes += CHANGE_VERBS[verb.name](cur, flag)
     assert flag is not None  # the first segment always reads the flag
+    if options.free_comment and env is None and any(c.environment_scoped for c in changes):
+        # `off new-checkout -m QA production`: the words after -m are the comment, so the
+        # environment was not said; never guess that it was meant to be one of them.
+        raise CommandError(
+            "`-m` takes the words after it as the comment: say the environment before it "
+            f"(`{verb.name} {flag} production -m …`), or put the comment in quotes.",
+            verb.usage,
+        )
     return ChangeCommand(
         flag=flag,
         environment=env,
@@ -618,6 +687,20 @@ def _remind_args(cur: Cursor, source: str) -> list[str]:
     if not rest:
         raise cur.error(f"`{when.text}` needs a {'duration' if when.is_('in') else 'time'}")
     if when.is_("in") and duration_seconds_of(rest) is None:
-        raise cur.error(f'"{source_slice(source, rest)}" is not a duration (try 2 hours, 3 days, 1w)')
+        # `in 2 weeks remove this flag`: the longest duration first, the words after it the text.
+        cut = next(
+            (
+                k
+                for k in range(len(rest) - 1, 0, -1)
+                if not rest[k - 1].is_("and")
+                and not rest[k - 1].is_punct(",")
+                and duration_seconds_of(rest[:k]) is not None
+            ),
+            None,
+        )
+        if cut is None or text is not None:
+            raise cur.error(f'"{source_slice(source, rest)}" is not a duration (try 2 hours, 3 days, 1w)')
+        text = " ".join(free_text(source_slice(source, rest[cut:]), "the reminder", cur).split())
+        rest = rest[:cut]
     cur.pos = len(cur.tokens)
     return [when.text.lower(), source_slice(source, rest), *([text] if text is not None else [])]

@@ -11,7 +11,7 @@ import re
 from typing import assert_never
 
 from commands import intents as it
-from commands.grammar import OP_SPELLING, is_number_word
+from commands.grammar import OP_SPELLING, is_number_word, mentioned_user
 
 # Words that mean something somewhere in the grammar: as text they are always quoted.
 KEYWORDS = frozenset(
@@ -145,8 +145,8 @@ def serving(serve: it.Serving) -> str:
 def _keys(keys: tuple[str, ...], context_kind: str | None) -> str:
     """Target keys; ``context_kind`` None: legacy user keys (no kind prefix is read)."""
     if context_kind is None:
-        return ",".join(word(k) for k in keys)
-    rendered = [word(k, colon=False) for k in keys]
+        return ",".join(k if mentioned_user(k) else word(k) for k in keys)
+    rendered = [k if mentioned_user(k) else word(k, colon=False) for k in keys]
     if context_kind == "user":
         return ",".join(rendered)
     first = keys[0]

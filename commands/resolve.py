@@ -149,8 +149,11 @@ def find_variation(ref: it.VariationRef, flag: Flag) -> dict[str, Any]:
         hint = f'; "{text}" in quotes is a string, write it without quotes for the {kind} value'
     elif not ref.quoted and any(render_value(v.get("value")) == text for v in variations):
         hint = f"; this flag's values are {_type_name(variations)}s"
+    close = difflib.get_close_matches(text, shown + names, n=2, cutoff=0.5)
     raise ResolveError(
-        f'no variation "{text}" on {key}{_close(text, shown + names)} ({", ".join(shown)}){hint}', shown
+        f'no variation "{text}" on {key}{_close(text, shown + names)} ({", ".join(shown)}){hint}',
+        shown,
+        guess=(text, close[0]) if len(close) == 1 and not ref.quoted and " " not in close[0] else None,
     )
 
 

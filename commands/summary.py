@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MAX_LISTED = 5  # keys listed before "and N more": a card must summarise, not overflow
+MAX_LISTED = 5  # keys listed before "+N more": a card must summarise, not overflow
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def clause_text(clause: dict[str, Any]) -> str:
     values = clause.get("values") or []
     shown = ", ".join(value_text(v) for v in values[:MAX_LISTED])
     if len(values) > MAX_LISTED:
-        shown += f" and {len(values) - MAX_LISTED} more"
+        shown += f", +{len(values) - MAX_LISTED} more"
     op = clause.get("op", "?")
     if op == "segmentMatch":
         return f"{'not ' if clause.get('negate') else ''}in segment {shown}"
@@ -107,7 +107,7 @@ def _targets_facts(flag: dict[str, Any], env: dict[str, Any]) -> list[Fact]:
             continue
         kind = entry.get("contextKind") or "user"
         shown = ", ".join(values[:MAX_LISTED])
-        more = f" and {len(values) - MAX_LISTED} more" if len(values) > MAX_LISTED else ""
+        more = f", +{len(values) - MAX_LISTED} more" if len(values) > MAX_LISTED else ""
         by_variation.setdefault(entry.get("variation", -1), []).append(f"{kind} {shown}{more}")
     return [
         Fact(f"targets:{idx}", f"Individual targets → {variation_label(flag, idx)}", "; ".join(parts))
@@ -116,8 +116,12 @@ def _targets_facts(flag: dict[str, Any], env: dict[str, Any]) -> list[Fact]:
 
 
 def rule_name(rule: dict[str, Any]) -> str:
-    """A rule's description, or the start of its id when it has none."""
-    return str(rule.get("description") or f"id {str(rule.get('_id', ''))[:8]}")
+    """A rule's description, or what it matches when it has none (never its id: LaunchDarkly gives
+    a rule another id in a dry run than when it is written, so a card and its thread would differ)."""
+    if rule.get("description"):
+        return str(rule["description"])
+    clauses = " and ".join(clause_text(c) for c in rule.get("clauses") or []) or "everyone"
+    return clauses if len(clauses) <= 60 else clauses[:59] + "…"
 
 
 def _fact(key: str, text: str, label: str | None = None) -> Fact:
@@ -184,12 +188,19 @@ def every_environment_facts(flag: dict[str, Any], waiting: Mapping[str, str] | N
     return facts
 
 
+def lifecycle_state(flag: dict[str, Any]) -> str:
+    """``live``, ``deprecated``, ``archived`` or ``deleted``: where a flag is in its life."""
+    if flag.get("_deleted"):
+        return "deleted"
+    return "archived" if flag.get("archived") else "deprecated" if flag.get("deprecated") else "live"
+
+
 def flag_facts(flag: dict[str, Any]) -> list[Fact]:
     """The flag-level facts: name, variations, settings, lifecycle."""
     if flag.get("_deleted"):
         return [_fact("State", "deleted")]
     csa = flag.get("clientSideAvailability") or {}
-    state = "archived" if flag.get("archived") else "deprecated" if flag.get("deprecated") else "live"
+    state = lifecycle_state(flag)
     member = flag.get("_maintainer") or {}
     team = flag.get("_maintainerTeam") or {}
     maintainer = (
@@ -255,7 +266,7 @@ def diff_facts(
     ``flags``: other flags by key, to name what prerequisites must serve.
     """
     if after.get("_deleted"):
-        return [FactChange("State", "live", "deleted")]
+        return [FactChange("State", lifecycle_state(before), "deleted")]
     return _diff(all_facts(before, env_key, flags), all_facts(after, env_key, flags), before, after, env_key)
 
 

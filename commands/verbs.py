@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from commands import grammar as g
-from commands.grammar import Cursor, build
+from commands.grammar import Cursor, build, mention_key, mentioned_user
 from commands.intents import (
     AddClauses,
     AddClauseValues,
@@ -115,9 +115,18 @@ def _key_groups(cur: Cursor, *, kinds: bool) -> list[tuple[str, list[str]]]:
         cur.pos += 1
         if tok.is_punct(","):
             continue
-        if tok.kind not in ("word", "string") or not tok.text:
+        if tok.kind == "mention":
+            # `<@U0BOB>`: a person, targeted as a user by the email Slack has for them (the bot
+            # looks it up before anything is resolved, and the card says it).
+            if kind != "user":
+                raise cur.error(f"a Slack mention is a person: it is targeted as a user, not as {kind}")
+            key = mention_key(tok.text)
+        elif tok.kind not in ("word", "string") or not tok.text:
             raise cur.error(f"expected a context key, got {g.describe_token(tok)}")
-        key = tok.text
+        else:
+            key = tok.text
+            if mentioned_user(key) is not None:  # typed as text (`&lt;@U1&gt;`), not a mention
+                raise cur.error(f'"{key}" looks like a Slack mention: mention the person instead')
         if kinds and tok.kind == "word" and ":" in key:
             kind, _, key = key.partition(":")
             if not kind:
@@ -136,9 +145,21 @@ def _key_groups(cur: Cursor, *, kinds: bool) -> list[tuple[str, list[str]]]:
 
 
 def _target(cur: Cursor, flag: str) -> list[AnyIntent]:
-    groups = _key_groups(cur, kinds=True)
-    cur.expect_arrow()
-    ref = g.variation(cur)
+    first, rest = cur.peek(), cur.tokens[cur.pos + 1 :]
+    if (
+        first is not None
+        and (first.is_("true", "false") or (first.is_word and first.text.startswith("#")))
+        and rest
+        and not any(t.is_punct("->") or t.is_(*_KEYS_END) for t in rest)
+    ):
+        # `target new-checkout production true <@U0BOB>`: the variation first, then who (only
+        # true, false or #n: any other word would read as a key; the arrow form says it plainly).
+        ref = g.variation(cur)
+        groups = _key_groups(cur, kinds=True)
+    else:
+        groups = _key_groups(cur, kinds=True)
+        cur.expect_arrow()
+        ref = g.variation(cur)
     cur.done()
     return [build(AddTargets, cur, context_kind=k, keys=tuple(keys), variation=ref) for k, keys in groups]
 
@@ -342,7 +363,7 @@ def _rename_rule(cur: Cursor, flag: str) -> list[AnyIntent]:
     cur.accept("rule")
     rule = g.rule_ref(cur)
     cur.expect("to", "and the new description")
-    description = _text(cur, "the new description")
+    description = cur.rest_text("the new description", allow_empty=True)
     cur.done()
     return [RenameRule(rule=rule, description=description)]
 
@@ -582,13 +603,13 @@ def _hide(cur: Cursor, flag: str) -> list[AnyIntent]:
 
 
 def _rename(cur: Cursor, flag: str) -> list[AnyIntent]:
-    name = _text(cur, "the new name")
+    name = cur.rest_text("the new name")
     cur.done()
     return [build(Rename, cur, name=name)]
 
 
 def _describe(cur: Cursor, flag: str) -> list[AnyIntent]:
-    text = _text(cur, "the new description")
+    text = cur.rest_text("the new description", allow_empty=True)
     cur.done()
     return [SetDescription(description=text)]
 

@@ -19,9 +19,9 @@ START, END = "<!-- reference:start -->", "<!-- reference:end -->"
 
 
 def reference() -> str:
-    """``/flag help`` in Markdown: groups as headings, one bullet per verb."""
+    """``/flag help all`` in Markdown: groups as headings, one bullet per verb."""
     lines = []
-    for line in help_text().splitlines():
+    for line in help_text("all").splitlines():
         heading = re.fullmatch(r"\*(.+?)\*(.*)", line.strip())
         if heading and not line.startswith(" "):
             lines.append(f"\n**{heading[1]}**{heading[2]}\n")

@@ -63,6 +63,8 @@ class CardContent(BaseModel):
     environment: str
     requester: str
     """mrkdwn: ``<@U123>`` for a Slack user, else the LaunchDarkly member's email."""
+    requested_as: str = ""
+    """mrkdwn: how it was requested (`` as alice@example.com``, `` through the flagops service token``)."""
     sentences: list[str]
     changes: list[tuple[str, str | None, str | None]] = []
     instructions_json: str = "[]"
@@ -250,7 +252,8 @@ def _when(ms: int | None) -> str:
     return f" at <!date^{ms // 1000}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def _button(action_id: str, card_id: str) -> dict[str, Any]:
+def approval_button(action_id: str, card_id: str) -> dict[str, Any]:
+    """One approval button (its value: the card id): Approve and apply and Apply are primary."""
     element: dict[str, Any] = {
         "type": "button",
         "action_id": action_id,
@@ -287,22 +290,25 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
     content = card.content
     request = card.request
     title = (
-        f":lock: Approval requested by {content.requester}: change *{blocks.escape(content.flag_key)}* "
-        f"in *{blocks.escape(content.environment)}*"
+        f":lock: Approval requested by {content.requester}{content.requested_as}: change "
+        f"*{blocks.escape(content.flag_key)}* in *{blocks.escape(content.environment)}*"
     )
     what = "; ".join(content.sentences) or (content.description or "change the flag")
     text = blocks.clip(f"Approval requested: {what} ({content.flag_key} in {content.environment})", 3000)
     body: blocks.Blocks = [
         _section(title),
-        _section("\n".join(f"• {blocks.escape(s)}" for s in content.sentences) or blocks.escape(what)),
+        _section(blocks.sentences_text(content.sentences) if content.sentences else blocks.escape(what)),
     ]
     if content.changes:
         facts = [FactChange(*c) for c in content.changes]
         body.append(_section("*Before → after*\n" + blocks.fact_changes_text(facts)))
     if content.comment:
         body.append(_context(f":memo: {blocks.escape(content.comment)}"))
-    reviewers = ", ".join(content.reviewers) or "_anyone allowed to review in LaunchDarkly_"
-    reviewer_line = f"*Reviewers*: {reviewers}"
+    reviewer_line = (
+        f"Reviewers notified: {', '.join(content.reviewers)}"
+        if content.reviewers
+        else "Reviewers: _anyone allowed to review in LaunchDarkly (its default reviewers are notified)_"
+    )
     if content.unmapped:
         reviewer_line += (
             f"\n:grey_question: Not notified (no LaunchDarkly member found): {', '.join(content.unmapped)}"
@@ -334,7 +340,7 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
             {
                 "type": "actions",
                 "block_id": f"approval:{card.id}",
-                "elements": [_button(b, card.id) for b in buttons],
+                "elements": [approval_button(b, card.id) for b in buttons],
             }
         )
     footer = []
@@ -342,7 +348,7 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
         footer.append(f"<{content.request_url}|Open the request in LaunchDarkly>")
     if content.flag_url:
         footer.append(f"<{content.flag_url}|{blocks.escape(content.flag_name)}>")
-    footer.append(f"project {blocks.escape(content.project)} · request {card.request_id[:8]}")
+    footer.append(f"project {blocks.escape(content.project)}")  # the request's id: behind its link
     body.append(_context(" · ".join(footer)))
     return text, body
 

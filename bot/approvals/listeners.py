@@ -1,5 +1,7 @@
 """Approval card buttons, the decline modal, the account modal, and the verbs ``approvals``,
-``link-account`` and ``unlink-account``. Each listener acks first, then hands over."""
+``link-account`` and ``unlink-account``. Buttons and review modals go through the inbox (written,
+acked, then worked); Decline and Comment (they open a modal with the click's ``trigger_id``) and the
+account modal (it holds a token) ack, then hand over in the listener."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.approvals.cards import COMMENT, DECLINE
 from bot.approvals.service import (
     COMMENT_CALLBACK,
     DECLINE_CALLBACK,
@@ -22,7 +25,7 @@ from bot.identity.accounts import (
     TOKEN_BLOCK,
 )
 from bot.identity.accounts import reply_from_metadata as account_reply
-from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.listeners import first_action, who_from_action
 from bot.lifecycle.models import Who
 from bot.slack.metadata import view_metadata
 from bot.slack.router import CommandRouter
@@ -69,32 +72,51 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         # A link button: the browser opens LaunchDarkly; Slack still sends the click, acked only.
         await ack()
 
-    @app.action(APPROVAL_ACTIONS)
-    async def on_approval_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def run_approval_button(body: dict[str, Any]) -> None:
+        action = first_action(body)
         who = who_from_action(body)
         await service.click(str(action.get("action_id")), str(action.get("value")), who, who.trigger_id)
 
-    @app.view(COMMENT_CALLBACK)
-    async def on_comment(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
+    deps.inbox.handle("approval_click", run_approval_button)
+
+    @app.action(APPROVAL_ACTIONS)
+    async def on_approval_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        if first_action(body).get("action_id") in (DECLINE, COMMENT):
+            # These open a modal with the click's trigger_id (about 3 s): in the listener, not the inbox.
+            await ack()
+            await run_approval_button(body)
+            return
+        await deps.inbox.accept("approval_click", body, ack)
+
+    async def run_comment(body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         card_id, reply = decline_metadata(view_metadata(body), user_id)
         await service.comment(
             card_id, who_from_view(body, reply), view_value(body, REASON_BLOCK, REASON_ACTION)
         )
 
-    @app.view(DECLINE_CALLBACK)
-    async def on_decline_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
+    deps.inbox.handle("approval_comment", run_comment)
+
+    @app.view(COMMENT_CALLBACK)
+    async def on_comment(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("approval_comment", body, ack)
+
+    async def run_decline_reason(body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         card_id, reply = decline_metadata(view_metadata(body), user_id)
         reason = view_value(body, REASON_BLOCK, REASON_ACTION)
         await service.decline(card_id, who_from_view(body, reply), reason)
 
+    deps.inbox.handle("approval_decline", run_decline_reason)
+
+    @app.view(DECLINE_CALLBACK)
+    async def on_decline_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("approval_decline", body, ack)
+
     @app.view(LINK_ACCOUNT_CALLBACK)
     async def on_link_account(ack: AsyncAck, body: dict[str, Any]) -> None:
         # Close the modal at once; the check with LaunchDarkly and the answer follow ephemerally.
+        # Not through the inbox: the submission holds a token, which is never written there.
         await ack()
         user_id = str((body.get("user") or {}).get("id", ""))
         reply = account_reply(view_metadata(body), user_id)

@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -49,6 +49,7 @@ from bot.approvals.cards import (
     ApprovalCard,
     ApprovalCardStore,
     CardContent,
+    approval_button,
     comment_modal,
     decline_metadata,
     decline_modal,
@@ -58,7 +59,7 @@ from bot.approvals.cards import (
 from bot.approvals.reviewers import ReviewerFinder, Reviewers, command_reviewers
 from bot.clock import utcnow
 from bot.config import ConfigError
-from bot.errors import error_text, explain_error
+from bot.errors import error_text, explain_error, technical
 from bot.guardrails.channel_config import ChannelConfig
 from bot.guardrails.policy import PolicyGuard
 from bot.identity.accounts import LINK_HINT, AccountService, Acting
@@ -248,6 +249,7 @@ class ApprovalService:
             flag_name=proposal.flag_name,
             environment=won.environment,
             requester=f"<@{who.user_id}>",
+            requested_as=self._as(acting),
             sentences=proposal.sentences,
             changes=proposal.changes,
             instructions_json=json.dumps([i.body() for i in proposal.semantic_patch().instructions]),
@@ -268,6 +270,8 @@ class ApprovalService:
             thread_ts=thread,
         )
         try:
+            # The approval card is the thread's one message for this event: it says who asked, as
+            # whom, and who was notified.
             await self._post_card(card, won.channel_id, thread)
         except (CannotPost, SlackFailure) as error:
             # The request exists in LaunchDarkly: say so, with its link, wherever the person can read.
@@ -286,17 +290,6 @@ class ApprovalService:
                 await self._reply(
                     card, f":warning: The approvals channel did not take the card: {error_text(error)}"
                 )
-        notified = ", ".join(reviewers.shown) or "LaunchDarkly's default reviewers"
-        lines = [f"Reviewers notified: {notified}."]
-        if reviewers.unmapped:
-            lines.append(f"Not notified (no LaunchDarkly member found): {', '.join(reviewers.unmapped)}.")
-        await self._reply(
-            card,
-            f":lock: <@{who.user_id}> requested approval for *{won.flag_key}* in *{won.environment}*"
-            f"{self._as(acting)}.",
-            lines,
-            who=who,
-        )
 
     # --- reviewers -----------------------------------------------------------------------------
 
@@ -304,6 +297,15 @@ class ApprovalService:
         """Reviewers to notify for ``environment`` and the command's ``named`` ones (see
         :meth:`bot.approvals.reviewers.ReviewerFinder.find`)."""
         return await self._reviewers.find(environment, named)
+
+    async def notify_for(self, change: Change) -> tuple[list[str], list[str], list[str]]:
+        """Who approval requests for ``change`` notify, as Request approval does (the channel's
+        reviewers, the command's, the environment's): member ids, team keys, and their names."""
+        assert change.environment is not None
+        channel = await self.channel_config.get(change.channel_id)
+        own = [f"<@{u}>" for u in channel.reviewers_for(change.environment) if _SLACK_USER.match(u)]
+        found = await self.reviewers(change.environment, [*own, *command_reviewers(change.command_text)])
+        return found.member_ids, found.team_keys, found.shown
 
     # --- clicks --------------------------------------------------------------------------------
 
@@ -321,7 +323,10 @@ class ApprovalService:
             await self._approve(card, who)
         elif action_id == APPROVE_APPLY:
             if await self._approve(card, who, then_apply=True):
-                await self._apply(await self.cards.get(card.id) or card, who)
+                current = await self.cards.get(card.id) or card
+                if not await self._apply(current, who, approved=True):
+                    # Approved, not applied (refused, or failed): the thread still says who approved.
+                    await self._approved(current, who, await self.accounts.acting(who.user_id), ready=True)
         elif action_id == APPLY:
             await self._apply(card, who)
         else:
@@ -487,16 +492,28 @@ class ApprovalService:
         if request is None:
             return False
         done = await self._sync(fresh, request)
-        ready = (
-            " It can be applied now: *Apply* on the card."
-            if done.state == APPROVED and not then_apply
-            else ""
-        )
-        await self._reply(
-            done, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{ready}", who=who
-        )
-        await self.refresh(done)
+        if then_apply and done.state == APPROVED:
+            await self.refresh(done)  # the apply follows: its one reply says approved and applied
+            return True
+        await self._approved(done, who, acting, ready=done.state == APPROVED)
         return done.state == APPROVED
+
+    async def _approved(self, card: ApprovalCard, who: Who, acting: Acting, *, ready: bool) -> None:
+        """The thread's one message for an approval, and the change card it came from says so."""
+        fresh = await self.cards.get(card.id) or card
+        then = " It can be applied now: *Apply* on the card." if ready and fresh.state == APPROVED else ""
+        await self._reply(
+            fresh, f":white_check_mark: <@{who.user_id}> approved{self._as(acting)}.{then}", who=who
+        )
+        await self.refresh(fresh)
+        if fresh.state == APPROVED and fresh.change_id is not None:
+            change = await self.changes.store.get_change(fresh.change_id)
+            if change is not None and change.state == APPROVAL_REQUESTED:
+                await self.changes.update_card(
+                    change,
+                    f":white_check_mark: Approved by <@{who.user_id}>: *Apply* on the approval card in the "
+                    "thread applies it.",
+                )
 
     async def _review(
         self,
@@ -569,13 +586,15 @@ class ApprovalService:
         await self._reply(done, f":x: <@{who.user_id}> declined{self._as(acting)}{why}", who=who)
         await self.refresh(done)
 
-    async def _apply(self, card: ApprovalCard, who: Who) -> None:
+    async def _apply(self, card: ApprovalCard, who: Who, *, approved: bool = False) -> bool:
+        """Apply an approved request; True when it was applied by this click. ``approved``: the
+        same click approved it (Approve and apply), so the one thread reply says both."""
         acting = await self._reviewer(card, who, "apply", APPLY)
         if acting is None or await self._card_role_refused(card, who, APPLY_APPROVAL_REQUEST):
-            return
+            return False
         fresh = await self._fresh(card, who, acting)
         if fresh is None:
-            return
+            return False
         if fresh.state != APPROVED:
             messages = {
                 CARD_APPLYING: "is already being applied.",
@@ -586,17 +605,17 @@ class ApprovalService:
             }
             await self.changes.tell(who, f"This request {messages.get(fresh.state, fresh.state)}")
             await self.refresh(fresh)
-            return
+            return False
         # The policy decides who may apply, as on a change card (it may have changed since the
         # request: an environment made read-only refuses); nothing is claimed before it agrees.
         refusal = await self._apply_refusal(fresh, who)
         if refusal is not None:
             await self.changes.tell(who, refusal)
-            return
+            return False
         won = await self.cards.transition(fresh.id, [APPROVED], CARD_APPLYING)
         if won is None:
             await self.changes.tell(who, "This request is already being applied.")
-            return
+            return False
         try:
             await self.refresh(won)
             try:
@@ -610,8 +629,9 @@ class ApprovalService:
                 )
             except ld_errors.LaunchDarklyError as error:
                 await self._apply_failed(won, who, acting, error)
-                return
-            await self._applied(won, who, acting, request)
+                return False
+            await self._applied(won, who, acting, request, approved=approved)
+            return True
         except Exception:
             # Not a catch-all: whatever broke after the claim is logged and re-raised (the app's
             # error handler answers the user); the card must not stay "Applying…" for ever.
@@ -689,7 +709,15 @@ class ApprovalService:
             refusal = refusal.replace("<@>", "its requester (in LaunchDarkly)")
         return refusal
 
-    async def _applied(self, card: ApprovalCard, who: Who, acting: Acting, request: ApprovalRequest) -> None:
+    async def _applied(
+        self,
+        card: ApprovalCard,
+        who: Who,
+        acting: Acting,
+        request: ApprovalRequest,
+        *,
+        approved: bool = False,
+    ) -> None:
         await self.cards.remember(card.id, request)
         try:
             flag = await self.changes.flags.flag(card.project, card.flag_key, fresh=True)
@@ -697,7 +725,8 @@ class ApprovalService:
         except (CommandError, ld_errors.LaunchDarklyError):
             version = ""
         status = "scheduled" if request.status == "scheduled" else "applied"
-        outcome = f":rocket: {status.capitalize()} by <@{who.user_id}>{self._as(acting)}{version}."
+        said = f"Approved and {status}" if approved else status.capitalize()
+        outcome = f":rocket: {said} by <@{who.user_id}>{self._as(acting)}{version}."
         final = await self.cards.transition(card.id, [CARD_APPLYING], CARD_APPLIED, outcome=outcome) or card
         await self._change_applied(final, who.user_id, f"approval request {card.request_id} {status}")
         await self._reply(final, f":white_check_mark: {outcome.removeprefix(':rocket: ')}", who=who)
@@ -742,12 +771,18 @@ class ApprovalService:
             card.change_id, [APPROVAL_REQUESTED], APPLIED, actor, ld_status=200, detail=detail
         )
         if moved is not None:
-            await self.changes.update_card(moved, f":white_check_mark: Applied through {detail}.")
+            by = f"by <@{actor}> " if actor != "flagops" else "in LaunchDarkly "
+            await self.changes.update_card(
+                moved, f":white_check_mark: Applied {by}through the approval request."
+            )
 
     # --- /flag approvals -----------------------------------------------------------------------
 
     async def list_pending(self, who: Who, command: ReservedCommand) -> None:
-        """``/flag approvals [flag] [env]``: pending requests, each with its card, in a thread."""
+        """``/flag approvals [flag] [env]``: the open requests, to the asker alone: those waiting
+        for review (with their buttons), apart from those already decided (approved and not yet
+        applied, with Apply; declined, with who declined). LaunchDarkly's ``pending`` status
+        covers all three until a request is applied or deleted."""
         project = command.project or await self.changes.project_for(who)  # the channel's project
         acting = await self.accounts.acting(who.user_id)
         resource = (
@@ -769,26 +804,72 @@ class ApprovalService:
             for r in page.items
             if (where := _resource(r)) is not None and (not command.flag or where[2] == command.flag)
         ]
-        scope = f" for *{command.flag}*" if command.flag else ""
-        scope += f" in *{command.environment}*" if command.environment else ""
+        scope = f" for *{blocks.escape(command.flag)}*" if command.flag else ""
+        scope += f" in *{blocks.escape(command.environment)}*" if command.environment else ""
         if not requests:
             await self.changes.tell(who, f"No pending approval requests{scope} in project `{project}`.")
             return
-        more = (page.total_count or len(requests)) - len(page.items)
-        headline = (
-            f":lock: {len(requests)} pending approval request{'s' if len(requests) != 1 else ''}{scope}"
-        )
-        text, body = blocks.render_notice(
-            headline + (f" (and {more} more)" if more > 0 else "") + f", asked for by <@{who.user_id}>:",
-            ["Each card is in the thread."],
-        )
-        ts = await self.messenger.post(who.reply.channel_id, text, body)
+        cards: list[ApprovalCard] = []
         for request in requests:
-            card = await self.cards.by_request(request.id) or await self._card_for(request, who, ts)
-            card = await self._sync(card, request)
-            await self._post_card(card, who.reply.channel_id, ts)
+            card = await self.cards.by_request(request.id) or await self._card_for(request, who, None)
+            cards.append(await self._sync(card, request))
+        waiting = [c for c in cards if c.state == PENDING]
+        decided = [c for c in cards if c.state != PENDING]
+        more = (page.total_count or len(requests)) - len(page.items)
+        body: blocks.Blocks = [
+            _listing_section(
+                f":lock: *Approval requests{scope}* in project `{blocks.escape(project)}`: "
+                f"{len(waiting)} waiting for review, {len(decided)} decided and not applied"
+                + (f" (+{more} more in LaunchDarkly)" if more > 0 else "")
+                + "."
+            )
+        ]
+        for title, group in (("*Waiting for review*", waiting), ("*Decided, not applied*", decided)):
+            if not group:
+                continue
+            body.append(_listing_section(title))
+            for card in group[:LISTED_REQUESTS]:
+                body.extend(await self._listing_entry(card))
+            if len(group) > LISTED_REQUESTS:
+                left = len(group) - LISTED_REQUESTS
+                body.append(_listing_section(f"_+{left} more: name a flag to narrow the list_"))
+        headline = f"Approval requests{scope}: {len(waiting)} waiting for review, {len(decided)} decided"
+        await self.messenger.ephemeral(who.reply, blocks.clip(headline, 3000), body[:50])
 
-    async def _card_for(self, request: ApprovalRequest, who: Who, thread_ts: str) -> ApprovalCard:
+    async def _listing_entry(self, card: ApprovalCard) -> blocks.Blocks:
+        """One request in ``/flag approvals``: who asks what where, its state, and its buttons."""
+        content = card.content
+        what = "; ".join(content.sentences) or content.description or "change the flag"
+        what = what[0].lower() + what[1:] if content.sentences else what
+        line = (
+            f"• *{blocks.escape(card.flag_key)}* in *{blocks.escape(card.environment)}*: "
+            f"{content.requester} asks to {blocks.escape(blocks.shorten_lists(blocks.clip(what, 300)))}"
+        )
+        request = card.request
+        if card.state == DECLINED and request is not None:
+            review = next((r for r in reversed(request.all_reviews) if r.kind == "decline"), None)
+            by = await self._member_name(review.member_id) if review and review.member_id else "a reviewer"
+            line += f"\n   :x: Declined by {by}" + (
+                f": “{blocks.escape(blocks.clip(review.comment, 200))}”" if review and review.comment else ""
+            )
+        elif card.state != PENDING:
+            line += f"\n   {STATE_LINE.get(card.state, card.state)}"
+        if content.request_url:
+            line += f" · <{content.request_url}|in LaunchDarkly>"
+        entry: blocks.Blocks = [_listing_section(line)]
+        pending = (APPROVE_APPLY, APPROVE, DECLINE, COMMENT)
+        buttons = {PENDING: pending, APPROVED: (APPLY,)}.get(card.state, ())
+        if buttons:
+            entry.append(
+                {
+                    "type": "actions",
+                    "block_id": f"approval:{card.id}",
+                    "elements": [approval_button(b, card.id) for b in buttons],
+                }
+            )
+        return entry
+
+    async def _card_for(self, request: ApprovalRequest, who: Who, thread_ts: str | None) -> ApprovalCard:
         project, env, flag_key = _resource(request) or ("", "", "")
         requester_id = (
             await self.accounts.store.slack_user_for_member(request.requestor_id)
@@ -886,6 +967,12 @@ class ApprovalService:
         called: a thread Slack refuses (the bot left the channel) must not turn that into an error,
         so the person who acted (``who``) is told instead."""
         message, body = blocks.render_notice(text, lines)
+        if card.thread_ts is None and not card.locations:
+            # A request from LaunchDarkly acted on from `/flag approvals` (an answer to one person):
+            # it has no card nor thread in the channel, so the person who acted is told alone.
+            if who is not None:
+                await self.changes.tell(who, text, lines)
+            return
         try:
             await self.messenger.post(card.channel_id, message, body, thread_ts=card.thread_ts)
             return
@@ -923,7 +1010,9 @@ class ApprovalService:
 
     @staticmethod
     def refusal(error: ld_errors.LaunchDarklyError, acting: Acting) -> str:
-        """LaunchDarkly's refusal in its own words, with the link hint where linking would help."""
+        """LaunchDarkly's refusal in its own words, with the link hint where linking would help
+        (its code, route and request id go to the log)."""
+        log.info("LaunchDarkly refused an approval action: %s", technical(error))
         if isinstance(error, ld_errors.Unauthorized) and acting.linked:
             return (
                 "LaunchDarkly no longer accepts your linked account (401: revoked or expired), so I "
@@ -986,6 +1075,14 @@ def _change_for(card: ApprovalCard) -> Change | None:
         expires_at=now + timedelta(days=1),
         version=0,
     )
+
+
+#: Requests of each group ``/flag approvals`` shows (two blocks each: within a message's 50).
+LISTED_REQUESTS = 10
+
+
+def _listing_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(text, blocks.SECTION_LIMIT)}}
 
 
 def _resource(request: ApprovalRequest) -> tuple[str, str, str] | None:

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import answer
 from bot.guardrails.channel_config import ConfigCommand
-from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.listeners import first_action, who_from_action
 from bot.lifecycle.models import Who
 from bot.lifecycle.undo import UndoService
 from bot.slack import blocks
@@ -38,11 +38,15 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
 
     router.handle("undo", undo_verb)
 
-    @app.action(blocks.UNDO)
-    async def on_undo(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def run_undo(body: dict[str, Any]) -> None:
         who = who_from_action(body)
         try:
-            await undo.undo_clicked(who, str(action.get("value")))
+            await undo.undo_clicked(who, str(first_action(body).get("value")))
         except FlagopsError as error:
             await deps.changes.tell(who, answer(error))
+
+    deps.inbox.handle("undo_click", run_undo)
+
+    @app.action(blocks.UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("undo_click", body, ack)

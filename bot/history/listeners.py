@@ -1,6 +1,7 @@
 """History in Slack: the verb ``history`` (also ``log``, ``recent``), the History button of ``show``,
-the ⋯ menu of change cards, and Older. Each listener acks first, checks what the click carries,
-then hands over to ``bot.history.service``."""
+the ⋯ menu of change cards (its Details option goes to the lifecycle), and Older. Each listener
+writes the click to the inbox and acks; its worker checks what the click carries, then hands over
+to ``bot.history.service``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.history.cards import OLDER, HistoryRef
 from bot.history.service import HistoryService
-from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.listeners import first_action, who_from_action
 from bot.lifecycle.models import Who
 from bot.scheduling.listeners import button_value
-from bot.slack.blocks import HISTORY, HISTORY_MENU
+from bot.slack.blocks import DETAILS_PREFIX, HISTORY, HISTORY_MENU
 from bot.slack.router import CommandRouter
 from bot.wiring import Services
 from commands.intents import ReservedCommand
@@ -43,8 +44,12 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         )
 
     @app.action(re.compile(f"^({HISTORY}|{OLDER})$"))
-    async def on_history_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def on_history_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("history_click", body, ack)
+
+    @deps.inbox.handler("history_click")
+    async def run_history_button(body: dict[str, Any]) -> None:
+        action = first_action(body)
         who = who_from_action(body)
         ref = button_value(HistoryRef, action)
         if ref is None:
@@ -53,8 +58,16 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         await service.show(who, ref)
 
     @app.action(HISTORY_MENU)
-    async def on_history_menu(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def on_history_menu(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("history_menu", body, ack)
+
+    @deps.inbox.handler("history_menu")
+    async def run_history_menu(body: dict[str, Any]) -> None:
+        action = first_action(body)
         who = who_from_action(body)
         option = action.get("selected_option")
-        await service.show_change(who, str(option.get("value") or "") if isinstance(option, dict) else "")
+        value = str(option.get("value") or "") if isinstance(option, dict) else ""
+        if value.startswith(DETAILS_PREFIX):  # the menu's other option: the change's details
+            await deps.changes.show_details(who, value.removeprefix(DETAILS_PREFIX))
+            return
+        await service.show_change(who, value)

@@ -30,7 +30,7 @@ from bot.identity.accounts import AccountService
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.launchdarkly.models import Member
-from bot.lifecycle.flags import FlagReader
+from bot.lifecycle.flags import FlagReader, SingleFlight
 from bot.lifecycle.models import Draft, Proposal, RoleRefused, Who, proposal_of
 from bot.persistence.store import Change
 from bot.slack import blocks
@@ -86,6 +86,7 @@ class RoleGuard:
         self.flags = FlagReader(ld, settings)
         self.clock = clock
         self._people: dict[str, tuple[float, Person]] = {}
+        self._lookups: SingleFlight[str, Person] = SingleFlight()
 
     # --- the checks -------------------------------------------------------------------------------
 
@@ -237,12 +238,17 @@ class RoleGuard:
         cached = self._people.get(user_id)
         if cached is not None and now - cached[0] < self.settings.flagops_role_cache:
             return cached[1]
-        person = await self._look_up(user_id)
-        if person.unreadable is None:
-            if len(self._people) >= 1024:
-                self._people.pop(next(iter(self._people)))
-            self._people[user_id] = (now, person)
-        return person
+
+        async def look_up() -> Person:
+            found = await self._look_up(user_id)
+            if found.unreadable is None:
+                if len(self._people) >= 1024:
+                    self._people.pop(next(iter(self._people)))
+                self._people[user_id] = (now, found)
+            return found
+
+        # A burst of one person's commands after the cache expired looks them up once.
+        return await self._lookups.run(user_id, look_up)
 
     async def _look_up(self, user_id: str) -> Person:
         try:

@@ -6,9 +6,11 @@ cached briefly"); Apply and outcome checks always read fresh.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from bot.config import Settings
 from bot.launchdarkly import errors as ld_errors
@@ -30,6 +32,34 @@ def _bounded_put(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
     while len(cache) > CACHE_ENTRIES:
         cache.pop(next(iter(cache)))
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[K, V]):
+    """At most one call in flight per key: whoever asks while it runs waits for its answer (a
+    burst of commands after a cache expired makes one LaunchDarkly call, not one each). A failure
+    reaches every waiter and is not kept: the next ask calls again."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Task[V]] = {}
+
+    async def run(self, key: K, call: Callable[[], Awaitable[V]]) -> V:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(call())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: one waiter given up (its request cancelled) does not cancel the others' call.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: K, done: asyncio.Task[V]) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter got it, or none is left to
 
 
 #: Short forms people type for an environment, matched only when exactly one environment fits.
@@ -54,6 +84,7 @@ class FlagReader:
         self.settings = settings
         self._flag_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._env_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._env_reads: SingleFlight[str, tuple[float, dict[str, Any]]] = SingleFlight()
 
     def remember(self, project: str, key: str, flag: dict[str, Any]) -> None:
         """Cache a flag document just received (e.g. the answer to an applied PATCH)."""
@@ -69,22 +100,28 @@ class FlagReader:
             # Keys are typed in a hurry: `New-Checkout` is `new-checkout` (the document says the
             # real key, which the change then uses).
             if key == key.lower():
-                raise CommandError(await self._not_found_message(project, key, error)) from error
+                message, guess = await self._not_found_message(project, key, error)
+                raise CommandError(message, guess=guess) from error
             try:
                 flag = (await self.ld.get_flag(project, key.lower())).document()
             except ld_errors.NotFound:
-                raise CommandError(await self._not_found_message(project, key, error)) from error
+                message, guess = await self._not_found_message(project, key, error)
+                raise CommandError(message, guess=guess) from error
         _bounded_put(self._flag_cache, (project, key), (time.monotonic(), flag))
         return flag
 
-    async def _not_found_message(self, project: str, key: str, error: ld_errors.NotFound) -> str:
+    async def _not_found_message(
+        self, project: str, key: str, error: ld_errors.NotFound
+    ) -> tuple[str, tuple[str, str] | None]:
+        """What to say about a flag LaunchDarkly does not have, and the guess (the one flag that
+        comes close, offered as a corrected command)."""
         try:
             page = await self.ld.list_flags(project, query=key[:20])
             keys = [f.key for f in page.items]
             if not keys:
                 keys = [f.key for f in (await self.ld.list_flags(project)).items]
         except ld_errors.NotFound:
-            return f"There is no project `{project}` in LaunchDarkly (or the token cannot see it)."
+            return f"There is no project `{project}` in LaunchDarkly (or the token cannot see it).", None
         # LaunchDarkly's search matches parts of keys and names: a hit there is a good guess too.
         close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6) or (keys[:3] if page.items else [])
         if close:
@@ -93,15 +130,26 @@ class FlagReader:
             hint = f" Some of its flags: {', '.join(f'`{k}`' for k in keys[:5])} (`list <text>` searches)."
         else:
             hint = " It has no flags the bot's token can see."
-        return f"There is no flag `{key}` in project `{project}`.{hint}"
+        guess = (key, close[0]) if len(close) == 1 else None
+        return f"There is no flag `{key}` in project `{project}`.{hint}", guess
 
     async def environment(self, project: str, env_key: str) -> dict[str, Any]:
+        return dict((await self._environments(project)).get(env_key) or {})
+
+    async def _environments(self, project: str) -> dict[str, dict[str, Any]]:
+        """The project's environments by key, cached ``ENVIRONMENT_CACHE_SECONDS``; a burst of
+        commands after the cache expired reads them once (the others wait for that read)."""
         cached = self._env_cache.get(project)
         if cached is None or time.monotonic() - cached[0] > ENVIRONMENT_CACHE_SECONDS:
-            envs = await self.ld.all_environments(project)
-            cached = (time.monotonic(), {e.key: e.model_dump(mode="json", by_alias=True) for e in envs})
-            _bounded_put(self._env_cache, project, cached)
-        return dict(cached[1].get(env_key) or {})
+
+            async def read() -> tuple[float, dict[str, Any]]:
+                envs = await self.ld.all_environments(project)
+                fresh = (time.monotonic(), {e.key: e.model_dump(mode="json", by_alias=True) for e in envs})
+                _bounded_put(self._env_cache, project, fresh)
+                return fresh
+
+            cached = await self._env_reads.run(project, read)
+        return cached[1]
 
     async def check_environment(self, project: str, env: str | None, flag: dict[str, Any]) -> None:
         if env and env not in (flag.get("environments") or {}):
@@ -133,7 +181,8 @@ class FlagReader:
                 )
                 raise CommandError(
                     f"There is no segment `{key}` in `{env}`: a rule on it would match no one.{hint} "
-                    "Nothing was changed."
+                    "Nothing was changed.",
+                    guess=(key, close[0]) if len(close) == 1 else None,
                 ) from None
 
     async def environment_key(self, project: str, env: str | None, flag: dict[str, Any]) -> str | None:
@@ -150,8 +199,12 @@ class FlagReader:
         wanted = env.lower()
         found = [k for k in keys if k.lower() == wanted]
         if not found:
-            environments = await self.ld.all_environments(project)
-            found = [e.key for e in environments if e.key in keys and e.name.strip().lower() == wanted]
+            environments = await self._environments(project)
+            found = [
+                key
+                for key, found_env in environments.items()
+                if key in keys and str(found_env.get("name") or "").strip().lower() == wanted
+            ]
         if not found:
             found = [k for k in keys if k.lower() in ENVIRONMENT_ALIASES.get(wanted, ())]
         if not found and len(wanted) >= 3:
@@ -166,7 +219,8 @@ class FlagReader:
         close = difflib.get_close_matches(env, envs, n=2, cutoff=0.5)
         hint = f" Did you mean {', '.join(f'`{e}`' for e in close)}?" if close else ""
         raise CommandError(
-            f"There is no environment `{env}` in project `{project}`.{hint} ({', '.join(envs)})"
+            f"There is no environment `{env}` in project `{project}`.{hint} ({', '.join(envs)})",
+            guess=(env, close[0]) if len(close) == 1 else None,
         )
 
     async def requires_approval(self, project: str, env_key: str, flag: dict[str, Any]) -> bool:

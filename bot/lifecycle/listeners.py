@@ -1,4 +1,10 @@
-"""The slash command and the change card's buttons."""
+"""The slash command and the change card's buttons.
+
+Both go through the durable inbox (``bot.inbox``): the listener writes the delivery and acks, and
+a worker runs it. The account verbs (``link-account``, ``unlink-account``) do not: the first opens a
+modal with the command's ``trigger_id`` (valid about 3 seconds), and the text after either is most
+likely a pasted token, which is never written anywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.inbox.service import Inbox
 from bot.lifecycle.models import Who
 from bot.lifecycle.service import ChangeService
+from bot.slack import blocks
 from bot.slack.messenger import ReplyTo
 from bot.slack.router import CommandRouter
+from commands.parse import ACCOUNT_VERBS
 
 CHANGE_ACTIONS = re.compile(r"^change_")
 
@@ -55,15 +64,59 @@ def who_from_action(body: dict[str, Any]) -> Who:
     )
 
 
-def register(app: AsyncApp, router: CommandRouter, service: ChangeService, command: str) -> None:
-    """Wire the slash command to ``router`` and the card buttons to ``service``."""
+def stays_in_listener(text: str) -> bool:
+    """Whether a slash command is run by its listener rather than written to the inbox: the
+    account verbs (a modal's ``trigger_id``; a pasted token after them)."""
+    words = text.split(None, 1)
+    return bool(words) and words[0].lower() in ACCOUNT_VERBS
+
+
+def first_action(body: dict[str, Any]) -> dict[str, Any]:
+    """The action a click payload carries (empty when it carries none)."""
+    actions = body.get("actions")
+    return actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+
+
+def register(
+    app: AsyncApp, router: CommandRouter, service: ChangeService, command: str, inbox: Inbox
+) -> None:
+    """Wire the slash command to ``router`` and the card buttons to ``service``, through ``inbox``."""
+
+    async def run_command(body: dict[str, Any]) -> None:
+        await router.run_command(who_from_command(body), str(body.get("text") or ""))
+
+    inbox.handle("command", run_command)
 
     @app.command(command)
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        await router.run_command(who_from_command(body), str(body.get("text") or ""))
+        if stays_in_listener(str(body.get("text") or "")):
+            await ack()
+            await run_command(body)
+            return
+        await inbox.accept("command", body, ack)
+
+    async def run_guess(body: dict[str, Any]) -> None:
+        # "Did you mean `new-checkout`?": the corrected command, run as whoever clicks, exactly as
+        # if they had typed it (the parser and every check again; the value is only text).
+        who = who_from_action(body)
+        value = first_action(body).get("value")
+        if not isinstance(value, str) or not value.strip() or len(value) > blocks.BUTTON_VALUE_LIMIT:
+            await service.tell(who, ":grey_question: That button is not for me.")
+            return
+        await router.run_command(who, value)
+
+    inbox.handle("guess", run_guess)
+
+    @app.action(blocks.PROPOSE_GUESS)
+    async def on_guess(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await inbox.accept("guess", body, ack)
+
+    async def run_card_button(body: dict[str, Any]) -> None:
+        action = first_action(body)
+        await service.click(str(action.get("action_id")), str(action.get("value")), who_from_action(body))
+
+    inbox.handle("change_click", run_card_button)
 
     @app.action(CHANGE_ACTIONS)
-    async def on_card_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        await service.click(str(action.get("action_id")), str(action.get("value")), who_from_action(body))
+    async def on_card_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await inbox.accept("change_click", body, ack)

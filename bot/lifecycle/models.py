@@ -65,6 +65,30 @@ class RawPatch(BaseModel):
         return scopes
 
 
+class RampStep(BaseModel):
+    """One step of a ramp: the rollout it sets and when (stored with the proposal)."""
+
+    percent: float
+    at_ms: int
+    """When LaunchDarkly runs it (epoch milliseconds), fixed when the card is made."""
+    patch: dict[str, Any]
+    """Its semantic patch (``environmentKey`` and ``instructions``)."""
+    sentence: str
+    """What it serves, in short (``25% Enabled (true)``); its instructions say the whole rollout."""
+
+
+class RampPlan(BaseModel):
+    """A ramp (``ramp new-checkout production 5% 25% 100% every 30m``): steps that LaunchDarkly
+    runs as scheduled changes (or, where approval is required, approval requests with an
+    ``executionDate``), created by one Apply. What exists of it is the change's ``outcome_json``
+    (``bot.lifecycle.ramps``)."""
+
+    every_seconds: int
+    steps: list[RampStep]
+    summary: str = ""
+    """The ramp in one sentence (the card's): ``Ramp the default rule to Enabled (true): 5% → …``."""
+
+
 class Proposal(BaseModel):
     """What a card proposed, stored with the change (``request_json``) so any instance can act."""
 
@@ -75,12 +99,17 @@ class Proposal(BaseModel):
     changes: list[tuple[str, str | None, str | None]]
     flag_name: str
     approval_required: bool = False
+    # Asked for with `--approval` where the environment does not require it (the card says which).
+    approval_asked: bool = False
+    critical: bool = False  # the environment is critical in LaunchDarkly (production): the card says so
     dangerous: bool = False
     flag_url: str | None = None
     notes: list[str] = []  # card lines about the policy and undo
     # A scheduled change (``at``/``in``): Apply creates a LaunchDarkly scheduled change.
     execute_at_ms: int | None = None
     when_text: str | None = None
+    # A ramp: the steps (the first one is ``patch``); Apply creates them all (``bot.lifecycle.ramps``).
+    ramp: RampPlan | None = None
 
     # A JSON patch, merge patch or project patch (``json-patch``...): sent as it is; ``patch`` then
     # holds its equivalent instructions when there are any (an approval request carries those).
@@ -141,6 +170,7 @@ class Draft:
     when: When | None = None  # when a scheduled change should apply
     notes: tuple[str, ...] = ()  # card lines under before → after (undo)
     raw: RawPatch | None = None  # a JSON, merge or project patch (sent as it is)
+    ramp: RampPlan | None = None  # a ramp: its steps (``patch`` is the first one's)
 
     def scopes(self) -> list[str | None]:
         """The environments the policy checks (None: flag-level, or the project)."""
@@ -173,6 +203,10 @@ class ApprovalFlow(Protocol):
     async def token_for(self, user_id: str) -> str | None: ...
 
     async def request_approval(self, change: Change, who: Who) -> None: ...
+
+    async def notify_for(self, change: Change) -> tuple[list[str], list[str], list[str]]:
+        """Who approval requests for ``change`` notify: member ids, team keys, their names."""
+        ...
 
     async def may_act(self, who: Who, what: str) -> bool:
         """False (the user told to link first) when linked accounts are required and ``who`` has none."""

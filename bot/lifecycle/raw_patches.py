@@ -19,7 +19,7 @@ comment, so the project's documents decide (:func:`project_outcome`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -188,7 +188,7 @@ async def propose_flag_body(
         card_notes.append(
             f":lock: *{escape(approval_envs[0])}* requires approval, and approval requests carry "
             "instructions, not patches: *Request approval* asks for the same change as the "
-            "instructions below."
+            "*As instructions* lines say (the ⋯ menu's *Details* shows both requests)."
         )
         sentences += [f"As instructions: {s}" for s in describe(translation, before, flags=related)]
     proposal = Proposal(
@@ -254,20 +254,25 @@ async def _preview(
 
 
 def changes_between(
-    before: dict[str, Any], after: dict[str, Any], raw: RawPatch | None, environment: str | None
+    before: dict[str, Any],
+    after: dict[str, Any],
+    raw: RawPatch | None,
+    environment: str | None,
+    flags: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[FactChange]:
     """Before → after as a card shows it: the flag's facts (each environment a patch changes), or
-    a project's fields."""
+    a project's fields. ``flags``: the prerequisite flags by key (to name what they must serve,
+    as the preview did)."""
     if raw is not None and raw.on_project:
         return project_changes(before, after)
     if raw is None or len(raw.environments) <= 1:
         return diff_facts(
-            before, after, environment or (raw.environments[0] if raw and raw.environments else None)
+            before, after, environment or (raw.environments[0] if raw and raw.environments else None), flags
         )
     found = diff_facts(before, after, None)
     flag_level = {c.label for c in found}
     for env in raw.environments:
-        for change in diff_facts(before, after, env):
+        for change in diff_facts(before, after, env, flags):
             if change.label in flag_level:
                 continue
             label = change.label if f" {env}" in change.label else f"{change.label} ({env})"

@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,11 +38,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.errors import error_text, explain_error
+from bot.errors import error_text, explain_error, technical
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle import outcome as outcomes
-from bot.lifecycle import raw_patches
+from bot.lifecycle import ramps, raw_patches
 from bot.lifecycle import scheduled as scheduled_changes
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import (
@@ -67,6 +68,7 @@ from bot.lifecycle.models import (
     Who,
     proposal_of,
 )
+from bot.lifecycle.people import people_as_users
 from bot.persistence.store import Change, Store
 from bot.scheduling.jobs import JobStore
 from bot.slack import blocks
@@ -78,10 +80,12 @@ from commands import resolve as resolve_command
 from commands.errors import CommandError, EngineRefusal, FlagopsError
 from commands.instructions import SemanticPatch
 from commands.intents import ChangeCommand, RawCommand, ReservedCommand
+from commands.redundant import drop_redundant
 from commands.resolve import referenced_flags
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9_]+")
 # How long a click waits for the row of a card posted a moment ago (see ``_find_change``).
 _CARD_STORE_WAIT = 2.0
 
@@ -192,7 +196,19 @@ class ChangeService:
         real_key = str(before.get("key") or command.flag)
         if env != command.environment or real_key != command.flag:
             command = command.model_copy(update={"environment": env, "flag": real_key})
+        # `<@U0BOB>`: that person's email as a user key, said on the card.
+        command, notes = await people_as_users(self.messenger, command)
         related = {key: await self.flags.flag(project, key) for key in sorted(referenced_flags(command))}
+        # `target … alice,bob` where alice is targeted already: only bob is sent, the card says so
+        # (not for a scheduled change: the flag may be otherwise by then).
+        reduced, already = drop_redundant(command, before, related) if when is None else (command, [])
+        if reduced is None:
+            where = f" in {command.environment}" if command.environment else ""
+            raise NothingToChange(
+                f"Nothing to change on {command.flag}{where}: {'; '.join(already)}. Nothing was sent."
+            )
+        command = reduced
+        notes += [f":heavy_minus_sign: {blocks.escape(state)}: left out" for state in already]
         patch = resolve_command(command, before, members=await self.flags.members(command), flags=related)
         await self.flags.check_segments(project, command.environment, patch)
         draft = Draft(
@@ -204,6 +220,7 @@ class ChangeService:
             command.comment,
             command.approval,
             related,
+            notes=tuple(notes),
         )
         if when is not None:
             draft = dataclasses.replace(draft, when=when)
@@ -287,28 +304,33 @@ class ChangeService:
         after = await self.flags.preview(draft.project, draft.flag_key, patch, before)
         if any(i.kind == "deleteFlag" for i in patch.instructions):
             after = {**after, "_deleted": True}  # a dry run answers the flag as it was: say what goes
-        approval = draft.approval or (
+        required = (
             env is not None
             and patch.environment_scoped
             and await self.flags.requires_approval(draft.project, env, before)
         )
+        approval = draft.approval or required
         proposal = Proposal(
             command_text=text,
             canonical=draft.canonical,
             patch=patch.body(),
-            sentences=describe(patch, before, flags=draft.related),
+            sentences=[draft.ramp.summary] if draft.ramp else describe(patch, before, flags=draft.related),
             changes=[
                 (c.label, c.before, c.after) for c in diff_facts(before, after, env, flags=draft.related)
             ],
             flag_name=str(before.get("name") or draft.flag_key),
             approval_required=approval,
+            approval_asked=approval and not required,
+            critical=env is not None
+            and bool((await self.flags.environment(draft.project, env)).get("critical")),
             dangerous=any(i.kind in DANGEROUS_KINDS for i in patch.instructions),
             flag_url=self.flags.flag_url(before, env),
             notes=notes,
             execute_at_ms=draft.when.epoch_ms if draft.when else None,
             when_text=draft.when.describe() if draft.when else None,
+            ramp=draft.ramp,
         )
-        if not proposal.changes and not proposal.dangerous and draft.when is None:
+        if not proposal.changes and not proposal.dangerous and draft.when is None and draft.ramp is None:
             # Nothing would change: no card, no approval request, no version bump.
             raise NothingToChange(_already(draft, proposal, patch))
         await self.post_card(who, draft, before, text, proposal, thread_ts=thread_ts)
@@ -413,6 +435,8 @@ class ChangeService:
             blocks.SEND_AGAIN: self._send_again_clicked,
             blocks.CANCEL: self._cancel_clicked,
             blocks.REQUEST_APPROVAL: self._request_approval_clicked,
+            blocks.PAUSE: self._pause_clicked,
+            blocks.PROPOSE_AGAIN: self._propose_again_clicked,
         }
         handler = handlers.get(action_id)
         if handler is None:
@@ -461,11 +485,13 @@ class ChangeService:
             APPLYING: "is already being applied.",
             APPLIED: "was already applied.",
             CANCELLED: "was cancelled.",
-            EXPIRED: "expired. Run the command again to start over.",
+            EXPIRED: "expired: *Propose again* on the card makes a fresh preview.",
             FAILED: "failed; see the thread. Run the command again to retry.",
             SUPERSEDED: "was replaced by a newer preview; use that card.",
             APPROVAL_REQUESTED: "is waiting for approval.",
         }
+        if change.state == EXPIRED and self._command_of(change) is None:
+            messages[EXPIRED] = "expired. Run the command again to start over."
         if change.state in messages:
             await self.tell(who, f"This change {messages[change.state]}")
             return True
@@ -537,6 +563,119 @@ class ChangeService:
             return
         await self._apply(won, who, resend=True)
 
+    async def _propose_again_clicked(self, change: Change, who: Who) -> None:
+        """An expired card's *Propose again*: the same command, previewed afresh against the flag as
+        it is now, as a new card by whoever pressed (the policy checks them as for a typed command)."""
+        if change.state != EXPIRED:
+            await self.tell(who, "Only an expired card can be proposed again.")
+            return
+        command = self._command_of(change)
+        if command is None:
+            await self.tell(who, "I cannot read this card's command again: type it anew.")
+            return
+        await self.update_card(
+            change,
+            f":hourglass: Expired. <@{who.user_id}> proposed it again: the new card follows.",
+        )
+        try:
+            await self._propose_command(who, command, change.command_text, thread_ts=change.thread_ts)
+        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
+            await self.tell(who, f":warning: {explain_error(error)}")
+
+    def _command_of(self, change: Change) -> ChangeCommand | RawCommand | ReservedCommand | None:
+        """The command a card was made from, read again (as typed, else as its canonical form)."""
+        for text in (change.command_text, proposal_of(change).canonical):
+            try:
+                command = parse(text)
+            except CommandError:
+                continue
+            if isinstance(command, ChangeCommand | RawCommand) or (
+                isinstance(command, ReservedCommand) and command.verb in self.verbs
+            ):
+                return command
+        return None
+
+    async def _propose_command(
+        self,
+        who: Who,
+        command: ChangeCommand | RawCommand | ReservedCommand,
+        text: str,
+        *,
+        thread_ts: str | None,
+    ) -> None:
+        if isinstance(command, ChangeCommand):
+            await self.propose(who, command, text, thread_ts=thread_ts)
+        elif isinstance(command, RawCommand):
+            await self.propose_raw(who, command, text, thread_ts=thread_ts)
+        elif command.verb in self.verbs:
+            await self.verbs[command.verb](who, command, text)
+
+    async def show_details(self, who: Who, change_id: str) -> None:
+        """The ⋯ menu's *Details*, to ``who`` alone: the request as it was (or will be) sent, the
+        ids, and each move of the change with LaunchDarkly's answers (code, message, request id)."""
+        change = await self.store.get_change(change_id) if change_id else None
+        if change is None:
+            await self.tell(who, ":grey_question: I don't know this change any more.")
+            return
+        proposal = proposal_of(change)
+        facts = [f"*Change id*: `{change.id}` · state *{change.state}*"]
+        if proposal.raw is not None and proposal.raw.on_project:
+            route = f"PATCH /api/v2/projects/{change.project}"
+        else:
+            route = f"PATCH /api/v2/flags/{change.project}/{change.flag_key}"
+        raw = proposal.raw
+        if proposal.ramp is not None:
+            sent = f"a ramp: one LaunchDarkly scheduled change per step ({len(proposal.ramp.steps)})"
+        elif proposal.execute_at_ms is not None:
+            sent = f"a LaunchDarkly scheduled change on `{change.flag_key}` ({proposal.when_text or ''})"
+        elif proposal.approval_required:
+            sent = "an approval request with these instructions (`POST …/approval-requests`)"
+        elif raw is not None:
+            sent = f"a {raw.shape} (`{route}`)"
+        else:
+            sent = f"a semantic patch (`{route}`)"
+        facts.append(f"*Sent as*: {blocks.escape(sent)}")
+        if sent.startswith("a semantic patch") or (raw is not None and sent.startswith(f"a {raw.shape}")):
+            facts.append(
+                f"*Its comment*: `flagops change {change.id} via Slack by @…` (who pressed Apply)"
+                + (f" + the comment `{blocks.quoted(change.comment, 200)}`" if change.comment else "")
+            )
+        if change.approval_request_id:
+            facts.append(f"*Approval request id*: `{blocks.escape(change.approval_request_id)}`")
+        facts.append(f"*Flag version previewed*: {change.preview_version}")
+        facts.append(f"*Typed*: `{blocks.quoted(blocks.shorten_lists(change.command_text), 300)}`")
+        if raw is None or (raw.translated and proposal.approval_required):
+            body: Any = {
+                "environmentKey": change.environment,
+                "instructions": json.loads(proposal.request_text()),
+            }
+            if change.environment is None or not proposal.semantic_patch().environment_scoped:
+                body.pop("environmentKey")
+        else:
+            body = raw.body
+        shortened = blocks.shorten_json(body)
+        request = _json_lines(shortened)
+        if shortened != body:
+            facts.append(
+                f"_Lists longer than {2 * blocks.MAX_LISTED} items are cut to their first ones here._"
+            )
+        history = [
+            f"• {_clock_time(entry.at)} UTC · {entry.from_state or 'new'} → *{entry.to_state}* · "
+            + (
+                f"<@{entry.actor_id}>"
+                if _SLACK_USER_ID.fullmatch(entry.actor_id)
+                else blocks.quoted(entry.actor_id, 40)
+            )
+            + (f" · LaunchDarkly {entry.ld_status}" if entry.ld_status else "")
+            + (f" · {blocks.quoted(entry.detail, 600)}" if entry.detail else "")
+            for entry in await self.store.audit_for(change.id)
+        ]
+        title = f":mag: *Details* of the change to *{blocks.escape(change.flag_key)}*" + (
+            f" in *{blocks.escape(change.environment)}*" if change.environment else ""
+        )
+        text, body_blocks = blocks.render_details(title, facts, request, history)
+        await self.messenger.ephemeral(who.reply, text, body_blocks)
+
     async def _cancel_clicked(self, change: Change, who: Who) -> None:
         if await self._closed(change, who) or not await self._only_requester(change, who, "cancel"):
             return
@@ -561,10 +700,17 @@ class ChangeService:
             return
         await self.update_card(won, f":no_entry_sign: Cancelled by <@{who.user_id}>.")
 
+    async def _pause_clicked(self, change: Change, who: Who) -> None:
+        """A ramp's Pause: delete the steps not yet run (``bot.lifecycle.ramps``)."""
+        await ramps.pause(self, change, who)
+
     async def _request_approval_clicked(self, change: Change, who: Who) -> None:
         if await self._closed(change, who) or not await self._only_requester(
             change, who, "request approval for"
         ):
+            return
+        if proposal_of(change).ramp is not None:  # a request for each step (bot.lifecycle.ramps)
+            await ramps.request_approvals(self, change, who)
             return
         if self.approvals is not None:  # approvals feature: linked tokens, reviewers, approval card
             await self.approvals.request_approval(change, who)
@@ -632,8 +778,16 @@ class ChangeService:
             raise
 
     async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
-        await self.update_card(change, f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)")
+        status = f":hourglass_flowing_sand: Applying… (pressed by <@{who.user_id}>)"
+        applying: str | None = status  # a flag PATCH says it while the flag is re-read (below)
         proposal = proposal_of(change)
+        on_project = proposal.raw is not None and proposal.raw.on_project
+        if proposal.ramp is not None or proposal.execute_at_ms is not None or resend or on_project:
+            await self.update_card(change, status)
+            applying = None  # said
+        if proposal.ramp is not None:  # scheduled changes, one per step
+            await ramps.apply(self, change, who, proposal)
+            return
         if proposal.execute_at_ms is not None:  # a LaunchDarkly scheduled change, not a patch now
             await scheduled_changes.apply_scheduled(self, change, who, proposal)
             return
@@ -643,7 +797,7 @@ class ChangeService:
             await self._apply_project(change, who, proposal)
             return
         try:
-            current = await self.flags.flag(change.project, change.flag_key, fresh=True)
+            current = await self._reread(change, applying)
         except CommandError as error:  # the flag is gone (404, with suggestions)
             await self.finish(change, FAILED, who, 404, f":x: {error_text(error)} Nothing changed.")
             return
@@ -677,7 +831,15 @@ class ChangeService:
                     )
             except ld_errors.OptimisticLockError as error:
                 if attempt == 2:
-                    await self.finish(change, FAILED, who, 409, f":x: {explain_error(error)}")
+                    await self.finish(
+                        change,
+                        FAILED,
+                        who,
+                        409,
+                        f":x: Not applied: {explain_error(error)} Nothing changed; run the command "
+                        "again for a fresh preview.",
+                        detail=technical(error),
+                    )
                     return
                 continue  # 409 means nothing was applied: retried once, as LaunchDarkly asks
             except ld_errors.LaunchDarklyError as error:
@@ -696,6 +858,17 @@ class ChangeService:
                 return
             await self._applied(change, who, proposal, current, result.document())
             return
+
+    async def _reread(self, change: Change, applying: str | None) -> dict[str, Any]:
+        """The flag read fresh before its PATCH, while the card says ``applying`` (when given): the
+        two do not wait for each other (a Slack round trip less before the outcome), and both are
+        done when this returns or raises, so nothing said on the card later can be overtaken."""
+        shown = asyncio.ensure_future(self.update_card(change, applying)) if applying else None
+        try:
+            return await self.flags.flag(change.project, change.flag_key, fresh=True)
+        finally:
+            if shown is not None:
+                await shown
 
     async def _apply_project(self, change: Change, who: Who, proposal: Proposal) -> None:
         """Send a project patch this instance holds in ``applying`` (the project's counterpart of
@@ -757,17 +930,41 @@ class ChangeService:
             # Undo proposes the inverse change (a deleted flag has none).
             buttons=() if "deleteFlag" in proposal.kinds() else (blocks.UNDO,),
         )
-        changes = raw_patches.changes_between(before, after, proposal.raw, change.environment)
-        lines = [blocks.fact_change_line(c) for c in changes[:12]]
+        related = await self._prerequisite_flags(change.project, change.environment, before, after)
+        changes = raw_patches.changes_between(before, after, proposal.raw, change.environment, related)
+        lines = blocks.fact_change_lines(changes)
         link = f" · <{proposal.flag_url}|open in LaunchDarkly>" if proposal.flag_url else ""
         what = f"project *{blocks.escape(change.project)}*" if on_project else f"*{change.flag_key}*"
         await self.reply(change, f":white_check_mark: Applied {what} ({versions}){link}", lines)
 
+    async def _prerequisite_flags(
+        self, project: str, env: str | None, *flags: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """The flags the prerequisites of ``flags`` name (in ``env``), so the thread names what they
+        must serve as the preview did; one that cannot be read is left out (its index shows)."""
+        keys = {
+            str(p.get("key"))
+            for flag in flags
+            for p in (((flag.get("environments") or {}).get(env or "") or {}).get("prerequisites") or [])
+        }
+        related: dict[str, dict[str, Any]] = {}
+        for key in sorted(keys):
+            try:
+                related[key] = await self.flags.flag(project, key)
+            except (CommandError, ld_errors.LaunchDarklyError):
+                continue
+        return related
+
     async def apply_failed(
         self, change: Change, who: Who, error: ld_errors.LaunchDarklyError, *, linked: bool = False
     ) -> None:
-        """Settle a change whose PATCH failed; ``linked``: it was sent with the user's own token."""
+        """Settle a change whose PATCH failed; ``linked``: it was sent with the user's own token.
+
+        The card and the thread say it in one plain sentence; LaunchDarkly's code, message and
+        request id go to the log and the change's audit (the ⋯ menu's Details shows them)."""
         status = error.status
+        answered = technical(error)
+        log.warning("change %s: LaunchDarkly refused or failed the write: %s", change.id, answered)
         if isinstance(error, ld_errors.ConflictError):
             refreshed = await self.store.transition(
                 change.id,
@@ -775,18 +972,17 @@ class ChangeService:
                 PROPOSED,
                 who.user_id,
                 ld_status=status,
-                detail="conflict with a pending change",
+                detail=f"conflict with a pending change: {answered}",
                 expires_at=self._new_expiry(),
             )
             if refreshed is None:
                 return
-            await self.update_card(
-                refreshed,
-                ":warning: This conflicts with a pending approval request or scheduled change. "
-                "*Apply anyway* applies it regardless (that pending change may then fail).",
-                buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL),
+            message = (
+                f":warning: Not applied: {explain_error(error)} *Apply anyway* applies it regardless "
+                "(that pending change may then fail), or *Cancel*."
             )
-            await self.reply(change, f":warning: {explain_error(error)}")
+            await self.update_card(refreshed, message, buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL))
+            await self.reply(change, message)
         elif isinstance(error, ld_errors.ApprovalRequired) and not _may_request_approval(change):
             # A JSON or merge patch with no equivalent instructions cannot become an approval request.
             why = proposal_of(change).raw
@@ -795,10 +991,10 @@ class ChangeService:
                 FAILED,
                 who,
                 status,
-                f":lock: {change.environment or 'An environment it changes'} requires approval "
-                f"(LaunchDarkly said “{error_text(error)}”), and an approval request carries "
-                "semantic-patch instructions only: "
+                f":lock: {change.environment or 'An environment it changes'} requires approval, "
+                "and an approval request carries semantic-patch instructions only: "
                 f"{blocks.escape((why.why_not if why else None) or 'this patch has none')}. Nothing changed.",
+                detail=answered,
             )
         elif isinstance(error, ld_errors.ApprovalRequired):
             moved = await self.store.transition(
@@ -807,31 +1003,31 @@ class ChangeService:
                 NEEDS_APPROVAL,
                 who.user_id,
                 ld_status=status,
-                detail=error.message,
+                detail=answered,
                 expires_at=self._new_expiry(),
             )
             if moved is None:
                 return
-            await self.update_card(
-                moved,
-                f":lock: *{change.environment}* requires approval. Request it and a reviewer approves it.",
-                buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL),
+            message = (
+                f":lock: Not applied: *{blocks.escape(change.environment or '')}* requires approval in "
+                "LaunchDarkly. *Request approval* asks reviewers; it applies once approved."
             )
-            await self.reply(
-                change,
-                f":lock: {change.environment} requires approval: LaunchDarkly said “{error_text(error)}”.",
-                buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)],
-            )
+            await self.update_card(moved, message, buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL))
+            await self.reply(change, message, buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)])
         elif isinstance(error, ld_errors.RateLimited):
             await self.back_to_proposed(
                 change,
                 who,
                 f":hourglass: {explain_error(error)} Nothing changed: press Apply again in a minute.",
+                detail=answered,
             )
         elif isinstance(error, ld_errors.Unreachable):
             # Never reached LaunchDarkly (no connection): nothing can have changed.
             await self.back_to_proposed(
-                change, who, f":warning: {explain_error(error)} Nothing was sent: press Apply to try again."
+                change,
+                who,
+                f":warning: {explain_error(error)} Nothing was sent: press Apply to try again.",
+                detail=answered,
             )
         elif isinstance(error, ld_errors.OutcomeUnknown | ld_errors.ServerError):
             await self._outcome_unknown(change, who, error)
@@ -844,9 +1040,17 @@ class ChangeService:
                 ":x: LaunchDarkly refused your linked token (401): it was revoked or expired. "
                 "Run `/flag link-account` again, or `/flag unlink-account` to act through the bot. "
                 "Nothing changed.",
+                detail=answered,
             )
         else:
-            await self.finish(change, FAILED, who, status, f":x: {explain_error(error)} Nothing changed.")
+            await self.finish(
+                change,
+                FAILED,
+                who,
+                status,
+                f":x: Not applied: {explain_error(error)} Nothing changed.",
+                detail=answered,
+            )
 
     async def _outcome_unknown(
         self,
@@ -1143,16 +1347,40 @@ class ChangeService:
         except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
             await self.reply(change, f":warning: The command no longer fits the flag: {explain_error(error)}")
 
-    async def back_to_proposed(self, change: Change, who: Who, message: str) -> None:
+    async def back_to_proposed(
+        self, change: Change, who: Who, message: str, *, detail: str | None = None
+    ) -> None:
+        """``detail``: what the audit keeps (LaunchDarkly's answer), when not ``message``."""
         moved = await self.store.transition(
-            change.id, [APPLYING], PROPOSED, who.user_id, detail=message, expires_at=self._new_expiry()
+            change.id,
+            [APPLYING],
+            PROPOSED,
+            who.user_id,
+            detail=f"{message} [{detail}]" if detail else message,
+            expires_at=self._new_expiry(),
         )
         if moved is not None:
             await self.update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
 
-    async def finish(self, change: Change, state: str, who: Who, status: int | None, message: str) -> None:
+    async def finish(
+        self,
+        change: Change,
+        state: str,
+        who: Who,
+        status: int | None,
+        message: str,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        """Settle a change in ``applying``: the card and one thread reply say ``message``; the audit
+        keeps ``detail`` too (LaunchDarkly's answer, for Details)."""
         moved = await self.store.transition(
-            change.id, [APPLYING], state, who.user_id, ld_status=status, detail=message
+            change.id,
+            [APPLYING],
+            state,
+            who.user_id,
+            ld_status=status,
+            detail=f"{message} [{detail}]" if detail else message,
         )
         if moved is None:
             return
@@ -1205,6 +1433,9 @@ class ChangeService:
         proposal = proposal_of(change)
         audit = await self.store.audit_for(change.id)
         detail = (audit[-1].detail or "") if audit else ""
+        if proposal.ramp is not None:  # say exactly which steps LaunchDarkly confirmed
+            await ramps.interrupted(self, change, who)
+            return
         if detail.startswith("Request approval") or proposal.execute_at_ms is not None:
             # Not a flag PATCH: an approval request or a scheduled change may exist now.
             where = "`/flag approvals`" if detail.startswith("Request approval") else "`/flag scheduled`"
@@ -1228,7 +1459,8 @@ class ChangeService:
                 moved,
                 ":hourglass: Expired: nobody applied it within "
                 f"{_duration(self.settings.flagops_confirm_ttl)}. "
-                "Run the command again to start over.",
+                "*Propose again* previews it afresh.",
+                buttons=(blocks.PROPOSE_AGAIN,) if self._command_of(moved) is not None else (),
             )
 
     # --- helpers ----------------------------------------------------------------------------
@@ -1255,6 +1487,7 @@ class ChangeService:
         *,
         status: str | None = None,
         buttons: Sequence[str] = (),
+        outcome: dict[str, Any] | None = None,
     ) -> CardView:
         return CardView(
             change_id=change_id,
@@ -1272,11 +1505,14 @@ class ChangeService:
             buttons=buttons,
             dangerous=proposal.dangerous,
             approval_required=proposal.approval_required,
+            approval_asked=proposal.approval_asked,
+            critical=proposal.critical,
             flag_url=proposal.flag_url,
             notes=proposal.notes,
             schedule=proposal.when_text,
             on_project=proposal.raw is not None and proposal.raw.on_project,
             read_as=proposal.read_as,
+            ramp=ramps.card_lines(proposal, outcome, env),
         )
 
     async def update_card(self, change: Change, status: str, *, buttons: Sequence[str] = ()) -> None:
@@ -1293,6 +1529,7 @@ class ChangeService:
             change.comment,
             status=status,
             buttons=buttons,
+            outcome=change.outcome,
         )
         text, body = blocks.render_card(view)
         try:
@@ -1320,6 +1557,21 @@ class ChangeService:
     async def tell_text(self, who: Who, text: str) -> None:
         message, body = blocks.render_text(text)
         await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _json_lines(value: Any) -> str:
+    """JSON for Details: an object's top-level fields one a line, a list's items one a line (an
+    instruction a line), each compact."""
+    if isinstance(value, dict):
+        fields = [f"  {json.dumps(k)}: {_json_items(v)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(fields) + "\n}"
+    return _json_items(value)
+
+
+def _json_items(value: Any) -> str:
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(f"    {json.dumps(v, ensure_ascii=False)}" for v in value) + "\n  ]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _duration(delta: timedelta) -> str:

@@ -177,6 +177,14 @@ class UndoService:
             )
         self._refuse_pending_schedule(change)
         proposal = proposal_of(change)
+        if proposal.ramp is not None:
+            # Undoing "the first step" would leave the later ones scheduled: say what stops a ramp.
+            raise CommandError(
+                f"Change `{change.id[:8]}` is a ramp: *Pause* on its card deletes the steps not yet run; "
+                "then say what the flag should serve (e.g. "
+                f"`{self.changes.settings.flagops_command} serve {change.flag_key} {change.environment} "
+                "<variation>`, or a rollout)."
+            )
         if proposal.raw is not None:
             await self._undo_raw(who, change, proposal.raw, proposal.canonical)
             return

@@ -1,6 +1,8 @@
 """Flag links: the "Link message to flag" shortcut, its flag picker's options, its modal, and the
-verbs ``link`` and ``link edit``. Each listener acks first (the options one as soon as the bounded
-search answers), then hands over to ``bot.links.flag_links``."""
+verbs ``link`` and ``link edit``. The shortcut acks, then opens its modal (its ``trigger_id`` lives
+about 3 s); the options answer is the ack itself (as soon as the bounded search answers); a
+submitted modal is checked in the listener (errors are the ack), then written to the inbox and
+acked, and the link is made from there (``bot.links.flag_links``)."""
 
 from __future__ import annotations
 
@@ -65,7 +67,12 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         if not flag_key:
             await ack(response_action="errors", errors={FLAG_BLOCK: "Pick a flag to link this message to."})
             return
-        await ack()
+        # Checked: the modal closes with the ack; the link is made from the inbox.
+        await deps.inbox.accept("link_submitted", body, ack)
+
+    @deps.inbox.handler("link_submitted")
+    async def run_link_submitted(body: dict[str, Any]) -> None:
+        flag_key = selected_value(body, FLAG_BLOCK, FLAG_ACTION)
         user = body.get("user") or {}
         await service.link_message(
             str(user.get("id", "")),

@@ -1,4 +1,8 @@
-"""The message shortcut "Change flag from message" and its fix-the-text modal: ack, then hand over."""
+"""The message shortcut "Change flag from message" and its fix-the-text modal.
+
+The shortcut acks, then hands over in the listener (it may open the fix modal with its
+``trigger_id``, valid about 3 s); the modal's text is parsed in the listener (an error is the ack),
+then the submission is written to the inbox and acked, and the command runs from there."""
 
 from __future__ import annotations
 
@@ -56,7 +60,12 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         except CommandError as error:
             await ack(response_action="errors", errors={COMMAND_BLOCK: error.message[:150]})
             return
-        await ack()
+        # Parsed: the modal closes with the ack; the command runs from the inbox.
+        await deps.inbox.accept("fixed_command", body, ack)
+
+    @deps.inbox.handler("fixed_command")
+    async def run_fixed_command(body: dict[str, Any]) -> None:
+        text = view_value(body, COMMAND_BLOCK, COMMAND_ACTION).strip()
         user_id = str((body.get("user") or {}).get("id", ""))
         reply, thread = fix_metadata(view_metadata(body), user_id)
         await actions.run(who_from_view(body, reply), text, thread)

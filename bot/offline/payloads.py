@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
+from bot.inbox.service import BACKGROUND_TASK_PREFIX
 from bot.offline.fake_slack import FakeSlack, Message
 from bot.slack.server import EVENTS_PATH, SERVER_TASK_PREFIX
 
@@ -359,7 +360,7 @@ class SlackDriver:
             if t is not current
             and t not in self.baseline
             and not t.done()
-            and not t.get_name().startswith(SERVER_TASK_PREFIX)
+            and not t.get_name().startswith((SERVER_TASK_PREFIX, BACKGROUND_TASK_PREFIX))
             and not (ignore and ignore(t))
             and not (self.background and self.background(t))
         ]

@@ -253,6 +253,32 @@ subscription_settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# The durable inbox (migration 0008; see bot/inbox/): each accepted command or click, written
+# before the ack, taken by a worker with a lease; ``card_key`` keeps one card's rows in order.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_key", String(255), nullable=False),
+    Column("handler", String(64), nullable=False),
+    Column("body_json", Text, nullable=False),
+    Column("channel_id", String(64), nullable=True),
+    Column("card_key", String(128), nullable=True),
+    Column("state", String(16), nullable=False),  # pending | working | done
+    Column("attempts", Integer, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("posting_at", UTCDateTime, nullable=True),
+    Column("card_ts", String(32), nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_inbox_delivery_key", "delivery_key", unique=True),
+    Index("ix_inbox_state_id", "state", "id"),
+    Index("ix_inbox_card_key", "card_key"),
+    Index("ix_inbox_channel_state", "channel_id", "state"),
+)
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the asyncio engine for a database URL (normalised to an asyncio driver).

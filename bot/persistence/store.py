@@ -388,6 +388,45 @@ class Store:
             )
         return Change.model_validate(dict(row))
 
+    async def record(
+        self,
+        change_id: str,
+        in_states: Collection[str],
+        actor_id: str,
+        *,
+        detail: str,
+        require: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Change | None:
+        """Write ``fields`` (e.g. ``outcome_json``) on a change that stays in its state, with an
+        audit row, if, and only if, it is now in one of ``in_states`` (and holds ``require``): a
+        ramp's steps as each is created, and what Pause deleted (``bot.lifecycle.ramps``).
+
+        Returns:
+            The change after the write, or None when it was not in ``in_states``.
+
+        Raises:
+            ValueError: an unknown state, or a field a transition may not set.
+        """
+        for state in in_states:
+            _check_state(state)
+        unknown = set(fields) - UPDATABLE_FIELDS
+        if unknown or not in_states:
+            raise ValueError(f"a record cannot set {sorted(unknown)}")
+        now = self._clock()
+        values: dict[str, Any] = {**fields, "updated_at": now, "version": changes.c.version + 1}
+        conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in in_states])]
+        for name, value in (require or {}).items():
+            column = changes.c[name]
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(changes).where(*conditions).values(values).returning(*changes.c)
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+            if row is None:
+                return None
+            await _audit(connection, change_id, now, actor_id, row["state"], row["state"], None, detail)
+        return Change.model_validate(dict(row))
+
     async def set_card(self, change_id: str, card_ts: str, *, thread_ts: str | None = None) -> Change | None:
         """Record where the change's card is (not a transition: no audit row).
 

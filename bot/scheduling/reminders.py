@@ -254,10 +254,7 @@ class ReminderService:
         except ld_errors.LaunchDarklyError as error:
             # The reminder is the user's own text at the time they chose: post it even when
             # LaunchDarkly cannot be read right now, rather than lose it.
-            lines = [
-                f"_I couldn't read the flag's current state (LaunchDarkly said: "
-                f"{blocks.escape(explain_error(error))})._"
-            ]
+            lines = [f"_I couldn't read the flag's current state: {explain_error(error)}_"]
         except CommandError as error:
             lines = [f"_{blocks.escape(error.message)}_"]
         else:

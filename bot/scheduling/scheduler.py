@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.clock import utcnow
-from bot.config import Settings
+from bot.config import Settings, configure_logging
 from bot.errors import explain_error
 from bot.guardrails.channel_config import ChannelConfig, last_digest_time
 from bot.lifecycle.service import ChangeService
@@ -512,7 +512,7 @@ def run_clock(settings: Settings) -> int:
     Returns:
         The exit status.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     async def main() -> None:
         task = asyncio.ensure_future(clock_forever(settings))

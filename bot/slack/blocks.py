@@ -8,6 +8,7 @@ with many rules or targets summarises instead of overflowing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,20 @@ APPLY_ANYWAY = "change_apply_anyway"
 CANCEL = "change_cancel"
 REQUEST_APPROVAL = "change_request_approval"
 SEND_AGAIN = "change_send_again"
+PAUSE = "change_pause"  # a ramp: delete the steps not yet run (bot.lifecycle.ramps)
+PROPOSE_AGAIN = "change_propose_again"  # an expired card: the same command, previewed afresh
 UNDO = "undo_change"  # not change_*, the guardrails listener handles it
 # History (bot.history): a button naming the flag (its value: JSON project, flag, env), and the
-# change card's menu (its option's value: the change id).
+# change card's menu (its option's value: the change id; ``details:<id>`` for Details).
 HISTORY = "history_flag"
 HISTORY_MENU = "history_menu"
+# A guess ("Did you mean `new-checkout`?"): a button whose value is the corrected command text,
+# run as whoever clicks it, exactly as if they had typed it (bot.lifecycle.listeners).
+PROPOSE_GUESS = "propose_guess"
+#: Slack's limit on a button's value.
+BUTTON_VALUE_LIMIT = 2000
+DETAILS_PREFIX = "details:"
+MAX_LISTED = 10  # items of a long list a card shows before "+N more"
 
 BUTTON_TEXT = {
     APPLY: "Apply",
@@ -38,6 +48,8 @@ BUTTON_TEXT = {
     CANCEL: "Cancel",
     REQUEST_APPROVAL: "Request approval",
     SEND_AGAIN: "Send again",
+    PAUSE: "Pause",
+    PROPOSE_AGAIN: "Propose again",
     UNDO: "Undo",
 }
 
@@ -61,12 +73,15 @@ class CardView:
     buttons: Sequence[str] = ()
     dangerous: bool = False  # deleteFlag / archiveFlag: Apply asks again in a confirm dialog
     approval_required: bool = False
+    approval_asked: bool = False  # asked with --approval (the environment does not require it)
+    critical: bool = False  # a critical environment (LaunchDarkly's flag): production, marked as such
     flag_url: str | None = None
     footer: Sequence[str] = field(default_factory=tuple)
     notes: Sequence[str] = ()  # mrkdwn lines under before → after (policy, undo)
     schedule: str | None = None  # when a scheduled change applies, in words
     on_project: bool = False  # a project patch: the card is about the project, not a flag
     read_as: bool = False  # typed otherwise (a natural phrasing): the card says how it was read
+    ramp: Sequence[str] = ()  # a ramp: its heading, then one mrkdwn line per step (bot.lifecycle.ramps)
 
 
 def clip(text: str, limit: int) -> str:
@@ -93,6 +108,24 @@ def _context(*texts: str) -> dict[str, Any]:
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": clip(t, 2000)} for t in texts[:10] if t],
     }
+
+
+def shorten_lists(text: str, limit: int = MAX_LISTED) -> str:
+    """Each comma-separated run of more than ``limit`` items in ``text`` cut to its first ``limit``
+    and ``+N more`` (``target new-checkout test user:a,b,c,…``, ``Add user targets a, b, c…``)."""
+
+    def cut(match: re.Match[str]) -> str:
+        separator = ", " if ", " in match[0] else ","
+        items = match[0].split(separator)
+        if len(items) <= limit:
+            return match[0]
+        return separator.join(items[:limit]) + f"{separator}+{len(items) - limit} more"
+
+    return _LIST_RUN.sub(cut, text)
+
+
+# A run of comma-separated items (keys, values): no spaces inside an item, ", " or "," between.
+_LIST_RUN = re.compile(r"[^\s,]+(?:,[ ]?[^\s,]+){" + str(MAX_LISTED) + ",}")
 
 
 def fact_change_line(change: FactChange) -> str:
@@ -142,62 +175,88 @@ def button(action_id: str, change_id: str, *, view: CardView | None = None) -> d
             "deny": {"type": "plain_text", "text": "Keep the flag"},
             "style": "danger",
         }
+    elif action_id == PAUSE:
+        element["style"] = "danger"
+        element["confirm"] = {
+            "title": {"type": "plain_text", "text": "Pause the ramp?"},
+            "text": {"type": "mrkdwn", "text": "The steps not yet run are deleted from LaunchDarkly."},
+            "confirm": {"type": "plain_text", "text": "Pause"},
+            "deny": {"type": "plain_text", "text": "Keep it"},
+            "style": "danger",
+        }
     elif action_id in (APPLY, REQUEST_APPROVAL, SEND_AGAIN, APPLY_ANYWAY):
         element["style"] = "primary"
     return element
 
 
 def card_title(view: CardView) -> str:
+    """Who wants what where: ``<@U1> wants to change *new-checkout* in *production* (critical…)``."""
     if view.on_project:
         project = escape(view.project)
         return f":triangular_flag_on_post: <@{view.requester_id}> wants to change project *{project}*"
     where = f" in *{escape(view.environment)}*" if view.environment else ""
+    if view.environment and view.critical:
+        where += " :rotating_light: _critical environment_"
     return (
         f":triangular_flag_on_post: <@{view.requester_id}> wants to change *{escape(view.flag_key)}*{where}"
     )
 
 
+MAX_SENTENCES = 8
+
+
+def sentences_text(sentences: Sequence[str]) -> str:
+    """The change in sentences, one a line: long lists cut to their first items and ``+N more``."""
+    shown = [f"• {escape(clip(shorten_lists(s), 400))}" for s in sentences[:MAX_SENTENCES]]
+    if len(sentences) > MAX_SENTENCES:
+        shown.append(f"_+{len(sentences) - MAX_SENTENCES} more changes (⋯ → Details has the whole request)_")
+    return "\n".join(shown) or "_no instructions_"
+
+
 def render_card(view: CardView) -> tuple[str, Blocks]:
-    """The change card: who asked, the change in sentences, before → after, the exact request."""
-    what = "; ".join(view.sentences) or "change the flag"
+    """The change card, what matters first: who wants what where, the change, before → after, the
+    state and the buttons. The request itself (JSON, ids) is behind the ⋯ menu's *Details*."""
+    what = shorten_lists("; ".join(view.sentences) or "change the flag")
     said = escape(what[0].lower() + what[1:])
     subject = f"project {view.project}" if view.on_project else view.flag_key
-    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(subject)})", 3000)
+    where = f" in {view.environment}" if view.environment and not view.on_project else ""
+    text = clip(f"<@{view.requester_id}> wants to {said} ({escape(subject)}{escape(where)})", 3000)
     blocks: Blocks = [_section(card_title(view))]
-    blocks.append(_section("\n".join(f"• {escape(s)}" for s in view.sentences) or "_no instructions_"))
+    blocks.append(_section(sentences_text(view.sentences)))
     if view.schedule:
         when = f":calendar: *Scheduled for {escape(view.schedule)}*"
         blocks.append(_section(f"{when}: Apply schedules it in LaunchDarkly, which applies it then."))
-    blocks.append(_section("*Before → after*\n" + fact_changes_text(view.changes)))
+    if view.ramp:
+        blocks.append(_section("\n".join(view.ramp)))
+    before_after = "*Before → after* (the first step)" if view.ramp else "*Before → after*"
+    blocks.append(_section(before_after + "\n" + fact_changes_text(view.changes)))
     if view.notes:
         blocks.append(_section("\n".join(view.notes)))
     if view.comment:
         blocks.append(_context(f":memo: {escape(view.comment)}"))
-    if view.approval_required:
-        blocks.append(
-            _context(
-                f":lock: *{escape(view.environment or '')}* requires approval: "
-                "Apply is replaced by a request."
+    if view.approval_required and REQUEST_APPROVAL in view.buttons:
+        # Only while Request approval is on offer: once asked (or applied) the status says what is so.
+        if view.approval_asked:
+            lock = ":lock: You asked for approval (`--approval`): *Request approval* asks reviewers first."
+        else:
+            lock = (
+                f":lock: *{escape(view.environment or '')}* requires approval in LaunchDarkly: "
+                "*Request approval* asks reviewers; it applies once approved."
             )
-        )
-    blocks.append(
-        _context(
-            ("read as " if view.read_as else "") + f"`{escape(clip(view.canonical, 300))}`",
-            f"```{escape(clip(view.instructions_json, 1500))}```",
-        )
-    )
+        blocks.append(_context(lock))
+    echo = f"`{escape(clip(shorten_lists(view.canonical), 300))}`"
+    blocks.append(_context(("read as " if view.read_as else "") + echo))
     if view.status:
         blocks.append(_section(view.status))
-    # The lifecycle's buttons, then a menu that stays in every state: the flag's history (a card
-    # about the project has no flag to show the history of).
+    # The lifecycle's buttons, then a menu that stays in every state: Details (the request, ids,
+    # LaunchDarkly's answers) and the flag's history (a project card has no flag to show that of).
     elements = [button(b, view.change_id, view=view) for b in view.buttons]
-    if not view.on_project:
-        elements.append(history_menu(view.change_id))
-    if elements:
-        blocks.append({"type": "actions", "block_id": f"change:{view.change_id}", "elements": elements})
+    elements.append(card_menu(view.change_id, history=not view.on_project))
+    blocks.append({"type": "actions", "block_id": f"change:{view.change_id}", "elements": elements})
     footer = list(view.footer)
     if view.flag_url:
         footer.append(f"<{view.flag_url}|Open {escape(view.flag_name)} in LaunchDarkly>")
+    # The short id is a handle people type (`/flag undo 1a2b3c4d`); the whole one is in Details.
     footer.append(f"project {escape(view.project)} · change {view.change_id[:8]}")
     blocks.append(_context(" · ".join(footer)))
     return text, blocks
@@ -216,16 +275,35 @@ def action_button(action_id: str, text: str, value: str, *, style: str | None = 
     return element
 
 
+def guess_button(slash_command: str, corrected: str, *, verb: str = "Propose") -> dict[str, Any] | None:
+    """**Propose /flag off new-checkout production** (**Run /flag show …** for what changes
+    nothing): the corrected command in one click (None when it does not fit in a button's value)."""
+    if not corrected or len(corrected) > BUTTON_VALUE_LIMIT:
+        return None
+    # The value stays as Slack sent the text (`-&gt;`); the label is plain text, shown as typed.
+    shown = corrected.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return action_button(PROPOSE_GUESS, f"{verb} {slash_command} {shown}", corrected, style="primary")
+
+
 def history_button(project: str, flag: str, environment: str | None) -> dict[str, Any]:
     """A **History** button: the flag's changes from LaunchDarkly's audit log (``bot.history``)."""
     value = json.dumps({"project": project, "flag": flag, "env": environment}, separators=(",", ":"))
     return action_button(HISTORY, "History", value)
 
 
+def card_menu(change_id: str, *, history: bool = True) -> dict[str, Any]:
+    """A change card's ⋯ menu: *Details* (the request as sent, its ids, LaunchDarkly's answers,
+    for whoever asks, to them alone) and the history of the card's flag (in its environment)."""
+    options = []
+    if history:
+        options.append({"text": {"type": "plain_text", "text": "History of this flag"}, "value": change_id})
+    options.append({"text": {"type": "plain_text", "text": "Details"}, "value": DETAILS_PREFIX + change_id})
+    return {"type": "overflow", "action_id": HISTORY_MENU, "options": options}
+
+
 def history_menu(change_id: str) -> dict[str, Any]:
-    """A change card's ⋯ menu: the history of the card's flag (in the card's environment)."""
-    option = {"text": {"type": "plain_text", "text": "History of this flag"}, "value": change_id}
-    return {"type": "overflow", "action_id": HISTORY_MENU, "options": [option]}
+    """A flag change card's ⋯ menu (:func:`card_menu`)."""
+    return card_menu(change_id)
 
 
 def modal(callback_id: str, title: str, submit: str, private_metadata: str, body: Blocks) -> dict[str, Any]:
@@ -277,6 +355,46 @@ def render_facts(
     if footer:
         blocks.append(_context(footer))
     return clip(title, 3000), blocks
+
+
+def shorten_json(value: Any, limit: int = 2 * MAX_LISTED) -> Any:
+    """``value`` with every list longer than ``limit`` cut to its first ``limit`` items and a
+    last ``"+N more"`` (what Details shows of a request with hundreds of keys)."""
+    if isinstance(value, dict):
+        return {k: shorten_json(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [shorten_json(v, limit) for v in value[:limit]]
+        return [*items, f"+{len(value) - limit} more"] if len(value) > limit else items
+    return value
+
+
+def render_details(
+    title: str, facts: Sequence[str], request: str, history: Sequence[str]
+) -> tuple[str, Blocks]:
+    """A change's details, for the one person who asked: ``facts`` (ids, where it goes), the
+    request as sent (``request``: JSON, shown in code blocks over as many sections as it takes,
+    at most 30), and ``history`` (each move, with LaunchDarkly's answers)."""
+    body: Blocks = [_section(title)]
+    if facts:
+        body.append(_section("\n".join(facts)))
+    chunk, chunks = "", []
+    for line in request.splitlines():
+        if chunk and len(chunk) + len(line) + 1 > SECTION_LIMIT - 10:
+            chunks.append(chunk)
+            chunk = ""
+        chunk += escape(line) + "\n"
+    if chunk:
+        chunks.append(chunk)
+    for part in chunks[:30]:
+        body.append(_section(f"```{part.rstrip()}```"))
+    if len(chunks) > 30:
+        body.append(_context(f"+{len(chunks) - 30} more parts of the request: the log has it whole."))
+    if history:
+        shown = list(history[-12:])
+        if len(history) > 12:
+            shown.insert(0, f"_+{len(history) - 12} earlier moves_")
+        body.append(_section("*What happened*\n" + "\n".join(shown)))
+    return clip(title, 3000), body[:50]
 
 
 def render_text(text: str) -> tuple[str, Blocks]:

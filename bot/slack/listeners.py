@@ -1,8 +1,12 @@
-"""Bolt listeners: verify (Bolt's middleware), ack at once, hand over to the lifecycle.
+"""Bolt listeners: verify (Bolt's middleware), write to the inbox, ack, hand over.
 
-Each listener is a few lines. Nothing talks to LaunchDarkly or the database before ``ack()``:
-with ``process_before_response=False`` Bolt answers Slack's HTTP request as soon as ``ack`` is
-called, and the listener's remaining work runs after.
+Each listener is a few lines. Commands and clicks are written to the durable inbox
+(``bot.inbox``: one INSERT) before ``ack()``, and nothing else happens before it: nothing talks
+to LaunchDarkly, and the database only for that INSERT. With ``process_before_response=False`` Bolt
+answers Slack's HTTP request as soon as ``ack`` is called; the row is then worked (by the
+listener itself after the ack, or by a worker). What must happen within Slack's 3 seconds or in the
+ack itself stays in the listener: modals opened with a ``trigger_id``, options answers,
+view-submission errors, the ack of link buttons.
 """
 
 from __future__ import annotations
@@ -40,6 +44,6 @@ FEATURE_LISTENERS: list[FeatureListeners] = [
 def register(app: AsyncApp, deps: Services) -> None:
     """Register every listener of the bot on ``app``."""
     router = CommandRouter(deps.changes, deps.verbs)
-    changes.register(app, router, deps.changes, deps.settings.flagops_command)
+    changes.register(app, router, deps.changes, deps.settings.flagops_command, deps.inbox)
     for feature in FEATURE_LISTENERS:
         feature(app, deps, router)

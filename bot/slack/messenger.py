@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -123,6 +124,21 @@ def is_slack_response_url(url: str | None, hosts: frozenset[str] = SLACK_RESPONS
     return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
 
 
+class PostWatch(Protocol):
+    """Told before and after each ``chat.postMessage`` made through :meth:`Messenger.post` in its
+    context (``bot.inbox``: the inbox row being worked records that it posts, then the ``ts``, so
+    that a worker taking it over never posts a second card). ``before_post`` may raise to stop the
+    post (the row is no longer this worker's)."""
+
+    async def before_post(self, channel: str) -> None: ...
+
+    async def after_post(self, channel: str, ts: str) -> None: ...
+
+
+POST_WATCH: ContextVar[PostWatch | None] = ContextVar("flagops_post_watch", default=None)
+"""The watch of the work running in this context (none outside an inbox row)."""
+
+
 class Messenger:
     """Sends cards, replies and ephemeral answers through one ``AsyncWebClient``."""
 
@@ -146,6 +162,9 @@ class Messenger:
             CannotPost: the bot may not post in ``channel``.
             SlackFailure: Slack refused it otherwise, or did not answer.
         """
+        watch = POST_WATCH.get()
+        if watch is not None:
+            await watch.before_post(channel)
         try:
             response = await self.client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, unfurl_links=False
@@ -155,7 +174,10 @@ class Messenger:
             if failure.reason in CANNOT_POST:
                 raise CannotPost(channel, failure.reason) from error
             raise failure from error
-        return str(response["ts"])
+        ts = str(response["ts"])
+        if watch is not None:
+            await watch.after_post(channel, ts)
+        return ts
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Replace a message the bot posted (a card after a click).

@@ -6,11 +6,13 @@ changes go to the lifecycle (``bot.lifecycle.service``); the other verbs (``appr
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from bot.errors import answer
 from bot.launchdarkly import errors as ld_errors
 from bot.launchdarkly.models import FeatureFlag
+from bot.lifecycle import ramps
 from bot.lifecycle.flags import FlagReader
 from bot.lifecycle.models import VerbHandler, Who
 from bot.lifecycle.service import ChangeService
@@ -26,7 +28,7 @@ from commands.intents import (
     RawCommand,
     ShowCommand,
 )
-from commands.natural import complete_rollout, partial_rollout, rephrase
+from commands.natural import complete_rollout, partial_rollout, ramp_steps, rephrase
 from commands.parse import parse
 from commands.summary import environment_facts, every_environment_facts, flag_facts
 
@@ -58,13 +60,41 @@ class CommandRouter:
             try:
                 command = self.read(text)
             except CommandError:
+                ramp = ramp_steps(text)  # `ramp <flag> <env> 5% 25% 100% every 30m`
+                if ramp is not None:
+                    await ramps.propose(self.changes, who, ramp, text)
+                    return
                 partial = partial_rollout(text)
                 if partial is None:
                     raise
                 command = await self._one_line_rollout(who, *partial)
             await self._dispatch(who, command, text)
         except FlagopsError as error:
-            await self._tell(who, answer(error))
+            button = self._guess_button(error, text)
+            if button is None:
+                await self._tell(who, answer(error))
+            else:
+                message, body = blocks.render_notice(answer(error), buttons=[button])
+                await self.messenger.ephemeral(who.reply, message, body)
+
+    def _guess_button(self, error: FlagopsError, text: str) -> dict[str, Any] | None:
+        """The **Propose /flag …** button of an answer that guessed (exactly one correction comes
+        close), or None. The corrected command must read as a command; clicking it runs it as the
+        clicker, through this same path, with every check."""
+        if not isinstance(error, CommandError) or error.guess is None:
+            return None
+        corrected = corrected_text(text, *error.guess)
+        if corrected is None:
+            return None
+        try:
+            proposes = isinstance(self.read(corrected), ChangeCommand | RawCommand)
+        except CommandError:
+            if partial_rollout(corrected) is None:
+                return None
+            proposes = True
+        return blocks.guess_button(
+            self.settings.flagops_command, corrected, verb="Propose" if proposes else "Run"
+        )
 
     async def _one_line_rollout(
         self, who: Who, key: str, env_name: str, percent: float, variation: str | None
@@ -194,6 +224,17 @@ class CommandRouter:
         await self._tell(who, f"Flags in `{project}`:", lines)
 
     # --- propose ----------------------------------------------------------------------------
+
+
+def corrected_text(text: str, typed: str, meant: str) -> str | None:
+    """``text`` with each whole-word ``typed`` replaced by ``meant`` (``off new-chekout prod`` →
+    ``off new-checkout prod``), or None when ``typed`` is not in it as a word, or nothing changes."""
+    if not typed or not meant or typed == meant:
+        return None
+    word = re.compile(rf"(?<![A-Za-z0-9._\-]){re.escape(typed)}(?![A-Za-z0-9._\-])")
+    line = " ".join(text.split())
+    corrected = word.sub(lambda _: meant, line)
+    return corrected if corrected != line else None
 
 
 LIST_ENVIRONMENTS = 4  # environments whose on/off `list` shows (LaunchDarkly sends each flag's)

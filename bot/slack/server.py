@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.config import OAUTH_CALLBACK_PATH, WEBHOOK_PATH, Settings
+from bot.config import OAUTH_CALLBACK_PATH, WEBHOOK_PATH, Settings, configure_logging
 from bot.launchdarkly.client import LaunchDarklyClient
 from bot.lifecycle.service import ChangeService
 from bot.persistence.db import migrate
@@ -83,6 +83,7 @@ class Runtime:
         features: list[Feature] | None = None,
         slack_client: AsyncWebClient | None = None,
         ld_client: LaunchDarklyClient | None = None,
+        work_inbox: bool = False,
     ) -> Runtime:
         """Migrate the database (unless ``FLAGOPS_MIGRATE_ON_START=false``), then build the clients,
         the services (``bot.wiring``) and the Bolt app.
@@ -92,6 +93,7 @@ class Runtime:
             features: the features to register (default ``bot.slack.app.FEATURES``).
             slack_client: a Web API client to use instead of one built from ``settings``.
             ld_client: a LaunchDarkly client to use instead of one built from ``settings``.
+            work_inbox: run the inbox's loop even where ``FLAGOPS_INBOX=workers`` (a worker).
 
         Returns:
             The runtime; ``await runtime.close()`` when done.
@@ -108,12 +110,17 @@ class Runtime:
         scheduler = FlagopsScheduler.of(services)
         if settings.flagops_scheduler == "on":
             scheduler.start()
+        if settings.flagops_inbox == "web" or work_inbox:
+            # The inbox's loop: rows left by a process that stopped, rows that waited for their card.
+            services.inbox.start()
         return cls(services, slack, bolt, AsyncSlackRequestHandler(bolt), scheduler)
 
     async def close(self) -> None:
-        """Stop the scheduler, let the writes in flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then
-        close the LaunchDarkly connection pool and the database pool."""
+        """Stop the scheduler and the inbox's loop, let the rows being worked and the writes in
+        flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then close the LaunchDarkly connection pool and
+        the database pool."""
         await self.scheduler.stop()
+        await self.services.inbox.stop()
         await self.changes.drain()
         await self.ld.aclose()
         await self.store.close()
@@ -250,7 +257,7 @@ def run_server(settings: Settings) -> int:
     Returns:
         The exit status (0 after a clean stop).
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     if settings.slack_app_token is not None:
         asyncio.run(_until_signalled(run_socket_mode(settings)))
         return 0
@@ -264,6 +271,33 @@ def run_server(settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """``python -m bot worker``: work the inbox (rows the web processes wrote and acked) until
+    SIGTERM or SIGINT, then let the rows being worked finish (``FLAGOPS_SHUTDOWN_GRACE``).
+
+    Any number of workers may run against one Postgres (``LISTEN flagops_inbox`` wakes them); set
+    ``FLAGOPS_INBOX=workers`` on the web processes so that they only write and ack.
+
+    Returns:
+        The exit status (0 after a clean stop).
+    """
+    configure_logging()
+    asyncio.run(_until_signalled(work_inbox(settings)))
+    return 0
+
+
+async def work_inbox(settings: Settings) -> None:
+    """Open a runtime (the same services and handlers as the web process) and work its inbox until
+    cancelled."""
+    runtime = await Runtime.open(settings, work_inbox=True)
+    try:
+        log.info("inbox worker %s is ready", runtime.services.inbox.owner)
+        await asyncio.Event().wait()
+    finally:
+        await runtime.close()
+        log.info("inbox worker stopped")
 
 
 async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:

@@ -10,7 +10,8 @@ This module adds what flagops needs on top:
   run again, so a re-sent command makes one card and a re-sent click one Apply. (The lifecycle's
   compare-and-set would refuse a second Apply anyway; this also spares the second card and the
   "already being applied" answer.) The memory is per process; a retry that lands on another
-  instance is still stopped by the compare-and-set.
+  instance is stopped by the durable inbox (``bot.inbox``: the delivery's unique key makes it one
+  row, acked and not run again), and a click by the compare-and-set.
 - **Reconnects in the log.** Each close and error is logged with Slack's reason.
 - Slack's Web API base (``SLACK_API_URL``) is used for ``apps.connections.open`` too, so the
   offline fake (``bot.offline.fake_socket_mode``) and the tests drive the real client.

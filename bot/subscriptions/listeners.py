@@ -1,6 +1,7 @@
 """Subscriptions in Slack: ``subscribe``, ``subscriptions``, ``unsubscribe``, the Unsubscribe button,
-and the Home tab (``app_home_opened``). Each listener acks first, checks what the click carries,
-then hands over to ``bot.subscriptions.service`` / ``bot.subscriptions.home``."""
+and the Home tab (``app_home_opened``). The Unsubscribe click is written to the inbox and acked,
+then checked and handed over to ``bot.subscriptions.service``; ``app_home_opened`` (an event Bolt
+acks itself; publishing the tab again is harmless) is handled by its listener."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.lifecycle.listeners import who_from_action
+from bot.lifecycle.listeners import first_action, who_from_action
 from bot.lifecycle.models import Who
 from bot.slack.router import CommandRouter
 from bot.subscriptions.cards import UNSUBSCRIBE
@@ -53,8 +54,12 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     router.handle("subscriptions", subscriptions)
 
     @app.action(UNSUBSCRIBE)
-    async def on_unsubscribe(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    async def on_unsubscribe(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await deps.inbox.accept("unsubscribe", body, ack)
+
+    @deps.inbox.handler("unsubscribe")
+    async def run_unsubscribe(body: dict[str, Any]) -> None:
+        action = first_action(body)
         who = who_from_action(body)
         found = subscription_id(action)
         if found is None:

@@ -27,7 +27,7 @@ import httpx
 from bot.launchdarkly.sandbox import SandboxState
 from bot.offline.console import CONSOLE_CHANNEL, OfflineStack, offline_stack
 from bot.offline.fake_slack import FakeSlack, Message
-from bot.offline.payloads import SignedRequest, SlackDriver
+from bot.offline.payloads import SignedRequest, SlackDriver, block_actions_payload, signed_interaction
 from bot.persistence.store import Store
 from bot.slack.app import Feature
 
@@ -218,3 +218,44 @@ def card_text(bot: Harness, channel: str = RELEASES) -> str:
 def buttons(bot: Harness, channel: str = RELEASES) -> list[str]:
     """The labels of the latest card's buttons, in order."""
     return [b["text"]["text"] for b in bot.card(channel).buttons]
+
+
+async def choose(
+    bot: Harness, message: Message, menu: dict[str, Any], value: str, *, user: str, text: str = "x"
+) -> None:
+    """Pick the option ``value`` (labelled ``text``) of the overflow ``menu`` on ``message``, as
+    Slack sends an overflow choice."""
+    payload = block_actions_payload(
+        user=bot.driver.user(user),
+        channel_id=message.channel,
+        message=message,
+        button={"action_id": menu["action_id"], "block_id": "b"},
+        response_url=bot.slack.new_response_url(message.channel, user),
+    )
+    payload["actions"] = [
+        {
+            "type": "overflow",
+            "action_id": menu["action_id"],
+            "block_id": "b",
+            "selected_option": {"text": {"type": "plain_text", "text": text}, "value": value},
+            "action_ts": "1700000000.1",
+        }
+    ]
+    secret = bot.stack.settings.slack_signing_secret.get_secret_value()
+    assert (await bot.send(signed_interaction(secret, payload))).status_code == 200
+    await bot.idle()
+
+
+async def details(bot: Harness, card: Message | None = None, *, user: str = ALICE) -> str:
+    """Pick *Details* in the ⋯ menu of ``card`` (default: the latest card) and return everything
+    the answer (to ``user`` alone) says."""
+    message = card or bot.card()
+    (menu,) = [
+        e for b in message.blocks if b["type"] == "actions" for e in b["elements"] if e["type"] == "overflow"
+    ]
+    (value,) = [o["value"] for o in menu["options"] if o["text"]["text"] == "Details"]
+    before = len(bot.slack.ephemerals(user))
+    await choose(bot, message, menu, value, user=user, text="Details")
+    answers = bot.slack.ephemerals(user)[before:]
+    assert answers, "Details answered nothing"
+    return " ".join(a.text + " " + " ".join(str(b) for b in a.blocks) for a in answers)

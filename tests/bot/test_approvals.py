@@ -18,6 +18,7 @@ from bot.approvals.cards import APPROVED, CARD_APPLIED, CARD_FAILED
 from bot.launchdarkly.sandbox import SandboxState
 from bot.launchdarkly.sandbox.state import Account
 from bot.lifecycle.models import FAILED
+from bot.offline.fake_slack import Message
 from bot.offline.payloads import signed_interaction, view_submission_payload
 from bot.persistence.db import approval_cards, changes
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
@@ -90,6 +91,12 @@ def approval_card(bot: Harness, channel: str = RELEASES) -> Any:
     raise AssertionError("no approval card was posted")
 
 
+def listing(bot: Harness, user: str) -> Any:
+    """The latest `/flag approvals` answer ``user`` got, as a message whose buttons can be clicked."""
+    answer = bot.slack.ephemerals(user)[-1]
+    return Message(answer.channel, "1700000000.000009", answer.text, answer.blocks, "U_FLAGOPS")
+
+
 def latest_view(bot: Harness, callback_id: str) -> dict[str, Any]:
     views = [v for v in bot.slack.views().values() if v.get("callback_id") == callback_id]
     assert views, f"no {callback_id} modal was opened"
@@ -136,7 +143,8 @@ async def test_405_request_approve_apply_as_linked_members(start_bot: StartBot) 
     assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     assert "<@U_BOB>" in full(card) and "Open the request in LaunchDarkly" in full(card)
     assert "Turn targeting OFF in test" in full(card)
-    assert any("Reviewers notified: <@U_BOB>" in t for t in thread_texts(bot, change_card))
+    assert "Reviewers notified: <@U_BOB>" in full(card)
+    assert len(thread_texts(bot, change_card)) == 2, "the 405, then the approval card: one message each"
     (copy,) = bot.slack.messages(APPROVALS)
     assert "Approval requested by" in full(copy), "a copy in the approvals channel"
 
@@ -153,11 +161,13 @@ async def test_405_request_approve_apply_as_linked_members(start_bot: StartBot) 
     (applied,) = audit(bot, "applyApprovalRequest")
     assert applied["memberId"] == bob and applied["requestorId"] == alice
     texts = thread_texts(bot, change_card)
-    assert any("<@U_ALICE> requested approval" in t for t in texts)
+    assert "Approval requested by <@U_ALICE> as alice@example.com" in texts[1]
     assert any("<@U_BOB> approved as bob@example.com" in t for t in texts)
     assert any("Applied by <@U_BOB>" in t and "flag version" in t for t in texts)
+    assert len(texts) == 4, "405, approval card, approved, applied: one message per event"
     assert labels(approval_card(bot)) == []
-    assert "Applied through approval request" in full(bot.slack.message(RELEASES, change_card.ts))
+    parent = full(bot.slack.message(RELEASES, change_card.ts))
+    assert "Applied by <@U_BOB> through the approval request" in parent
 
 
 async def test_without_linked_accounts_the_service_token_acts_and_comments_name_the_users(
@@ -368,16 +378,22 @@ async def test_approvals_lists_pending_requests_made_outside_slack(start_bot: St
         instructions=[TurnFlagOn()],
         token="sandbox-bob",
     )
+    posted = len(bot.slack.all_messages())
     await run(bot, "/flag approvals new-checkout production")
-    headline = bot.card()
-    assert "1 pending approval request" in full(headline)
-    (card,) = bot.slack.thread(RELEASES, headline.ts)
+    assert len(bot.slack.all_messages()) == posted, "the list is an answer to alice alone"
+    card = listing(bot, ALICE)
+    assert "1 waiting for review" in full(card)
     assert "bob@example.com" in full(card)
     assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
-    assert "Turn targeting ON in production" in full(card)
+    assert "asks to turn targeting ON in production" in full(card)
     await click(bot, "Approve", user=ALICE, message=card)
-    await click(bot, "Apply", user=ALICE, message=bot.slack.message(RELEASES, card.ts))
+    assert any("<@U_ALICE> approved" in t for t in bot.ephemeral_texts(ALICE)), "told alone"
+    await run(bot, "/flag approvals new-checkout production")
+    decided = listing(bot, ALICE)
+    assert "0 waiting for review, 1 decided" in full(decided) and labels(decided) == ["Apply"]
+    await click(bot, "Apply", user=ALICE, message=decided)
     assert env(bot, "new-checkout", "production")["on"] is True
+    assert len(bot.slack.all_messages()) == posted, "nothing was posted in the channel"
 
     await run(bot, "/flag approvals")
     assert "No pending approval requests" in bot.ephemeral_texts(ALICE)[-1]
@@ -608,7 +624,6 @@ async def test_approvals_lists_the_channels_project(start_bot: StartBot) -> None
         token="sandbox-bob",
     )
     await run(bot, "/flag approvals")
-    headline = bot.card()
-    assert "1 pending approval request" in full(headline)
-    (card,) = bot.slack.thread(RELEASES, headline.ts)
-    assert "project shop" in full(card)
+    card = listing(bot, ALICE)
+    assert "1 waiting for review" in full(card)
+    assert "project `shop`" in full(card)

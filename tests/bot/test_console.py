@@ -57,6 +57,5 @@ def test_approvals_between_people_work_offline() -> None:
     output = result.stdout
     assert output.count("(browser) Connected") == 2, output[-3000:]
     assert "Connected: you now act in LaunchDarkly as *bob@example.com*" in output
-    assert "@bob approved as bob@example.com" in output
-    assert "Applied by @bob as bob@example.com" in output
+    assert "Approved and applied by @bob as bob@example.com" in output, "one message for one click"
     assert "Traceback" not in output + result.stderr

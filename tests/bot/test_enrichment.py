@@ -47,7 +47,7 @@ async def test_request_approval_with_the_member_list_down_still_requests(start_b
     card = approval_card(bot)
     assert labels(card) == ["Approve and apply", "Approve", "Decline", "Comment"]
     texts = " ".join(thread_texts(bot, bot.card()))
-    assert "requested approval" in texts
+    assert "Approval requested by <@U_ALICE>" in texts
     assert "bob@example.com (LaunchDarkly's member list did not answer)" in texts, texts
     assert "Request approval" not in labels(bot.slack.message(RELEASES, bot.card().ts))
     assert "Nothing was changed" not in said(bot) and "went wrong" not in said(bot)

@@ -12,10 +12,9 @@ import httpx
 
 from bot.history.cards import OLDER, HistoryPage, plain_title, render_history
 from bot.offline.fake_slack import Ephemeral, Message
-from bot.offline.payloads import block_actions_payload, signed_interaction
 from bot.slack import blocks
 from bot.slack.blocks import HISTORY, HISTORY_MENU, CardView
-from tests.bot.harness import ALICE, BOB, RELEASES, Harness, click, run
+from tests.bot.harness import ALICE, BOB, RELEASES, Harness, choose, click, run
 
 SEMANTIC = {"Content-Type": "application/json; domain-model=launchdarkly.semanticpatch"}
 
@@ -131,29 +130,6 @@ async def test_the_show_card_and_the_change_card_open_the_history(bot: Harness) 
     )
 
 
-async def choose(bot: Harness, message: Message, menu: dict[str, Any], value: str, *, user: str) -> None:
-    """Pick an option of an overflow menu on ``message``, as Slack sends it."""
-    payload = block_actions_payload(
-        user=bot.driver.user(user),
-        channel_id=message.channel,
-        message=message,
-        button={"action_id": menu["action_id"], "block_id": "b"},
-        response_url=bot.slack.new_response_url(message.channel, user),
-    )
-    payload["actions"] = [
-        {
-            "type": "overflow",
-            "action_id": menu["action_id"],
-            "block_id": "b",
-            "selected_option": {"text": {"type": "plain_text", "text": "x"}, "value": value},
-            "action_ts": "1700000000.1",
-        }
-    ]
-    secret = bot.stack.settings.slack_signing_secret.get_secret_value()
-    assert (await bot.send(signed_interaction(secret, payload))).status_code == 200
-    await bot.idle()
-
-
 async def test_forged_history_values_are_refused_and_nothing_is_read(bot: Harness) -> None:
     await run(bot, "/flag off new-checkout test")
     card = bot.card()
@@ -216,7 +192,9 @@ def test_the_history_menu_is_on_flag_cards_in_every_state_and_not_on_project_car
         (actions,) = [b for b in body if b["type"] == "actions"]
         assert actions["elements"][-1] == blocks.history_menu("c1")
     _, body = blocks.render_card(dataclasses.replace(view, on_project=True, buttons=()))
-    assert not [b for b in body if b["type"] == "actions"]
+    (actions,) = [b for b in body if b["type"] == "actions"]
+    (menu,) = actions["elements"]
+    assert [o["text"]["text"] for o in menu["options"]] == ["Details"], "a project has no flag history"
 
 
 def test_plain_titles_and_the_page_without_entries() -> None:

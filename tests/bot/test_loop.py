@@ -232,7 +232,7 @@ async def test_unconfirmed_cards_expire_without_a_click(start_bot: StartBot) -> 
     await asyncio.sleep(1.2)
     await bot.stack.runtime.changes.sweep()
     assert "Expired" in card_text(bot)
-    assert buttons(bot) == []
+    assert buttons(bot) == ["Propose again"], "nothing to apply; the same command can be proposed again"
 
 
 async def test_private_channel_tells_the_requester_how_to_invite(bot: Harness) -> None:

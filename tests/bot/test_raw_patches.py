@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from commands.instructions import SemanticPatch, TurnFlagOff
-from tests.bot.harness import ALICE, BOB, CAROL, RELEASES, Harness, buttons, card_text, click, run
+from tests.bot.harness import ALICE, BOB, CAROL, RELEASES, Harness, buttons, card_text, click, details, run
 from tests.bot.test_approvals import link, start
 from tests.bot.test_policy import PROJECT_POLICY, write
 from tests.seeds import json_patch_examples
@@ -205,8 +205,9 @@ async def test_a_patch_in_an_approval_environment_is_sent_for_approval_as_instru
     await run(bot, f"/flag json-patch new-checkout {json.dumps(patch)}")
     text = card_text(bot)
     assert buttons(bot) == ["Request approval", "Cancel"], text
-    assert "turnFlagOn" in text and "addTargets" in text, "the instructions are shown on the card"
     assert "As instructions" in text and "requires approval" in text
+    shown = await details(bot)
+    assert "turnFlagOn" in shown and "addTargets" in shown, "Details shows the instructions sent for approval"
     await click(bot, "Request approval")
     (stored,) = bot.sandbox.approvals.values()
     assert stored.doc["instructions"] == [

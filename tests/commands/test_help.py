@@ -65,8 +65,16 @@ def test_help_on_every_verb_shows_its_syntax_and_examples() -> None:
     assert help_text("rollout") == help_text("serve")
 
 
-def test_help_topics() -> None:
+def test_help_fits_a_screen_and_says_where_the_rest_is() -> None:
     overview = help_text()
+    assert len(overview.splitlines()) <= 23, "25 lines with the policy line the bot puts above it"
+    assert "`help all`" in overview and "`help <verb>`" in overview and "README" in overview
+    for name in ("on", "off", "show", "target", "undo", "approvals"):
+        assert f"`{VERB_INDEX[name].examples[0].text}`" in overview, name
+
+
+def test_help_topics() -> None:
+    overview = help_text("all")
     assert all(v.syntax in overview for v in VERBS)
     assert "updateRuleTrackEvents" in help_text("updateRuleTrackEvents")
     assert "segmentMatch" in help_text("clauses")

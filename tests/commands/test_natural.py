@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from commands import parse, registry
 from commands.demo import demo_flags
 from commands.errors import CommandError
-from commands.natural import complete_rollout, partial_rollout, rephrase
+from commands.natural import complete_ramp_step, complete_rollout, partial_rollout, ramp_steps, rephrase
 from commands.parse import MEANT
 
 
@@ -115,3 +117,81 @@ def test_an_unknown_verb_suggests_the_verb_people_mean(typed: str, meant: str) -
 def test_every_meant_verb_is_a_verb() -> None:
     verbs = {verb for meant in MEANT.values() for verb in meant.split("|")}
     assert verbs <= set(registry.VERB_INDEX)
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        (
+            "ramp new-checkout prod 5% 25% 50% 100% every 30m",
+            ("new-checkout", "prod", (5, 25, 50, 100), 1800, None),
+        ),
+        (
+            "ramp new-checkout prod 5 25 50 100 every 30 minutes",
+            ("new-checkout", "prod", (5, 25, 50, 100), 1800, None),
+        ),
+        (
+            "ramp new-checkout in prod 5%, 25% then 100% every 1h",
+            ("new-checkout", "prod", (5, 25, 100), 3600, None),
+        ),
+        (
+            "ramp banner-color test 10% 50% 100% blue every 2 hours",
+            ("banner-color", "test", (10, 50, 100), 7200, "blue"),
+        ),
+        (
+            "ramp banner-color test 10% 100% every 1h30m of blue",
+            ("banner-color", "test", (10, 100), 5400, "blue"),
+        ),
+        ("ramp new-checkout test 12.5% 100% every hour", ("new-checkout", "test", (12.5, 100), 3600, None)),
+    ],
+)
+def test_a_ramp_line_is_read(typed: str, read: tuple[object, ...]) -> None:
+    assert ramp_steps(typed) == read
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("ramp x test 50% 25% every 1h", "must go up"),
+        ("ramp x test 50% 50% every 1h", "must go up"),
+        ("ramp x test 5% 101% every 1h", "at most 100"),
+        ("ramp x test 0% 100% every 1h", "above 0"),
+        ("ramp x test 0.0001% every 1h", "thousandths"),
+        ("ramp x test 5% every 4m", "at least 5 minutes"),
+        ("ramp x test 5% every 2w", "at most 7 days"),
+        ("ramp x test " + " ".join(str(n) for n in range(1, 12)) + " every 1h", "at most 10 steps"),
+        ("ramp x test every 1h", "`every`"),
+        ("ramp x test 5% 100%", "`every`"),
+        ("ramp x test 5% blue every 1h red", "once"),
+    ],
+)
+def test_a_ramp_that_cannot_be_says_why(typed: str, why: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        ramp_steps(typed)
+    assert why in refused.value.message
+
+
+def test_not_a_ramp_is_left_to_the_rest() -> None:
+    assert ramp_steps("ramp to 25%") is None and ramp_steps("rollout x test 25%") is None
+    assert ramp_steps("ramp") is None
+
+
+def test_a_ramp_step_is_a_rollout_or_at_100_the_variation_served_fully() -> None:
+    flags = demo_flags()
+    assert complete_ramp_step(flags["new-checkout"], "test", 5, None) == (
+        "rollout new-checkout test 5% true 95% false"
+    )
+    assert complete_ramp_step(flags["new-checkout"], "test", 100, None) == "serve new-checkout test true"
+    assert complete_ramp_step(flags["new-checkout"], "test", 100, "false") == "serve new-checkout test false"
+    served = complete_ramp_step(flags["pricing-page"], "test", 100, "New pricing")
+    assert served == "serve pricing-page test #1"
+    assert complete_ramp_step(flags["pricing-page"], "test", 100, None) is None, "which variation?"
+    assert complete_ramp_step(flags["pricing-page"], "test", 100, "nope") is None
+    for line in ("serve new-checkout test true", "serve pricing-page test #1"):
+        parse(line)
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_a_ramp_or_not_or_a_plain_refusal(text: str) -> None:
+    with contextlib.suppress(CommandError):  # a refusal is an answer; anything else is a bug
+        ramp_steps("ramp " + text)

@@ -242,11 +242,20 @@ def test_escaped_comparison_operators() -> None:
         "<@U123> on",
         "on <#C1|general> test",
         "on new-checkout <!here>",
-        "target new-checkout test <@U1> -> true",
+        "target new-checkout test device:<@U1> -> true",
+        "target new-checkout test &lt;@U1&gt; -> true",
     ],
 )
 def test_mentions_where_keys_belong_are_command_errors(text: str) -> None:
     error(text)
+
+
+def test_a_mentioned_person_is_a_user_key_the_bot_fills_in() -> None:
+    cmd = change("target new-checkout test <@U1|bob>,alice -> true")
+    assert cmd.changes == (it.AddTargets(keys=("<@U1>", "alice"), variation=T),)
+    assert change("target new-checkout test true <@U1>").changes == (
+        it.AddTargets(keys=("<@U1>",), variation=T),
+    )
 
 
 # --- values, references, clauses ----------------------------------------------------------------

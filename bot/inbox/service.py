@@ -1,0 +1,406 @@
+"""The durable inbox: nothing lost between the ack and the card.
+
+A listener verifies (Bolt's middleware, after the front door's signature check), writes the
+accepted slash command or click to the ``inbox`` table (one ``INSERT``, :meth:`Inbox.accept`), and
+acks. Then a worker takes the row by compare-and-set (``pending → working → done``, under its
+lease), runs the handler the feature registered for it (:meth:`Inbox.handle`), and marks it done.
+
+- **Where rows are worked.** ``FLAGOPS_INBOX=web`` (the default): the web process itself, so
+  ``python -m bot`` still does everything on one machine. The listener goes on, after the ack, to
+  take its own row and work it at once; a background loop (:meth:`Inbox.start`) takes whatever
+  is left: rows of a process that died (after their lease), rows that waited for an earlier row
+  of their card. ``FLAGOPS_INBOX=workers``: the web process only writes and acks, and
+  ``python -m bot worker`` processes (any number, against one Postgres) work the rows, woken by
+  ``LISTEN flagops_inbox`` (a trigger notifies each new row); on SQLite they poll.
+- **One delivery, one row.** Slack's retries (``X-Slack-Retry-Num``, Socket Mode's
+  ``retry_attempt``) and replays carry the same payload: its ``trigger_id`` (else ``action_ts`` /
+  ``event_id``) makes the row's unique ``delivery_key``; the second ``INSERT`` does nothing and is
+  acked only.
+- **A worker that died.** Its rows' leases (``FLAGOPS_INBOX_LEASE``, renewed while it works)
+  expire and another worker takes them over. A row is run again from the start unless it had
+  begun to post: before its first ``chat.postMessage`` the row records ``posting_at`` (a
+  compare-and-set on the worker *and its take number*, ``attempts``, that fails when the row is
+  no longer held by this take, even when the same process took it again after its lease ran out:
+  then it does not post), after it the ``ts``. A row taken over with a ``ts`` is done (its card
+  is up); one with ``posting_at`` and no ``ts`` may or may not have posted: it is not run again
+  (never two cards), and the person is told to run the command again if no card appeared.
+- **Order per card.** A click's row carries its card (``<channel>:<message ts>``); the row that
+  posted a card gets the same key when it records the ``ts``. A row is not taken while an earlier
+  row of its card is not done, so a click never runs before its card's proposal is stored, and two
+  clicks on one card run in the order Slack sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import Settings
+from bot.inbox.store import InboxRow, InboxStore, card_key
+from bot.slack import blocks
+from bot.slack.failures import handle_error, user_and_channel
+from bot.slack.messenger import POST_WATCH, Messenger, ReplyTo, SlackFailure
+
+log = logging.getLogger("flagops.inbox")
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+"""What works one row: the payload as Slack sent it."""
+Ack = Callable[[], Awaitable[Any]]
+
+BACKGROUND_TASK_PREFIX = "flagops-background:"
+"""Names of the loops that run for as long as the process does (idle checks leave them out)."""
+ROW_TASK_PREFIX = "flagops-inbox-row:"
+NOTIFY_CHANNEL = "flagops_inbox"
+MAX_ATTEMPTS = 5  # takes of one row (each after its worker died) before it is given up
+KEEP_DONE = timedelta(days=1)  # done rows (their delivery keys) are kept this long, then purged
+PURGE_EVERY = 600.0  # seconds between purges of old done rows
+INLINE_WAIT = 10.0  # seconds a listener waits for an earlier row of its card before leaving its row
+_SLACK_TOKEN_FIELDS = ("token",)  # the legacy verification token Slack sends: never stored
+
+
+class LeaseLost(Exception):
+    """The row being worked was taken over by another worker (this one was too slow to renew its
+    lease): the work stops before it posts anything."""
+
+
+class _RowWatch:
+    """Records a row's posting (``POST_WATCH``) while the row is being worked."""
+
+    def __init__(self, inbox: Inbox, row: InboxRow) -> None:
+        self.inbox = inbox
+        self.row = row
+        self.active = True
+        self.marked = False
+        self.recorded = False
+
+    async def before_post(self, channel: str) -> None:
+        if not self.active or self.marked:
+            return
+        if not await self.inbox.store.mark_posting(self.row.id, self.inbox.owner, self.row.attempts):
+            raise LeaseLost(f"inbox row {self.row.id} was taken over")
+        self.marked = True
+
+    async def after_post(self, channel: str, ts: str) -> None:
+        if not self.active or self.recorded:
+            return
+        self.recorded = True
+        await self.inbox.store.record_post(self.row.id, channel, ts)
+        self.inbox.wake()
+
+
+def delivery_key(handler: str, body: dict[str, Any]) -> str:
+    """What identifies one Slack delivery, however often it is sent: its ``trigger_id`` (commands,
+    clicks, submissions), else the action's ``action_ts``, else the event's ``event_id``; a payload
+    with none of them by its whole content. Hashed: at most 60 characters whatever Slack sent."""
+    kind = str(body.get("type") or ("command" if "command" in body else "event"))
+    identity: Any = body.get("trigger_id") or body.get("event_id")
+    if not identity:
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        user, _channel = user_and_channel(body)
+        identity = (
+            [user, action.get("action_id"), action.get("action_ts")] if action.get("action_ts") else None
+        )
+    if not identity:
+        identity = body
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:40]
+    return f"{handler[:12]}:{kind[:6]}:{digest}"
+
+
+def clicked_card(body: dict[str, Any]) -> str | None:
+    """The card a click was on (``<channel>:<message ts>``), or None (a Home tab or modal click)."""
+    container = body.get("container")
+    if not isinstance(container, dict) or container.get("type") != "message":
+        return None
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    if isinstance(channel, str) and isinstance(ts, str) and channel and ts:
+        return card_key(channel, ts)
+    return None
+
+
+def stored_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it is written: without Slack's legacy verification ``token``."""
+    return {k: v for k, v in body.items() if k not in _SLACK_TOKEN_FIELDS}
+
+
+class Inbox:
+    """Accepted deliveries, written before the ack and worked from the database."""
+
+    def __init__(self, *, settings: Settings, store: InboxStore, messenger: Messenger) -> None:
+        self.settings = settings
+        self.store = store
+        self.messenger = messenger
+        self.handlers: dict[str, Handler] = {}
+        """Each handler name → what works its rows (filled as the features register)."""
+        self.owner = uuid.uuid4().hex[:16]
+        """This process, as the holder of the leases on the rows it works."""
+        self.lease = timedelta(seconds=settings.flagops_inbox_lease)
+        self.works_inline = settings.flagops_inbox == "web"
+        self._running: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- the listener's side ------------------------------------------------------------------
+
+    def handle(self, name: str, handler: Handler) -> None:
+        """Work the rows written under ``name`` with ``handler``."""
+        self.handlers[name] = handler
+
+    def handler(self, name: str) -> Callable[[Handler], Handler]:
+        """As :meth:`handle`, as a decorator."""
+
+        def register(handler: Handler) -> Handler:
+            self.handle(name, handler)
+            return handler
+
+        return register
+
+    async def accept(self, name: str, body: dict[str, Any], ack: Ack, *, card: str | None = None) -> None:
+        """Write the delivery (one INSERT), ack it, then (``FLAGOPS_INBOX=web``) work it here.
+
+        Args:
+            name: the handler (:meth:`handle`) that works it.
+            body: the payload as Bolt parsed it.
+            ack: Bolt's ``ack``; called once the row is written (a database that cannot take the
+                row fails the request instead: Slack shows the person it failed).
+            card: the card a click was on (default: read from the payload's container).
+
+        A delivery already written (Slack's retry, a replay) is acked and nothing more.
+        """
+        _user, channel = user_and_channel(body)
+        container = body.get("container")
+        if channel is None and isinstance(container, dict) and isinstance(container.get("channel_id"), str):
+            channel = container["channel_id"]
+        row_id = await self.store.add(
+            name,
+            delivery_key(name, body),
+            stored_body(body),
+            channel_id=channel[:64] if channel else None,
+            card_key=card if card is not None else clicked_card(body),
+        )
+        await ack()
+        if row_id is None:
+            log.info("a %s delivery Slack sent again was acked only (it is one row)", name)
+            return
+        if self.works_inline:
+            await self._work_own(row_id)
+        else:
+            self.wake()
+
+    async def _work_own(self, row_id: int) -> None:
+        """Take the listener's own row and work it now; when an earlier row of its card is not
+        done yet, wait for it (up to ``INLINE_WAIT``, then the loop takes the row when it may)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INLINE_WAIT
+        delay = 0.01
+        while True:
+            try:
+                row = await self.store.claim(self.owner, self.lease, row_id=row_id)
+                current = None if row is not None else await self.store.get(row_id)
+            except (SQLAlchemyError, OSError) as error:
+                # The row is written: the loop (this process's, or a worker's) takes it later.
+                log.warning("inbox row %s could not be taken now (%s)", row_id, type(error).__name__)
+                return
+            if row is not None:
+                await self._work(row)
+                return
+            if current is None or current.state != "pending" or loop.time() > deadline or self._stopping:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    # --- the worker's side --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Have the loop look at the inbox now."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the loop that takes rows (in a task of its own, until :meth:`stop`)."""
+        if self._loop is None:
+            self._stopping = False
+            self._loop = asyncio.create_task(self.run(), name=f"{BACKGROUND_TASK_PREFIX}inbox")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking rows and let the rows being worked finish (at most ``grace`` seconds,
+        ``FLAGOPS_SHUTDOWN_GRACE``); a row still running after that keeps its lease, and another
+        worker takes it over once the lease expires."""
+        self._stopping = True
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        current = asyncio.current_task()
+        work = [t for t in self._running if t is not current and not t.done()]
+        if work:
+            grace = self.settings.flagops_shutdown_grace if grace is None else grace
+            log.info("waiting up to %.0f s for %d inbox row(s) being worked", grace, len(work))
+            _done, pending = await asyncio.wait(work, timeout=grace)
+            if pending:
+                log.warning("%d inbox row(s) still running at stop; their leases will expire", len(pending))
+
+    async def run(self) -> None:
+        """Take and work rows until cancelled: woken by a row written or done in this process, by
+        Postgres' ``NOTIFY`` (``FLAGOPS_INBOX=workers``), else every ``FLAGOPS_INBOX_POLL`` seconds.
+        Leases held are renewed every third of ``FLAGOPS_INBOX_LEASE``; old done rows are purged.
+        An unexpected error is logged and the loop starts again: it never stops for good."""
+        while True:
+            try:
+                await self._run()
+            except Exception:  # the loop outlives any one failure
+                log.exception("the inbox loop failed; starting it again")
+                await asyncio.sleep(self.settings.flagops_inbox_poll)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        poll = self.settings.flagops_inbox_poll
+        renew_every = self.lease.total_seconds() / 3
+        next_renew = loop.time() + renew_every
+        next_purge = loop.time()
+        async with self._listening() as listening:
+            if listening:
+                poll = max(poll, 5.0)  # NOTIFY wakes it; the poll is only a safety net
+            while True:
+                self._wake.clear()
+                try:
+                    # Renew first: a loop that woke late must not take its own rows as abandoned.
+                    if loop.time() >= next_renew:
+                        next_renew = loop.time() + renew_every
+                        await self.store.renew(self.owner, self.lease)
+                    while len(self._running) < self.settings.flagops_inbox_concurrency:
+                        row = await self.store.claim(self.owner, self.lease)
+                        if row is None:
+                            break
+                        self._spawn(row)
+                    if loop.time() >= next_purge:
+                        next_purge = loop.time() + PURGE_EVERY
+                        await self.store.purge(KEEP_DONE)
+                except (SQLAlchemyError, OSError) as error:
+                    log.warning("the inbox could not be read (%s); trying again", type(error).__name__)
+                wait = max(0.0, min(poll, next_renew - loop.time()))
+                # asyncio.timeout, not wait_for: no task of its own (idle checks see only the loop's).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+
+    def _spawn(self, row: InboxRow) -> None:
+        task = asyncio.create_task(self._work(row), name=f"{ROW_TASK_PREFIX}{row.id}")
+        task.add_done_callback(lambda _t: self.wake())
+
+    @contextlib.asynccontextmanager
+    async def _listening(self) -> Any:
+        """``LISTEN flagops_inbox`` on a connection of its own (Postgres, ``FLAGOPS_INBOX=workers``);
+        yields whether it listens."""
+        engine = self.store.engine
+        if engine.dialect.name != "postgresql" or self.works_inline:
+            yield False
+            return
+        connection = None
+        try:
+            connection = await engine.connect()
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
+            listening = True
+            log.info("inbox worker %s listening for new rows", self.owner)
+        except Exception as error:  # noqa: BLE001 - asyncpg's own errors too: polling still works
+            log.warning("LISTEN unavailable (%s): polling the inbox", type(error).__name__)
+            listening = False
+        try:
+            yield listening
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _work(self, row: InboxRow) -> None:
+        """Work one row this worker holds, then mark it done."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        watch = _RowWatch(self, row)
+        token = POST_WATCH.set(watch)
+        try:
+            outcome = await self._outcome(row)
+        except LeaseLost:
+            log.warning("inbox row %s was taken over by another worker; this one stopped", row.id)
+            return
+        finally:
+            watch.active = False
+            POST_WATCH.reset(token)
+            if task is not None:
+                self._running.discard(task)
+        try:
+            if not await self.store.finish(row.id, self.owner, row.attempts, outcome):
+                log.warning("inbox row %s was taken over before it was marked done", row.id)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("inbox row %s could not be marked done (%s)", row.id, type(error).__name__)
+        self.wake()
+
+    async def _outcome(self, row: InboxRow) -> str:
+        """Run a row (or decide, for one taken over, that it must not run again): its outcome."""
+        body = row.body
+        if row.attempts > 1:
+            log.info("inbox row %s (%s) taken over, attempt %s", row.id, row.handler, row.attempts)
+            if row.card_ts is not None:
+                return "posted"  # its card (or answer) is up: the rest is the card's own lifecycle
+            if row.posting_at is not None:
+                await self._tell(body, _UNCERTAIN.format(what=_what(body)))
+                return "uncertain"
+            if row.attempts > MAX_ATTEMPTS:
+                await self._tell(body, _GAVE_UP.format(what=_what(body)))
+                return "abandoned"
+        handler = self.handlers.get(row.handler)
+        if handler is None:
+            log.error("inbox row %s names no handler (%s): not run", row.id, row.handler)
+            return "unknown"
+        try:
+            await handler(body)
+        except (LeaseLost, asyncio.CancelledError):
+            raise
+        except Exception as error:  # noqa: BLE001 - every error is told (and a bug logged), as Bolt's are
+            await handle_error(error, body, self.messenger)
+            return "error"
+        return "ok"
+
+    async def _tell(self, body: dict[str, Any], text: str) -> None:
+        user, channel = user_and_channel(body)
+        if not user:
+            return
+        url = body.get("response_url")
+        reply = ReplyTo(channel or "", user, url if isinstance(url, str) else None)
+        try:
+            await self.messenger.ephemeral(reply, text)
+        except SlackFailure as error:
+            log.warning("could not tell %s about an inbox row taken over: %s", user, error.reason)
+
+
+_UNCERTAIN = (
+    ":warning: flagops restarted while it was posting its answer to {what}. It was not run a second "
+    "time, so that nothing is posted twice: if you see no card or answer for it, run it again."
+)
+_GAVE_UP = (
+    ":warning: flagops stopped several times while handling {what} and gave up on it. "
+    "Run it again; if it keeps failing, ask an admin to look at flagops' logs."
+)
+
+
+def _what(body: dict[str, Any]) -> str:
+    """The delivery in words for the person: the command as typed, or "your click"."""
+    command, text = body.get("command"), body.get("text")
+    if isinstance(command, str) and isinstance(text, str):
+        return f"`{blocks.escape(blocks.clip(f'{command} {text}'.strip(), 200))}`"
+    if body.get("type") == "view_submission":
+        return "your form"
+    return "your click"

@@ -1,0 +1,269 @@
+"""The inbox table (migration 0008): one row per accepted Slack delivery, and the compare-and-set
+moves that hand it to exactly one worker at a time.
+
+A row is ``pending`` when written (before the ack), ``working`` while a worker holds it (its
+``lease_owner`` and ``lease_expires_at``, renewed as it works), ``done`` at the end (its payload
+emptied). Every move is one conditional ``UPDATE``: of any number of workers on any number of
+processes sharing the database, one wins. A ``working`` row whose lease expired (its worker died)
+may be taken again; ``attempts`` counts the takes.
+
+Rows about one card (``card_key``, ``<channel>:<ts>``) are taken in the order they were written: a
+row is not taken while an earlier row of its card is not done, nor (for a click) while an earlier
+row of its channel has started posting and not yet recorded the ``ts`` of what it posted (that
+post may be the very card clicked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.clock import utcnow
+from bot.persistence.db import UTCDateTime, inbox
+
+PENDING, WORKING, DONE = "pending", "working", "done"
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One delivery as stored."""
+
+    id: int
+    delivery_key: str
+    handler: str
+    body_json: str
+    channel_id: str | None
+    card_key: str | None
+    state: str
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    posting_at: datetime | None
+    card_ts: str | None
+    outcome: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The payload as Slack sent it (without its legacy ``token``); empty once done."""
+        value = json.loads(self.body_json or "{}")
+        return value if isinstance(value, dict) else {}
+
+
+def _row(mapping: Any) -> InboxRow:
+    return InboxRow(**{name: mapping[name] for name in InboxRow.__dataclass_fields__})
+
+
+class InboxStore:
+    """The inbox table on the bot's database."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def add(
+        self,
+        handler: str,
+        delivery_key: str,
+        body: dict[str, Any],
+        *,
+        channel_id: str | None = None,
+        card_key: str | None = None,
+    ) -> int | None:
+        """Write an accepted delivery: one ``INSERT ... ON CONFLICT DO NOTHING``.
+
+        Returns:
+            The new row's id, or None when a row with this ``delivery_key`` exists already (Slack
+            sent the same delivery again: it is one row).
+        """
+        now = self.clock()
+        values = {
+            "delivery_key": delivery_key,
+            "handler": handler,
+            "body_json": json.dumps(body, separators=(",", ":")),
+            "channel_id": channel_id,
+            "card_key": card_key,
+            "state": PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            statement: Any = postgresql.insert(inbox).values(values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite.insert(inbox).values(values).on_conflict_do_nothing()
+        else:  # pragma: no cover - flagops runs on SQLite and Postgres only
+            statement = insert(inbox).values(values)
+        async with self.engine.begin() as connection:
+            found = (await connection.execute(statement.returning(inbox.c.id))).scalar()
+        return int(found) if found is not None else None
+
+    async def claim(self, owner: str, lease: timedelta, *, row_id: int | None = None) -> InboxRow | None:
+        """Take a row for ``owner`` until ``now + lease`` (compare-and-set).
+
+        Args:
+            owner: the worker taking it.
+            lease: how long it holds the row before another worker may take it over.
+            row_id: this row only (the listener working its own delivery); else the oldest row
+                that may be taken: pending, or working with an expired lease, and not waiting for
+                an earlier row of its card.
+
+        Returns:
+            The row as taken (``attempts`` counts this take), or None: nothing to take (or another
+            worker won it).
+        """
+        now = self.clock()
+        values = {
+            "state": WORKING,
+            "lease_owner": owner,
+            "lease_expires_at": now + lease,
+            "attempts": inbox.c.attempts + 1,
+            "updated_at": now,
+        }
+        if row_id is not None:
+            target: ColumnElement[bool] = and_(inbox.c.id == row_id, inbox.c.state == PENDING, _ready(inbox))
+        else:
+            candidate = inbox.alias("candidate")
+            first = (
+                select(candidate.c.id)
+                .where(_takeable(candidate, now), _ready(candidate))
+                .order_by(candidate.c.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            target = and_(inbox.c.id == first, _takeable(inbox, now))
+        statement = update(inbox).where(target).values(values).returning(*inbox.c)
+        async with self.engine.begin() as connection:
+            found = (await connection.execute(statement)).mappings().first()
+        return _row(found) if found is not None else None
+
+    async def renew(self, owner: str, lease: timedelta) -> int:
+        """Extend every lease ``owner`` holds; returns how many rows it holds."""
+        now = self.clock()
+        statement = (
+            update(inbox)
+            .where(inbox.c.state == WORKING, inbox.c.lease_owner == owner)
+            .values(lease_expires_at=now + lease)
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount or 0)
+
+    async def mark_posting(self, row_id: int, owner: str, attempt: int) -> bool:
+        """Record, before a row's first post, that it is posting; False when the row is no longer
+        held by this take (``owner``'s take number ``attempt``): another worker, or another take
+        by the same process after its lease ran out, has it now, and this one must not post."""
+        statement = (
+            update(inbox)
+            .where(_held(owner, attempt), inbox.c.id == row_id)
+            .values(posting_at=func.coalesce(inbox.c.posting_at, literal(self.clock(), UTCDateTime())))
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount)
+
+    async def record_post(self, row_id: int, channel: str, ts: str) -> None:
+        """Record the ``ts`` of a row's first post; a row with no card yet gets it as its card."""
+        statement = (
+            update(inbox)
+            .where(inbox.c.id == row_id, inbox.c.card_ts.is_(None))
+            .values(
+                card_ts=ts,
+                card_key=func.coalesce(inbox.c.card_key, card_key(channel, ts)),
+                updated_at=self.clock(),
+            )
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def finish(self, row_id: int, owner: str, attempt: int, outcome: str) -> bool:
+        """Mark the row done (its payload emptied) if this take (``owner``'s number ``attempt``)
+        still holds it; False when another take has it now."""
+        statement = (
+            update(inbox)
+            .where(_held(owner, attempt), inbox.c.id == row_id)
+            .values(
+                state=DONE,
+                outcome=outcome,
+                body_json="{}",
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=self.clock(),
+            )
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount)
+
+    async def get(self, row_id: int) -> InboxRow | None:
+        """The row with this id, or None."""
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(select(inbox).where(inbox.c.id == row_id))).mappings().first()
+        return _row(found) if found is not None else None
+
+    async def rows(self) -> list[InboxRow]:
+        """Every row, oldest first (for tests and for looking into a stuck inbox)."""
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(select(inbox).order_by(inbox.c.id))).mappings().all()
+        return [_row(r) for r in found]
+
+    async def waiting(self) -> int:
+        """How many rows are not done."""
+        statement = select(func.count()).select_from(inbox).where(inbox.c.state != DONE)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar() or 0)
+
+    async def purge(self, older_than: timedelta) -> int:
+        """Delete done rows last written more than ``older_than`` ago (their delivery keys are
+        kept that long, so a late retry of them is still recognised)."""
+        cutoff = self.clock() - older_than
+        statement = delete(inbox).where(inbox.c.state == DONE, inbox.c.updated_at < cutoff)
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount or 0)
+
+
+def card_key(channel: str, ts: str) -> str:
+    """The key of the card ``ts`` in ``channel``."""
+    return f"{channel}:{ts}"[:128]
+
+
+def _held(owner: str, attempt: int) -> ColumnElement[bool]:
+    """The row is still held by one take: the owner *and* its take number (a process that took
+    its own row again, after its lease ran out, holds it by the newer take only)."""
+    return and_(inbox.c.state == WORKING, inbox.c.lease_owner == owner, inbox.c.attempts == attempt)
+
+
+def _takeable(row: Any, now: datetime) -> ColumnElement[bool]:
+    """Pending, or working under a lease that expired (its worker is gone)."""
+    return or_(row.c.state == PENDING, and_(row.c.state == WORKING, row.c.lease_expires_at < now))
+
+
+def _ready(row: Any) -> ColumnElement[bool]:
+    """No earlier row of the same card is unfinished; for a row about a card, no earlier row of
+    its channel is between starting a post and recording it."""
+    earlier = inbox.alias("earlier")
+    blocking = select(earlier.c.id).where(
+        earlier.c.id < row.c.id,
+        earlier.c.state != DONE,
+        row.c.card_key.is_not(None),
+        or_(
+            earlier.c.card_key == row.c.card_key,
+            and_(
+                earlier.c.channel_id == row.c.channel_id,
+                earlier.c.posting_at.is_not(None),
+                earlier.c.card_ts.is_(None),
+            ),
+        ),
+    )
+    return ~exists(blocking)

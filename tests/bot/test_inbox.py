@@ -1,0 +1,382 @@
+"""The durable inbox (issue 22): one row per Slack delivery, taken by one worker at a time under a
+lease, in order per card; a worker's death loses nothing and never makes a second card.
+
+Store-level tests run on SQLite and Postgres; the end-to-end ones drive the bot as Slack does
+(signed requests, the fake Slack, the sandbox) and start a bot on a database where a worker died."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from bot.inbox.service import delivery_key
+from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, card_key
+from bot.offline.payloads import SignedRequest, sign, slash_command_body
+from bot.persistence.db import inbox as inbox_table
+from bot.persistence.db import migrate
+from bot.persistence.store import Store
+from bot.slack.server import Runtime
+from tests.bot.harness import ALICE, RELEASES, Harness, card_text
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+async def fresh(store: Store) -> Store:
+    """The store, its inbox emptied (the Postgres database is shared by a session's tests)."""
+    async with store.engine.begin() as connection:
+        await connection.execute(delete(inbox_table))
+    return store
+
+
+async def _add(inbox: InboxStore, key: str, *, card: str | None = None, channel: str = RELEASES) -> int:
+    row_id = await inbox.add("command", key, {"text": key}, channel_id=channel, card_key=card)
+    assert row_id is not None
+    return row_id
+
+
+async def test_one_delivery_is_one_row(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+    first = await inbox.add("command", "k1", {"text": "on x"}, channel_id=RELEASES)
+    again = await inbox.add("command", "k1", {"text": "on x"}, channel_id=RELEASES)
+    assert first is not None and again is None
+    assert [r.id for r in await inbox.rows()] == [first]
+
+
+def test_the_delivery_key_is_the_payloads_identity_whatever_the_envelope() -> None:
+    command = {"command": "/flag", "text": "on x", "trigger_id": "1.2.abc", "token": "legacy"}
+    assert delivery_key("command", command) == delivery_key("command", {**command, "token": "other"})
+    assert delivery_key("command", command) != delivery_key("command", {**command, "trigger_id": "1.2.abd"})
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "actions": [{"action_id": "a", "action_ts": "9.1"}],
+    }
+    assert delivery_key("change_click", click) != delivery_key(
+        "change_click", {**click, "actions": [{"action_id": "a", "action_ts": "9.2"}]}
+    )
+    hostile = {"trigger_id": "x" * 100_000 + "/../?#\x00<!channel>"}
+    assert len(delivery_key("command", hostile)) <= 60
+
+
+async def test_a_worker_takes_a_row_once_and_another_takes_it_over_after_its_lease(fresh: Store) -> None:
+    clock = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    inbox = InboxStore(fresh.engine, clock=lambda: clock[0])
+    row_id = await _add(inbox, "k1")
+    taken = await inbox.claim("w1", LEASE)
+    assert taken is not None and (taken.id, taken.state, taken.attempts) == (row_id, WORKING, 1)
+    assert await inbox.claim("w2", LEASE) is None  # held
+    clock[0] += LEASE + timedelta(seconds=1)  # w1 died: its lease ran out
+    again = await inbox.claim("w2", LEASE)
+    assert again is not None and (again.lease_owner, again.attempts) == ("w2", 2)
+    # The old worker, were it only slow, may neither post nor finish: the row is w2's now.
+    assert not await inbox.mark_posting(row_id, "w1", 1)
+    assert not await inbox.finish(row_id, "w1", 1, "ok")
+    assert await inbox.mark_posting(row_id, "w2", 2)
+    assert await inbox.finish(row_id, "w2", 2, "ok")
+    done = await inbox.get(row_id)
+    assert done is not None and (done.state, done.body, done.lease_owner) == (DONE, {}, None)
+
+
+async def test_a_process_that_takes_its_own_row_again_holds_it_by_the_newer_take_only(fresh: Store) -> None:
+    # A worker starved past its lease may take its own row again: the older take (still running
+    # in the same process, with the same owner) may then neither post nor finish.
+    clock = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    inbox = InboxStore(fresh.engine, clock=lambda: clock[0])
+    row_id = await _add(inbox, "k1")
+    first = await inbox.claim("w1", LEASE)
+    clock[0] += LEASE + timedelta(seconds=1)
+    second = await inbox.claim("w1", LEASE)
+    assert first is not None and second is not None and (first.attempts, second.attempts) == (1, 2)
+    assert not await inbox.mark_posting(row_id, "w1", first.attempts)
+    assert await inbox.mark_posting(row_id, "w1", second.attempts)
+    assert not await inbox.finish(row_id, "w1", first.attempts, "ok")
+    assert await inbox.finish(row_id, "w1", second.attempts, "ok")
+
+
+async def test_a_renewed_lease_is_not_taken_over(fresh: Store) -> None:
+    clock = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    inbox = InboxStore(fresh.engine, clock=lambda: clock[0])
+    await _add(inbox, "k1")
+    assert await inbox.claim("w1", LEASE) is not None
+    clock[0] += LEASE - timedelta(seconds=1)
+    assert await inbox.renew("w1", LEASE) == 1
+    clock[0] += timedelta(seconds=2)
+    assert await inbox.claim("w2", LEASE) is None
+
+
+async def test_a_click_waits_for_the_row_that_posted_its_card(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+    command = await _add(inbox, "command")
+    assert (await inbox.claim("w1", LEASE)) is not None
+    assert await inbox.mark_posting(command, "w1", 1)
+    await inbox.record_post(command, RELEASES, "1700000000.000100")
+    card = card_key(RELEASES, "1700000000.000100")
+    assert (await inbox.get(command)).card_key == card  # type: ignore[union-attr]
+    click = await _add(inbox, "click", card=card)
+    other_card = await _add(inbox, "click elsewhere", card=card_key(RELEASES, "1.2"))
+    # The proposal is still being stored: its card's click waits; a click on another card does not.
+    taken = await inbox.claim("w2", LEASE)
+    assert taken is not None and taken.id == other_card
+    assert await inbox.claim("w2", LEASE, row_id=click) is None
+    assert await inbox.finish(command, "w1", 1, "ok")
+    taken = await inbox.claim("w2", LEASE)
+    assert taken is not None and taken.id == click
+
+
+async def test_a_click_waits_while_a_row_of_its_channel_is_between_post_and_ts(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+    command = await _add(inbox, "command")
+    assert (await inbox.claim("w1", LEASE)) is not None
+    assert await inbox.mark_posting(command, "w1", 1)  # posted, ts not recorded yet
+    click = await _add(inbox, "click", card=card_key(RELEASES, "1.5"))
+    elsewhere = await _add(inbox, "click elsewhere", card=card_key("C_OTHER", "1.5"), channel="C_OTHER")
+    assert await inbox.claim("w2", LEASE, row_id=click) is None
+    assert await inbox.claim("w2", LEASE, row_id=elsewhere) is not None
+    await inbox.record_post(command, RELEASES, "1.4")
+    assert await inbox.claim("w2", LEASE, row_id=click) is not None
+
+
+async def test_two_clicks_on_one_card_run_in_the_order_slack_sent_them(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+    card = card_key(RELEASES, "1.1")
+    apply_click = await _add(inbox, "apply", card=card)
+    cancel_click = await _add(inbox, "cancel", card=card)
+    assert await inbox.claim("w1", LEASE, row_id=cancel_click) is None
+    first = await inbox.claim("w1", LEASE)
+    assert first is not None and first.id == apply_click
+    assert await inbox.claim("w2", LEASE) is None
+    assert await inbox.finish(apply_click, "w1", 1, "ok")
+    second = await inbox.claim("w2", LEASE)
+    assert second is not None and second.id == cancel_click
+
+
+async def test_workers_racing_take_each_row_exactly_once(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+    ids = {await _add(inbox, f"k{i}") for i in range(30)}
+    taken: dict[str, list[int]] = {f"w{n}": [] for n in range(4)}
+
+    async def worker(name: str) -> None:
+        while (row := await inbox.claim(name, LEASE)) is not None:
+            taken[name].append(row.id)
+            assert await inbox.finish(row.id, name, row.attempts, "ok")
+
+    await asyncio.gather(*(worker(name) for name in taken))
+    every = [row_id for rows in taken.values() for row_id in rows]
+    assert sorted(every) == sorted(ids)
+    assert await inbox.waiting() == 0
+
+
+async def test_old_done_rows_are_purged_and_pending_ones_kept(fresh: Store) -> None:
+    clock = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    inbox = InboxStore(fresh.engine, clock=lambda: clock[0])
+    done = await _add(inbox, "done")
+    assert await inbox.claim("w1", LEASE, row_id=done) is not None
+    assert await inbox.finish(done, "w1", 1, "ok")
+    waiting = await _add(inbox, "waiting")
+    clock[0] += timedelta(days=2)
+    assert await inbox.purge(timedelta(days=1)) == 1
+    assert [(r.id, r.state) for r in await inbox.rows()] == [(waiting, PENDING)]
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+
+async def test_a_command_sent_twice_is_one_row_and_one_card(bot: Harness) -> None:
+    request = bot.command_request("/flag off new-checkout test")
+    first, again = await bot.send(request), await bot.send(request)  # Slack's retry: the same bytes
+    assert first.status_code == again.status_code == 200
+    await bot.idle()
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 1
+    [row] = await InboxStore(bot.store.engine).rows()
+    assert (row.handler, row.state, row.outcome, row.body) == ("command", DONE, "ok", {})
+
+
+async def test_a_click_is_written_done_and_its_card_key_kept(bot: Harness) -> None:
+    await bot.command("/flag off new-checkout test")
+    await bot.idle()
+    card = bot.card()
+    await bot.click("Apply")
+    await bot.idle()
+    assert "Applied" in card_text(bot)
+    command, click = await InboxStore(bot.store.engine).rows()
+    assert command.card_key == click.card_key == card_key(RELEASES, card.ts)
+    assert (command.card_ts, click.handler, click.state) == (card.ts, "change_click", DONE)
+    assert "token" not in json.dumps([command.body, click.body])
+
+
+async def _dead_worker_rows(url: str) -> dict[str, int]:
+    """Rows a worker held when it died (leases already expired), in three states of progress."""
+    await migrate(url)
+    store = Store.from_url(url)
+    inbox = InboxStore(store.engine, clock=lambda: datetime.now(UTC) - timedelta(minutes=5))
+    made: dict[str, int] = {}
+    try:
+        for name, text in (("fresh", "off new-checkout test"), ("posting", "on banner-color test")):
+            body = {
+                "command": "/flag",
+                "text": text,
+                "user_id": ALICE,
+                "user_name": "alice",
+                "channel_id": RELEASES,
+                "trigger_id": f"dead.{name}",
+            }
+            made[name] = await _add_body(inbox, body)
+        posted_body = {"command": "/flag", "text": "off pricing-page test", "user_id": ALICE}
+        made["posted"] = await _add_body(inbox, {**posted_body, "channel_id": RELEASES, "trigger_id": "p"})
+        for row_id in made.values():
+            assert await inbox.claim("dead-worker", timedelta(seconds=1), row_id=row_id) is not None
+        assert await inbox.mark_posting(made["posting"], "dead-worker", 1)
+        assert await inbox.mark_posting(made["posted"], "dead-worker", 1)
+        await inbox.record_post(made["posted"], RELEASES, "1600000000.000001")
+    finally:
+        await store.close()
+    return made
+
+
+async def _add_body(inbox: InboxStore, body: dict[str, object]) -> int:
+    row_id = await inbox.add("command", delivery_key("command", body), body, channel_id=RELEASES)
+    assert row_id is not None
+    return row_id
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        assert loop.time() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_rows_of_a_dead_worker_are_taken_over_without_a_second_card(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dead.sqlite3'}"
+    made = await _dead_worker_rows(url)
+    bot = await start_bot(database_url=url, flagops_inbox_poll=0.05)
+    inbox = InboxStore(bot.store.engine)
+
+    async def all_done() -> bool:
+        return await inbox.waiting() == 0
+
+    await _until(all_done, 15, "the dead worker's rows were not taken over")
+    await bot.idle()
+    rows = {r.id: r for r in await inbox.rows()}
+    # Not started posting: run again, its card posted. Started posting, no ts: maybe posted, so not
+    # run again (never two cards); the person is told. Posted: done, nothing more.
+    assert [rows[made[n]].outcome for n in ("fresh", "posting", "posted")] == ["ok", "uncertain", "posted"]
+    assert [rows[made[n]].attempts for n in ("fresh", "posting", "posted")] == [2, 2, 2]
+    cards = [m for m in bot.slack.messages(RELEASES) if m.buttons]
+    assert len(cards) == 1 and "new-checkout" in cards[0].text
+    told = " ".join(bot.ephemeral_texts(ALICE))
+    assert "restarted while it was posting its answer to `/flag on banner-color test`" in told
+    assert "pricing-page" not in told
+
+
+async def test_with_separate_workers_the_web_process_only_writes_and_acks(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    bot = await start_bot(flagops_inbox="workers")
+    assert (await bot.command("/flag off new-checkout test")).status_code == 200
+    await bot.idle()
+    assert bot.slack.messages(RELEASES) == []
+    [row] = await InboxStore(bot.store.engine).rows()
+    assert row.state == PENDING
+    worker = await Runtime.open(bot.stack.settings, work_inbox=True)
+    try:
+
+        async def carded() -> bool:
+            return any(m.buttons for m in bot.slack.messages(RELEASES))
+
+        await _until(carded, 15, "the worker made no card")
+        await bot.idle()
+    finally:
+        await worker.close()
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 1
+    assert (await InboxStore(bot.store.engine).rows())[0].state == DONE
+
+
+@pytest.mark.parametrize("poll", [0.05])
+async def test_a_row_that_raises_is_answered_in_words_and_done(
+    start_bot: Callable[..., Awaitable[Harness]], poll: float
+) -> None:
+    bot = await start_bot(flagops_inbox_poll=poll)
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"error_every": 1})
+    await bot.command("/flag off new-checkout test")
+    await bot.idle()
+    [row] = await InboxStore(bot.store.engine).rows()
+    assert row.state == DONE
+    assert bot.ephemeral_texts(ALICE)
+    assert "Traceback" not in " ".join(bot.ephemeral_texts(ALICE))
+
+
+async def test_hostile_payloads_are_written_and_acked_on_each_database(
+    start_bot: Callable[..., Awaitable[Harness]], database_url: str
+) -> None:
+    bot = await start_bot(database_url=database_url)
+    driver = bot.driver
+    texts = ["off new-checkout\x00 test <!channel>", "on " + "é" * 5000, "off ../?# test"]
+    for text in texts:
+        body = slash_command_body(
+            command="/flag",
+            text=text,
+            user=driver.user(ALICE),
+            channel_id="C" + "X/..?#" * 200,
+            response_url=bot.slack.new_response_url(RELEASES, ALICE),
+        )
+        answer = await bot.send(
+            SignedRequest(body, sign(bot.stack.settings.slack_signing_secret.get_secret_value(), body))
+        )
+        assert answer.status_code == 200
+    await bot.idle()
+    rows = [r for r in await InboxStore(bot.store.engine).rows() if r.handler == "command"]
+    assert len(rows) >= len(texts) and all(r.state == DONE for r in rows)
+    told = " ".join(bot.ephemeral_texts(ALICE))
+    assert "Traceback" not in told and "<!channel>" not in told
+
+
+async def test_on_postgres_a_worker_is_woken_by_notify_not_by_its_poll(
+    start_bot: Callable[..., Awaitable[Harness]], empty_postgres_url: str
+) -> None:
+    # A poll of 30 s and a lease of 90 s: only NOTIFY can wake the worker within the 3 s allowed.
+    slow = {"flagops_inbox": "workers", "flagops_inbox_poll": 30.0, "flagops_inbox_lease": 90.0}
+    bot = await start_bot(database_url=empty_postgres_url, **slow)
+    worker = await Runtime.open(bot.stack.settings, work_inbox=True)
+    try:
+        await asyncio.sleep(0.3)  # the worker's first look (an empty inbox) is over: it waits now
+        loop = asyncio.get_running_loop()
+        for n, text in enumerate(('off new-checkout test -m "one"', 'off new-checkout test -m "two"'), 1):
+            sent = loop.time()
+            assert (await bot.command(f"/flag {text}")).status_code == 200
+
+            async def carded(n: int = n) -> bool:
+                return len([m for m in bot.slack.messages(RELEASES) if m.buttons]) >= n
+
+            await _until(carded, 3, "the worker was not woken by NOTIFY")
+            assert loop.time() - sent < 3
+        await bot.idle()
+    finally:
+        await worker.close()
+    assert [r.state for r in await InboxStore(bot.store.engine).rows()] == [DONE, DONE]
+
+
+async def test_a_long_row_keeps_its_lease_and_another_instance_does_not_take_it(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.sqlite3'}"
+    quick = {"flagops_inbox_lease": 1.0, "flagops_inbox_poll": 0.05}
+    first = await start_bot(database_url=url, **quick)
+    second = await start_bot(database_url=url, sandbox=first.sandbox, slack=first.slack, **quick)
+    first.sandbox.faults = first.sandbox.faults.model_copy(update={"latency": 0.8})  # 2+ leases per row
+    assert (await first.command("/flag off new-checkout test")).status_code == 200
+    await first.idle()
+    await second.idle()
+    [row] = await InboxStore(first.store.engine).rows()
+    assert (row.state, row.outcome, row.attempts) == (DONE, "ok", 1)  # renewed, never taken over
+    assert len([m for m in first.slack.messages(RELEASES) if m.buttons]) == 1
