@@ -462,8 +462,8 @@ async def cards_and_calls(bench: Stack, results: Results, args: argparse.Namespa
     LaunchDarkly calls per command."""
     await bench.ld_log(clear=True)
     count = args.card_commands
-    done = await burst(bench, count, 20, lambda i: f"C_CARD_{i:05d}")
     before = (await bench.slack_counts())["chat.postMessage"]
+    done = await burst(bench, count, 20, lambda i: f"C_CARD_{i:05d}")
     await wait_for_cards(bench, before + count)
     arrived = await bench.cards("C_CARD_")
     results.card_latencies = [arrived[c] - t for c, t in done.sent_at.items() if c in arrived]
@@ -507,6 +507,9 @@ async def applies(bench: Stack, results: Results, args: argparse.Namespace) -> N
             card = await _wait_message(bench, channel, lambda row: row["thread_ts"] is None)
             if card is None:
                 results.failures.append(f"apply {i}: no card")
+                if sum("no card" in f for f in results.failures) >= 3:
+                    results.failures.append("applies: stopped after 3 commands without a card")
+                    break
                 continue
             results.card_latencies_alone.append(card["arrived"] - sent)
             message = Message(channel, card["ts"], card["text"], card["blocks"], card["user"])

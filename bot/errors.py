@@ -7,12 +7,16 @@ message): it is escaped here, so it can never make a mention or a link (``error_
 from __future__ import annotations
 
 import logging
+import re
 
 from bot.launchdarkly import errors as ld_errors
-from bot.slack.blocks import escape
+from bot.slack.blocks import clip, escape
 from commands.errors import CommandError, FlagopsError
 
 log = logging.getLogger(__name__)
+
+#: How much of LaunchDarkly's own message a card or thread reply quotes (Details has it whole).
+QUOTE_LIMIT = 200
 
 
 def error_text(error: FlagopsError | BaseException) -> str:
@@ -43,17 +47,28 @@ def explain_error(error: FlagopsError | BaseException) -> str:
     return "Something went wrong on our side; it has been logged."
 
 
+def quote_launchdarkly(message: str, limit: int = QUOTE_LIMIT) -> str:
+    """LaunchDarkly's own message, quoted short and inert: one line, at most ``limit`` characters,
+    in a code span (no bold, italics, strikes, mentions or live links), backticks made quotes."""
+    text = clip(" ".join(_LINKS.sub("(link)", message).split()).rstrip("."), limit).replace("`", "'")
+    return f"`{escape(text)}`" if text else "no message"
+
+
+# A URL in LaunchDarkly's words is not shown (even in a code span, a copied link should be ours).
+_LINKS = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)\S*", re.IGNORECASE)
+
+
 def _plain(error: ld_errors.LaunchDarklyError) -> str:
-    said = error_text(error).strip().rstrip(".")
+    said = quote_launchdarkly(error.message)
     match error:
         case ld_errors.ConflictError():
             return "It conflicts with a pending approval request or scheduled change on this flag."
         case ld_errors.OptimisticLockError():
             return "The flag changed in LaunchDarkly while this was being sent."
         case ld_errors.PatchFailed():
-            return f"LaunchDarkly could not apply it to the flag as it is now: {said}."
+            return f"LaunchDarkly could not apply it to the flag as it is now (it said {said})."
         case ld_errors.InvalidRequest():
-            return f"LaunchDarkly refused the change: {said}."
+            return f"LaunchDarkly refused the change (it said {said})."
         case ld_errors.ApprovalRequired():
             return "This environment requires approval in LaunchDarkly."
         case ld_errors.RateLimited():
@@ -67,7 +82,7 @@ def _plain(error: ld_errors.LaunchDarklyError) -> str:
             return "Could not reach LaunchDarkly."
         case ld_errors.OutcomeUnknown():
             return "LaunchDarkly did not answer the write, so it may or may not have been applied."
-    return f"{error.summary}: {said}."
+    return f"{error.summary} (it said {said})."
 
 
 #: Failures that pass: the answer to a command says to try again.
@@ -82,12 +97,13 @@ def technical(error: BaseException) -> str:
     parts = [f"LaunchDarkly {error.status}" if error.status else "LaunchDarkly: no answer"]
     if error.code:
         parts.append(error.code)
-    parts.append(f"“{error.message}”")
     route = f"{error.method} {error.path}".strip()
     if route:
         parts.append(route)
     if error.id:
         parts.append(f"request id {error.id}")
+    # The message last: however long it is, a clipped copy (Details) keeps the code, route and id.
+    parts.append(f"“{error.message}”")
     return " · ".join(parts)
 
 

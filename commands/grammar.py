@@ -99,6 +99,10 @@ class Cursor:
         self.pos = 0
         self.usage = usage
         self.source = source  # the normalised command text the tokens index (free text)
+        # The tokens ``rest_text`` read as unquoted free text, and what it was (``the new name``):
+        # a schedule or an option right after them could be part of the text (``commands.parse``).
+        self.free_tokens: list[Token] = []
+        self.free_what = ""
 
     def error(self, message: str) -> CommandError:
         """A CommandError with this verb's usage."""
@@ -168,6 +172,7 @@ class Cursor:
             return free_text(self.name(what, allow_empty=allow_empty), what, self)
         text = " ".join(source_slice(self.source, rest).split())
         self.pos = len(self.tokens)
+        self.free_tokens, self.free_what = rest, what
         return free_text(text, what, self)
 
     def names(self, what: str) -> tuple[str, ...]:
@@ -189,6 +194,15 @@ def free_text(text: str, what: str, cur: Cursor) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text):
         raise cur.error(f"{what} holds a control character; type it without one")
     return text
+
+
+#: The most of what was typed an answer quotes back (a 2,000-character word is not echoed whole).
+ECHO_LIMIT = 200
+
+
+def clipped(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` as an answer quotes it back: at most ``limit`` characters, the rest as "…"."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 #: A Slack user id as the lexer gives it from ``<@U123>`` / ``<@U123|name>``.

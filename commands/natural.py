@@ -277,7 +277,9 @@ def complete_ramp_step(
 ) -> str | None:
     """The command one step of a ramp is: a one-line rollout (:func:`complete_rollout`), or at
     100% the variation served fully (``serve new-checkout production true``). None when it
-    cannot be said (as for a one-line rollout)."""
+    cannot be said (as for a one-line rollout). A boolean's variation may be named by its name
+    (``Enabled``) as well as its value."""
+    variation = _boolean_value(flag, variation)
     if percent < 100:
         return complete_rollout(flag, environment, percent, variation)
     variations = flag.get("variations")
@@ -296,3 +298,18 @@ def complete_ramp_step(
         if str(value).lower() == lowered or name.lower() == lowered:
             return f"serve {key} {environment} #{i + 1}"
     return None
+
+
+def _boolean_value(flag: dict[str, object], variation: str | None) -> str | None:
+    """``true``/``false`` for a boolean flag's variation said by its name (``Enabled``); else as said."""
+    variations = flag.get("variations")
+    if variation is None or not isinstance(variations, list):
+        return variation
+    values = [v.get("value") if isinstance(v, dict) else None for v in variations]
+    if values not in ([True, False], [False, True]) or variation.lower() in ("true", "false"):
+        return variation
+    lowered = variation.lower()
+    for item in variations:
+        if isinstance(item, dict) and str(item.get("name") or "").lower() == lowered:
+            return "true" if item.get("value") is True else "false"
+    return variation

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from commands import registry
 from commands.contexts import read_context
 from commands.errors import CommandError
-from commands.grammar import Cursor, describe_token, free_text, suggest
+from commands.grammar import Cursor, clipped, describe_token, free_text, suggest
 from commands.instructions import FlagJsonPatch, FlagMergePatch, JsonPatch, MergePatch, SemanticPatch
 from commands.intents import (
     AnyIntent,
@@ -111,6 +111,8 @@ class _Options:
     tag: str | None = None
     given: set[str] = field(default_factory=set)
     free_comment: bool = False  # `-m` took several unquoted words
+    unquoted_comment: bool = False  # `-m` took unquoted words (one or more)
+    comment_after: Token | None = None  # the token just before an unquoted `-m` (free text?)
 
 
 def parse(text: str) -> Command:
@@ -129,6 +131,7 @@ def parse(text: str) -> Command:
     account = _account_command(source)
     if account is not None:
         return account
+    _refuse_near_account_verb(source)
     tokens, options = _extract_options(tokenize(text), source)
     if not tokens:
         raise CommandError("empty command: try `help`, or `on <flag> <env>`", "help [<topic>]")
@@ -188,11 +191,24 @@ def _extract_options(tokens: list[Token], source: str = "") -> tuple[list[Token]
         if option == "reviewers":
             i = _reviewers(tokens, i, inline if has_inline else None, options)
             continue
-        if option == "comment" and not has_inline and source and i < len(tokens) and tokens[i].is_word:
-            # `-m rolled back, checkout errors 🎉`: the words up to the next option, `;` or schedule.
-            end = _comment_end(tokens, i)
+        if (
+            option == "comment"
+            and not has_inline
+            and source
+            and i < len(tokens)
+            and tokens[i].kind in ("word", "mention", "channel", "special")
+        ):
+            # `-m rolled back, checkout errors 🎉` (`-m <@U0BOB> asked`): the words up to the next
+            # option or `;`. A schedule right after them could be part of the comment: asked.
+            end, stop = _comment_end(tokens, i)
+            if stop < end:
+                raise _schedule_after_text(
+                    name, source_slice(source, tokens[i:stop]), source_slice(source, tokens[stop:end])
+                )
             value = free_text(source_slice(source, tokens[i:end]), "the comment", Cursor([]))
             options.free_comment = end - i > 1
+            options.unquoted_comment = True
+            options.comment_after = rest[-1] if rest else None
             options.comment = " ".join(value.split())
             i = end
             continue
@@ -233,23 +249,58 @@ DAY_WORDS = (
 )
 
 
-def _comment_end(tokens: list[Token], i: int) -> int:
-    """Where an unquoted ``-m`` comment starting at ``tokens[i]`` ends: before the next option,
-    ``;``, ``at`` (a schedule) or a trailing ``in <duration>``, else at the end."""
+def _comment_end(tokens: list[Token], i: int) -> tuple[int, int]:
+    """Where an unquoted ``-m`` comment starting at ``tokens[i]`` ends (before the next option or
+    ``;``, else at the end), and where a schedule right after its words starts (``at <time>``, a
+    trailing ``in <duration>``), or that same end when there is none."""
     end = i
     while end < len(tokens):
         tok = tokens[end]
         if tok.is_punct(";") or (tok.is_word and tok.text.partition("=")[0] in _OPTION_NAMES):
             break
-        if tok.is_("at") and end > i:
-            if tokens[end - 1].is_(*DAY_WORDS) and end - 1 > i:
-                end -= 1
-            break
         end += 1
-    for j in range(i + 1, end - 1):
+    return end, _trailing_schedule(tokens, i, end)
+
+
+#: A time of day or a date: what makes ``at …`` inside unquoted free text a schedule (``at 9am``,
+#: ``at 2026-12-01 09:00``) rather than words (``Shown to users at checkout``).
+_TIME_WORDS = re.compile(
+    r"\b\d{1,2}:\d{2}\b|\b\d{1,2}\s*(?:am|pm)\b|\bnoon\b|\bmidnight\b|\b\d{4}-\d{2}-\d{2}\b", re.IGNORECASE
+)
+
+
+def _time_follows(tokens: list[Token]) -> bool:
+    """Whether ``tokens`` (after an ``at``) start a time: a number or a day first, and a time of
+    day or a date among them (``9am``, ``Monday 09:00``, ``2026-12-01 09:00``, ``noon``)."""
+    if not tokens or not tokens[0].is_word:
+        return False
+    first = tokens[0].text.lower()
+    starts = first[:1].isdigit() or tokens[0].is_(*DAY_WORDS, "next", "noon", "midnight")
+    return starts and _TIME_WORDS.search(" ".join(t.text for t in tokens)) is not None
+
+
+def _trailing_schedule(tokens: list[Token], start: int, end: int) -> int:
+    """Where a schedule ending ``tokens[start:end]`` begins after at least one word of text:
+    ``at`` followed by a time of day or date (with a day word before it), or ``in <duration>``
+    at the very end; ``end`` when there is none."""
+    for j in range(start + 1, end):
+        if tokens[j].is_("at") and _time_follows(tokens[j + 1 : end]):
+            return j - 1 if tokens[j - 1].is_(*DAY_WORDS) and j - 1 > start else j
+    for j in range(start + 1, end - 1):
         if tokens[j].is_("in") and duration_seconds_of(tokens[j + 1 : end]) is not None:
             return j
     return end
+
+
+def _schedule_after_text(lead: str, text: str, when: str, what: str = "the comment") -> CommandError:
+    """Unquoted free text followed by what reads as a schedule: asked, never guessed (an `off`
+    delayed by a comment's `in 2 hours` is worse than a question)."""
+    lead, text, when = clipped(lead, 80), clipped(text, 80), clipped(when, 60)
+    return CommandError(
+        f'Did you mean to schedule this? `{lead} {text} {when}` could be {what} "{text}" with the '
+        f"change scheduled `{when}`, or all of it {what}, so I did neither. Quote {what}: "
+        f'`{lead} "{text}" {when}` schedules the change; `{lead} "{text} {when}"` keeps it all as {what}.'
+    )
 
 
 def _reviewers(tokens: list[Token], i: int, inline: str | None, options: _Options) -> int:
@@ -309,7 +360,7 @@ def _verb(tokens: list[Token]) -> tuple[registry.Verb, list[Token]]:
         hint = suggest(word, list(registry.VERB_INDEX))
         guess = hint.split('"')[1] if hint else None
     raise CommandError(
-        f"unknown command `{first.text}`{hint} (`help` lists them)",
+        f"unknown command `{clipped(first.text, 60)}`{hint} (`help` lists them)",
         guess=(first.text, guess) if guess else None,
     )
 
@@ -450,8 +501,75 @@ def _segments(tokens: list[Token]) -> list[list[Token]]:
 def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source: str) -> ChangeCommand:
     if options.tag is not None:
         raise CommandError("--tag is for `list`", verb.usage)
+    unscheduled = tokens
     tokens, schedule = _schedule(tokens, source)
+    read = _changes(verb, tokens, options, source)
+    if schedule is not None and read.free and tokens and read.free[-1] is tokens[-1]:
+        # The schedule comes right after unquoted free text (`rename banner-color Sale in 2 days`,
+        # `describe banner-color Shown to users at checkout`): `at` without a time of day or date
+        # after it is text; a time or duration is asked about, never guessed.
+        start = unscheduled.index(read.free[0])
+        stop = _trailing_schedule(unscheduled, start, len(unscheduled))
+        if stop == len(unscheduled):
+            read, schedule = _changes(verb, unscheduled, options, source), None
+        else:
+            raise _schedule_after_text(
+                source[: read.free[0].start].strip(),
+                source_slice(source, unscheduled[start:stop]),
+                source_slice(source, unscheduled[stop:]),
+                read.free_what,
+            )
+    if options.unquoted_comment and any(t is options.comment_after for t in read.free):
+        # `describe banner-color Use -m for messages`: is `-m …` part of the description?
+        lead, text = (
+            clipped(source[: read.free[0].start].strip(), 80),
+            clipped(source_slice(source, read.free), 60),
+        )
+        comment = clipped(options.comment or "", 60)
+        raise CommandError(
+            f"Is `-m {comment}` part of {read.free_what}? I did not guess. All of it {read.free_what}: "
+            f'`{lead} "{text} -m {comment}"`; a comment: quote {read.free_what} before it, '
+            f'`{lead} "{text}" -m {comment}`.',
+            read.verb.usage,
+        )
+    flag, env, changes, verb = read.flag, read.env, read.changes, read.verb
+    if options.free_comment and env is None and any(c.environment_scoped for c in changes):
+        # `off new-checkout -m QA production`: the words after -m are the comment, so the
+        # environment was not said; never guess that it was meant to be one of them.
+        raise CommandError(
+            "`-m` takes the words after it as the comment: say the environment before it "
+            f"(`{verb.name} {flag} production -m …`), or put the comment in quotes.",
+            verb.usage,
+        )
+    return ChangeCommand(
+        flag=flag,
+        environment=env,
+        project=options.project,
+        changes=tuple(changes),
+        comment=options.comment,
+        approval=options.approval,
+        reviewers=tuple(options.reviewers),
+        schedule=schedule,
+    )
+
+
+@dataclass
+class _Read:
+    """A change command's segments as read: the flag, environment and changes, the last verb, and
+    the tokens read as unquoted free text (a name, a description)."""
+
+    verb: registry.Verb
+    flag: str
+    env: str | None
+    changes: list[AnyIntent]
+    free: list[Token]
+    free_what: str
+
+
+def _changes(verb: registry.Verb, tokens: list[Token], options: _Options, source: str) -> _Read:
     segments = _segments(tokens)
+    free: list[Token] = []
+    free_what = ""
     flag: str | None = None
     env: str | None = options.env
     changes: list[AnyIntent] = []
@@ -476,25 +594,10 @@ def _change(verb: registry.Verb, tokens: list[Token], options: _Options, source:
             if verb.scope == "env" and env is None:
                 env = _env(cur, options, required=True)
         changes += CHANGE_VERBS[verb.name](cur, flag)
+        if cur.free_tokens:
+            free, free_what = cur.free_tokens, cur.free_what
     assert flag is not None  # the first segment always reads the flag
-    if options.free_comment and env is None and any(c.environment_scoped for c in changes):
-        # `off new-checkout -m QA production`: the words after -m are the comment, so the
-        # environment was not said; never guess that it was meant to be one of them.
-        raise CommandError(
-            "`-m` takes the words after it as the comment: say the environment before it "
-            f"(`{verb.name} {flag} production -m …`), or put the comment in quotes.",
-            verb.usage,
-        )
-    return ChangeCommand(
-        flag=flag,
-        environment=env,
-        project=options.project,
-        changes=tuple(changes),
-        comment=options.comment,
-        approval=options.approval,
-        reviewers=tuple(options.reviewers),
-        schedule=schedule,
-    )
+    return _Read(verb, flag, env, changes, free, free_what)
 
 
 def _repeated_flag_env(
@@ -655,6 +758,63 @@ def _account_command(source: str) -> ReservedCommand | None:
     if not words or words[0].lower() not in ACCOUNT_VERBS:
         return None
     return ReservedCommand(verb=words[0].lower(), args=(EXTRA_IGNORED,) if len(words) > 1 else ())
+
+
+#: Words people type for an account verb.
+ACCOUNT_MEANT = {
+    "connect": "link-account",
+    "login": "link-account",
+    "log-in": "link-account",
+    "signin": "link-account",
+    "sign-in": "link-account",
+    "authenticate": "link-account",
+    "auth": "link-account",
+    "token": "link-account",
+    "disconnect": "unlink-account",
+    "logout": "unlink-account",
+    "log-out": "unlink-account",
+    "signout": "unlink-account",
+    "sign-out": "unlink-account",
+}
+
+
+def account_verb_meant(word: str) -> str | None:
+    """The account verb ``word`` is, means (``login``, ``connect``...) or nearly spells
+    (``link-acount``: the grammar's own spelling guess), or None. What follows such a word is
+    treated like a token: never read, quoted back or stored."""
+    word = word.lower()
+    if word in ACCOUNT_VERBS:
+        return word
+    if word in ACCOUNT_MEANT:
+        return ACCOUNT_MEANT[word]
+    if word in registry.VERB_INDEX or word in registry.VERB_HEADS or word in MEANT:
+        return None
+    hint = suggest(word, list(registry.VERB_INDEX))
+    meant = hint.split('"')[1] if hint else None
+    return meant if meant in ACCOUNT_VERBS else None
+
+
+def _refuse_near_account_verb(source: str) -> None:
+    """``link-acount xoxp-…``: the guess, without reading (or quoting) what follows.
+
+    Raises:
+        CommandError: the first word nearly spells, or means, an account verb.
+    """
+    words = source.split(None, 1)
+    meant = account_verb_meant(words[0]) if words else None
+    if meant is None:
+        return
+    typed = words[0]
+    rest = (
+        " What you typed after it was not read, shown or kept: never paste a token into a command."
+        if len(words) > 1
+        else ""
+    )
+    raise CommandError(
+        f'unknown command `{clipped(typed, 60)}`, did you mean "{meant}"? It takes nothing after it: '
+        f"the form it opens asks for the token.{rest}",
+        guess=(typed, meant),
+    )
 
 
 def _config_args(cur: Cursor) -> list[str]:

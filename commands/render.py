@@ -47,6 +47,24 @@ KEYWORDS = frozenset(
         "false",
         "a",
         "an",
+        # A day word right before `at` belongs to the schedule (`tomorrow at 9am`, commands.parse).
+        "today",
+        "tonight",
+        "tomorrow",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
     }
 )
 _BARE = re.compile(r"[A-Za-z0-9_@.:+#%!?/*^$|()~=][A-Za-z0-9_@.:+#%!?/*^$|()~=-]*")

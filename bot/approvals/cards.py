@@ -294,7 +294,10 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
         f"*{blocks.escape(content.flag_key)}* in *{blocks.escape(content.environment)}*"
     )
     what = "; ".join(content.sentences) or (content.description or "change the flag")
-    text = blocks.clip(f"Approval requested: {what} ({content.flag_key} in {content.environment})", 3000)
+    text = blocks.clip(
+        blocks.shorten_lists(f"Approval requested: {what} ({content.flag_key} in {content.environment})"),
+        3000,
+    )
     body: blocks.Blocks = [
         _section(title),
         _section(blocks.sentences_text(content.sentences) if content.sentences else blocks.escape(what)),
@@ -305,16 +308,19 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
     if content.comment:
         body.append(_context(f":memo: {blocks.escape(content.comment)}"))
     reviewer_line = (
-        f"Reviewers notified: {', '.join(content.reviewers)}"
+        f"Reviewers notified: {_listed(content.reviewers)}"
         if content.reviewers
         else "Reviewers: _anyone allowed to review in LaunchDarkly (its default reviewers are notified)_"
     )
     if content.unmapped:
         reviewer_line += (
-            f"\n:grey_question: Not notified (no LaunchDarkly member found): {', '.join(content.unmapped)}"
+            f"\n:grey_question: Not notified (no LaunchDarkly member found): {_listed(content.unmapped)}"
         )
     body.append(_section(reviewer_line))
+    # The state and the outcome first: whatever else the section cannot hold, they are kept.
     lines = [STATE_LINE.get(card.state, card.state)]
+    if card.outcome:
+        lines.append(blocks.clip(card.outcome, 1000))
     if request is not None and request.execution_date:
         # A scheduled change: approving and applying it schedules it; LaunchDarkly runs it then.
         at = _when(request.execution_date)
@@ -322,6 +328,7 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
             lines.append(f":calendar: Scheduled: LaunchDarkly runs it{at}")
         else:
             lines.append(f":calendar: A scheduled change: once applied, LaunchDarkly runs it{at}")
+    reviews: list[str] = []
     for review in request.all_reviews if request else []:
         verb = {"approve": "approved", "decline": "declined", "comment": "commented"}.get(
             review.kind, review.kind
@@ -330,10 +337,8 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
         line = f"• {verb} by {who}{_when(review.creation_date)}"
         if review.comment:
             line += f": “{blocks.escape(blocks.clip(review.comment, 200))}”"
-        lines.append(line)
-    if card.outcome:
-        lines.append(card.outcome)
-    body.append(_section("\n".join(lines)))
+        reviews.append(line)
+    body.append(_section("\n".join(_latest_fitting(lines, reviews))))
     buttons = {PENDING: (APPROVE_APPLY, APPROVE, DECLINE, COMMENT), APPROVED: (APPLY,)}.get(card.state, ())
     if buttons:
         body.append(
@@ -347,10 +352,34 @@ def render_approval_card(card: ApprovalCard, names: dict[str, str]) -> tuple[str
     if content.request_url:
         footer.append(f"<{content.request_url}|Open the request in LaunchDarkly>")
     if content.flag_url:
-        footer.append(f"<{content.flag_url}|{blocks.escape(content.flag_name)}>")
+        # A flag's name is LaunchDarkly data of any length: clipped before it is escaped, so the
+        # link is never cut open (and the request's link before it always survives).
+        footer.append(f"<{content.flag_url}|{blocks.escape(blocks.clip(content.flag_name, 80))}>")
     footer.append(f"project {blocks.escape(content.project)}")  # the request's id: behind its link
     body.append(_context(" · ".join(footer)))
     return text, body
+
+
+def _listed(items: list[str], limit: int = blocks.MAX_LISTED) -> str:
+    """The first ``limit`` of ``items`` (each whole: a mention is never split), then ``+N more``."""
+    shown = ", ".join(items[:limit])
+    return shown + (f", +{len(items) - limit} more" if len(items) > limit else "")
+
+
+def _latest_fitting(head: list[str], reviews: list[str], limit: int = blocks.MAX_LISTED) -> list[str]:
+    """``head`` (the state and the outcome: always kept), then the latest reviews, at most
+    ``limit`` of them and as many whole lines as fit in a section, after a line saying how many
+    earlier ones are only in LaunchDarkly."""
+    room = blocks.SECTION_LIMIT - len("\n".join(head)) - 80  # 80: the "+N more" line
+    kept: list[str] = []
+    for line in reversed(reviews[-limit:]):
+        if len(line) + 1 > room:
+            break
+        kept.insert(0, line)
+        room -= len(line) + 1
+    left = len(reviews) - len(kept)
+    more = [f"_+{left} more reviews, earlier: see the request in LaunchDarkly_"] if left else []
+    return [*head, *more, *kept]
 
 
 def _section(text: str) -> dict[str, Any]:

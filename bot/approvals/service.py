@@ -59,7 +59,7 @@ from bot.approvals.cards import (
 from bot.approvals.reviewers import ReviewerFinder, Reviewers, command_reviewers
 from bot.clock import utcnow
 from bot.config import ConfigError
-from bot.errors import error_text, explain_error, technical
+from bot.errors import error_text, explain_error, quote_launchdarkly, technical
 from bot.guardrails.channel_config import ChannelConfig
 from bot.guardrails.policy import PolicyGuard
 from bot.identity.accounts import LINK_HINT, AccountService, Acting
@@ -223,13 +223,14 @@ class ApprovalService:
                 token=acting.token,
             )
         except ld_errors.LaunchDarklyError as error:
-            await self.changes.finish(
-                won,
-                FAILED,
-                who,
-                error.status,
-                f":x: Could not request approval: {await self._refused(error, acting)}",
+            said = (
+                ":grey_question: LaunchDarkly did not answer, so I cannot tell whether the approval request "
+                "was created. Look at the flag's approval requests in LaunchDarkly before asking again."
+                if isinstance(error, ld_errors.OutcomeUnknown)
+                else f":x: Could not request approval: {await self._refused(error, acting)} Nothing was "
+                "requested or changed."
             )
+            await self.changes.finish(won, FAILED, who, error.status, said)
             return
         await self.changes.store.transition(
             won.id,
@@ -239,9 +240,6 @@ class ApprovalService:
             ld_status=201,
             detail=f"approval request {request.id}",
             approval_request_id=request.id,
-        )
-        await self.changes.update_card(
-            won, f":lock: Approval requested by <@{who.user_id}>: the approval card is in the thread."
         )
         content = CardContent(
             project=won.project,
@@ -271,9 +269,11 @@ class ApprovalService:
         )
         try:
             # The approval card is the thread's one message for this event: it says who asked, as
-            # whom, and who was notified.
+            # whom, and who was notified. The change card says where it is once it is there.
             await self._post_card(card, won.channel_id, thread)
+            posted = True
         except (CannotPost, SlackFailure) as error:
+            posted = False
             # The request exists in LaunchDarkly: say so, with its link, wherever the person can read.
             log.warning("approval card %s: could not post it (%s)", card.id, type(error).__name__)
             await self.changes.tell(
@@ -281,6 +281,15 @@ class ApprovalService:
                 f":lock: The approval request for *{won.flag_key}* in *{won.environment}* was created in "
                 f"LaunchDarkly, but Slack refused its card here. <{content.request_url}|Open the request in "
                 "LaunchDarkly> to review it.",
+            )
+            await self.changes.update_card(
+                won,
+                f":lock: Approval requested by <@{who.user_id}> in LaunchDarkly (Slack refused the approval "
+                f"card here): <{content.request_url}|open the request in LaunchDarkly> to review it.",
+            )
+        if posted:
+            await self.changes.update_card(
+                won, f":lock: Approval requested by <@{who.user_id}>: the approval card is in the thread."
             )
         approvals_channel = channel.approvals_channel  # `/flag config approvals-channel`, else the setting
         if approvals_channel and approvals_channel != won.channel_id:
@@ -325,7 +334,8 @@ class ApprovalService:
             if await self._approve(card, who, then_apply=True):
                 current = await self.cards.get(card.id) or card
                 if not await self._apply(current, who, approved=True):
-                    # Approved, not applied (refused, or failed): the thread still says who approved.
+                    # Approved, and the apply said nothing in the thread (refused before LaunchDarkly
+                    # applied anything, or not applied): the thread's one message says who approved.
                     await self._approved(current, who, await self.accounts.acting(who.user_id), ready=True)
         elif action_id == APPLY:
             await self._apply(card, who)
@@ -534,9 +544,56 @@ class ApprovalService:
                 comment,
                 token=acting.token,
             )
+        except ld_errors.OutcomeUnknown as error:
+            # The review may have been recorded: LaunchDarkly's request says, never a resend.
+            return await self._review_read_back(card, who, acting, kind, comment, error)
         except ld_errors.LaunchDarklyError as error:
             await self.changes.tell(who, f":no_entry: {await self._refused(error, acting)}")
             return None
+
+    async def _review_read_back(
+        self,
+        card: ApprovalCard,
+        who: Who,
+        acting: Acting,
+        kind: Literal["approve", "decline", "comment"],
+        comment: str,
+        error: ld_errors.LaunchDarklyError,
+    ) -> ApprovalRequest | None:
+        """After a review LaunchDarkly did not answer: the request read back, when it holds one
+        more review of this kind with this comment than the card last knew (the review was
+        recorded), else None after telling ``who`` what is known."""
+        log.info("approval card %s: review answer lost: %s", card.id, technical(error))
+
+        def ours(request: ApprovalRequest | None) -> int:
+            reviews = request.all_reviews if request is not None else []
+            return sum(r.kind == kind and (r.comment or "") == comment for r in reviews)
+
+        try:
+            request = await self.ld.get_approval_request(
+                card.project, card.flag_key, card.environment, card.request_id, token=acting.token
+            )
+        except ld_errors.LaunchDarklyError as reread:
+            log.info("approval card %s: could not re-read the request: %s", card.id, technical(reread))
+            link = card.content.request_url
+            where = (
+                f"<{link}|Open the request in LaunchDarkly>" if link else "Open the request in LaunchDarkly"
+            )
+            await self.changes.tell(
+                who,
+                ":grey_question: LaunchDarkly did not answer, and I could not read the request back, so I "
+                f"cannot tell whether your review was recorded. {where} to check.",
+            )
+            return None
+        if ours(request) > ours(card.request):
+            return request
+        await self.refresh(await self._sync(card, request))
+        await self.changes.tell(
+            who,
+            ":warning: LaunchDarkly did not answer, and the request does not show your review: it was "
+            "not recorded. Try again.",
+        )
+        return None
 
     async def comment(self, card_id: str, who: Who, text: str) -> None:
         """Comment on a request (a review of kind ``comment``) with the text typed in the modal."""
@@ -587,8 +644,9 @@ class ApprovalService:
         await self.refresh(done)
 
     async def _apply(self, card: ApprovalCard, who: Who, *, approved: bool = False) -> bool:
-        """Apply an approved request; True when it was applied by this click. ``approved``: the
-        same click approved it (Approve and apply), so the one thread reply says both."""
+        """Apply an approved request; True when this click's outcome was said in the thread
+        (applied, or failed in LaunchDarkly), so nothing more may be posted for it. ``approved``:
+        the same click approved it (Approve and apply), so the one thread reply says both."""
         acting = await self._reviewer(card, who, "apply", APPLY)
         if acting is None or await self._card_role_refused(card, who, APPLY_APPROVAL_REQUEST):
             return False
@@ -628,8 +686,7 @@ class ApprovalService:
                     token=acting.token,
                 )
             except ld_errors.LaunchDarklyError as error:
-                await self._apply_failed(won, who, acting, error)
-                return False
+                return await self._apply_failed(won, who, acting, error, approved=approved)
             await self._applied(won, who, acting, request, approved=approved)
             return True
         except Exception:
@@ -733,35 +790,74 @@ class ApprovalService:
         await self.refresh(final)
 
     async def _apply_failed(
-        self, card: ApprovalCard, who: Who, acting: Acting, error: ld_errors.LaunchDarklyError
-    ) -> None:
+        self,
+        card: ApprovalCard,
+        who: Who,
+        acting: Acting,
+        error: ld_errors.LaunchDarklyError,
+        *,
+        approved: bool = False,
+    ) -> bool:
+        """Say what a failed apply left (True when it was said in the thread). ``approved``: the
+        same click approved the request, and the one thread message says that too."""
         # Whatever the error, LaunchDarkly's request tells what happened: read it, never resend.
         try:
             request = await self.ld.get_approval_request(
                 card.project, card.flag_key, card.environment, card.request_id, token=acting.token
             )
-        except ld_errors.LaunchDarklyError:
+        except ld_errors.LaunchDarklyError as reread:
+            log.info("approval card %s: could not re-read the request: %s", card.id, technical(reread))
             request = None
         if request is not None and state_of(request) == CARD_APPLIED:
-            await self._applied(card, who, acting, request)
-            return
+            await self._applied(card, who, acting, request, approved=approved)
+            return True
         if request is not None and state_of(request) == CARD_FAILED:
-            outcome = f":warning: Apply failed: {await self._refused(error, acting)}"
+            by = (
+                f"Approved by <@{who.user_id}>{self._as(acting)}, but the apply failed"
+                if approved
+                else "Apply failed"
+            )
+            outcome = (
+                f":warning: {by}: {await self._refused(error, acting)} LaunchDarkly marked the request "
+                "failed: it cannot be applied any more; propose the change again to ask anew."
+            )
             final = (
                 await self.cards.transition(card.id, [CARD_APPLYING], CARD_FAILED, outcome=outcome) or card
             )
             await self.cards.remember(card.id, request)
             await self._reply(final, outcome, who=who)
             await self.refresh(final)
-            return
+            return True
         back = await self.cards.transition(card.id, [CARD_APPLYING], APPROVED) or card
         if request is not None:
             back = await self.cards.remember(card.id, request) or back
-        await self.changes.tell(
-            who,
-            f":no_entry: Not applied: {await self._refused(error, acting)} The request is still approved.",
-        )
+        if request is None and isinstance(error, ld_errors.OutcomeUnknown):
+            # Neither the apply nor the read-back answered: whether it was applied is not known,
+            # and "not applied" would be untrue. Apply on the card reads the request first.
+            link = back.content.request_url
+            where = (
+                f"<{link}|Open the request in LaunchDarkly>" if link else "Open the request in LaunchDarkly"
+            )
+            await self.changes.tell(
+                who,
+                ":grey_question: LaunchDarkly did not answer the apply, and I could not read the request "
+                f"back, so I cannot tell whether it was applied. {where} to check; *Apply* on the card "
+                "reads it again first and never applies it twice.",
+            )
+        elif isinstance(error, ld_errors.OutcomeUnknown):
+            await self.changes.tell(
+                who,
+                ":no_entry: Not applied: LaunchDarkly did not answer the apply, and the request, read back, "
+                "is still approved and not applied. Press *Apply* to try again.",
+            )
+        else:
+            await self.changes.tell(
+                who,
+                f":no_entry: Not applied: {await self._refused(error, acting)} "
+                "The request is still approved.",
+            )
         await self.refresh(back)
+        return False
 
     async def _change_applied(self, card: ApprovalCard, actor: str, detail: str) -> None:
         """Close the change card this request came from, if any."""
@@ -790,46 +886,71 @@ class ApprovalService:
             if command.flag and command.environment
             else None
         )
+        # Every page (up to LIST_PAGES): a flag named without an environment is filtered here,
+        # after the read, so one page of the whole project could hide its requests.
+        found: list[ApprovalRequest] = []
+        unread: int | None = 0  # requests not read (None: some, how many not known)
         try:
-            page = await self.ld.list_all_approval_requests(
-                filter=approval_filter(status=["pending"], project_key=project, resource_id=resource),
-                limit=20,
-                token=acting.token,
-            )
+            offset = 0
+            for _ in range(LIST_PAGES):
+                page = await self.ld.list_all_approval_requests(
+                    filter=approval_filter(status=["pending"], project_key=project, resource_id=resource),
+                    limit=LIST_PAGE,
+                    offset=offset,
+                    token=acting.token,
+                )
+                found.extend(page.items)
+                offset += len(page.items)
+                more = page.has_next if page.total_count is None else offset < page.total_count
+                if not more or not page.items:
+                    unread = 0
+                    break
+                unread = None if page.total_count is None else page.total_count - offset
         except ld_errors.LaunchDarklyError as error:
             await self.changes.tell(who, f":warning: {await self._refused(error, acting)}")
             return
         requests = [
             r
-            for r in page.items
-            if (where := _resource(r)) is not None and (not command.flag or where[2] == command.flag)
+            for r in found
+            if (where := _resource(r)) is not None
+            and (not command.flag or where[2] == command.flag)
+            and (not command.environment or where[1] == command.environment)
         ]
         scope = f" for *{blocks.escape(command.flag)}*" if command.flag else ""
         scope += f" in *{blocks.escape(command.environment)}*" if command.environment else ""
+        # Requests not read count as "more" only when LaunchDarkly filtered them (the unread ones
+        # of other flags or environments are not this list's).
+        if unread and resource is None and (command.flag or command.environment):
+            unread = None
+        narrow = "name a flag and its environment to narrow the list"
+        beyond = (
+            f" (+{unread} more in LaunchDarkly, not read: {narrow})"
+            if unread
+            else f" (LaunchDarkly holds more than the {LIST_PAGE * LIST_PAGES} I read: {narrow})"
+            if unread is None
+            else ""
+        )
         if not requests:
-            await self.changes.tell(who, f"No pending approval requests{scope} in project `{project}`.")
+            await self.changes.tell(
+                who, f"No pending approval requests{scope} in project `{blocks.escape(project)}`{beyond}."
+            )
             return
-        cards: list[ApprovalCard] = []
-        for request in requests:
-            card = await self.cards.by_request(request.id) or await self._card_for(request, who, None)
-            cards.append(await self._sync(card, request))
-        waiting = [c for c in cards if c.state == PENDING]
-        decided = [c for c in cards if c.state != PENDING]
-        more = (page.total_count or len(requests)) - len(page.items)
+        waiting = [r for r in requests if state_of(r) == PENDING]
+        decided = [r for r in requests if state_of(r) != PENDING]
         body: blocks.Blocks = [
             _listing_section(
                 f":lock: *Approval requests{scope}* in project `{blocks.escape(project)}`: "
-                f"{len(waiting)} waiting for review, {len(decided)} decided and not applied"
-                + (f" (+{more} more in LaunchDarkly)" if more > 0 else "")
-                + "."
+                f"{len(waiting)} waiting for review, {len(decided)} decided and not applied{beyond}."
             )
         ]
         for title, group in (("*Waiting for review*", waiting), ("*Decided, not applied*", decided)):
             if not group:
                 continue
             body.append(_listing_section(title))
-            for card in group[:LISTED_REQUESTS]:
-                body.extend(await self._listing_entry(card))
+            for request in group[:LISTED_REQUESTS]:
+                # Cards only for the requests shown (each may read the flag and its members).
+                card = await self.cards.by_request(request.id) or await self._card_for(request, who, None)
+                body.extend(await self._listing_entry(await self._sync(card, request)))
             if len(group) > LISTED_REQUESTS:
                 left = len(group) - LISTED_REQUESTS
                 body.append(_listing_section(f"_+{left} more: name a flag to narrow the list_"))
@@ -843,7 +964,7 @@ class ApprovalService:
         what = what[0].lower() + what[1:] if content.sentences else what
         line = (
             f"• *{blocks.escape(card.flag_key)}* in *{blocks.escape(card.environment)}*: "
-            f"{content.requester} asks to {blocks.escape(blocks.shorten_lists(blocks.clip(what, 300)))}"
+            f"{content.requester} asks to {blocks.escape(blocks.clip(blocks.shorten_lists(what), 300))}"
         )
         request = card.request
         if card.state == DECLINED and request is not None:
@@ -1010,19 +1131,41 @@ class ApprovalService:
 
     @staticmethod
     def refusal(error: ld_errors.LaunchDarklyError, acting: Acting) -> str:
-        """LaunchDarkly's refusal in its own words, with the link hint where linking would help
-        (its code, route and request id go to the log)."""
+        """LaunchDarkly's refusal as one plain sentence in our words, with its own words short and
+        inert (:func:`bot.errors.quote_launchdarkly`), then the next step (the link hint where
+        linking would help). Its code, route, request id and whole message go to the log."""
         log.info("LaunchDarkly refused an approval action: %s", technical(error))
         if isinstance(error, ld_errors.Unauthorized) and acting.linked:
             return (
                 "LaunchDarkly no longer accepts your linked account (401: revoked or expired), so I "
                 "forgot it. Run `/flag link-account` to connect again."
             )
-        text = f"LaunchDarkly said: “{error.message}”" if error.status else explain_error(error)
+        if not error.status or isinstance(
+            error,
+            ld_errors.Unauthorized
+            | ld_errors.RateLimited
+            | ld_errors.ServerError
+            | ld_errors.ConflictError
+            | ld_errors.OptimisticLockError,
+        ):
+            text = explain_error(error)
+            if isinstance(error, ld_errors.RateLimited | ld_errors.ServerError):
+                text += " Nothing changed; try again in a minute."
+            return text
+        quoted = f" LaunchDarkly said {quote_launchdarkly(error.message)}." if error.message.strip() else ""
         own_review = "own" in error.message.lower() and "review" in error.message.lower()
-        if not acting.linked and (isinstance(error, ld_errors.Forbidden) or own_review):
-            text += f" {LINK_HINT}"
-        return text
+        if own_review:
+            step = f" {LINK_HINT}" if not acting.linked else " Ask another reviewer."
+            return f"LaunchDarkly does not let the requester review their own request here.{quoted}{step}"
+        if isinstance(error, ld_errors.Forbidden):
+            whom = "your LaunchDarkly account" if acting.linked else "the flagops service token"
+            step = (
+                " Ask a LaunchDarkly admin for a role that allows it." if acting.linked else f" {LINK_HINT}"
+            )
+            return f"LaunchDarkly does not allow {whom} to do this (403).{quoted}{step}"
+        if isinstance(error, ld_errors.NotFound):
+            return f"LaunchDarkly could not find it (404).{quoted} Check the request in LaunchDarkly."
+        return f"LaunchDarkly refused it ({error.status}).{quoted}"
 
 
 def _change_for(card: ApprovalCard) -> Change | None:
@@ -1079,6 +1222,10 @@ def _change_for(card: ApprovalCard) -> Change | None:
 
 #: Requests of each group ``/flag approvals`` shows (two blocks each: within a message's 50).
 LISTED_REQUESTS = 10
+#: ``/flag approvals`` reads pending requests in pages of LaunchDarkly's largest size, at most this
+#: many pages (1,000 requests) for one answer; beyond, it says LaunchDarkly holds more.
+LIST_PAGE = 200
+LIST_PAGES = 5
 
 
 def _listing_section(text: str) -> dict[str, Any]:

@@ -16,14 +16,18 @@ lease), runs the handler the feature registered for it (:meth:`Inbox.handle`), a
   ``retry_attempt``) and replays carry the same payload: its ``trigger_id`` (else ``action_ts`` /
   ``event_id``) makes the row's unique ``delivery_key``; the second ``INSERT`` does nothing and is
   acked only.
-- **A worker that died.** Its rows' leases (``FLAGOPS_INBOX_LEASE``, renewed while it works)
-  expire and another worker takes them over. A row is run again from the start unless it had
-  begun to post: before its first ``chat.postMessage`` the row records ``posting_at`` (a
-  compare-and-set on the worker *and its take number*, ``attempts``, that fails when the row is
-  no longer held by this take, even when the same process took it again after its lease ran out:
-  then it does not post), after it the ``ts``. A row taken over with a ``ts`` is done (its card
-  is up); one with ``posting_at`` and no ``ts`` may or may not have posted: it is not run again
-  (never two cards), and the person is told to run the command again if no card appeared.
+- **A worker that died.** Its rows' leases (``FLAGOPS_INBOX_LEASE``, renewed while it works, and
+  while it stops until its clicks are drained) expire and another worker takes them over. Before
+  a row's first ``chat.postMessage`` it records ``posting_at`` (a compare-and-set on the worker
+  *and its take number*, ``attempts``, that fails when the row is no longer held by this take,
+  even when the same process took it again after its lease ran out: then it does not post,
+  unless it already sent LaunchDarkly a write, whose outcome is always reported), after it the
+  ``ts``. A row taken over with a ``ts`` is done (its card is up); one with ``posting_at`` and no
+  ``ts`` may or may not have posted: it is not run again (never two cards), and the person is
+  told to run the command again if no card appeared. One taken over before it posted is run
+  again from the start only when that cannot do anything twice (:func:`reruns_safely`: it only
+  reads and proposes, or its write is the change's compare-and-set); else the person is told it
+  may or may not have been done, and where to check.
 - **Order per card.** A click's row carries its card (``<channel>:<message ts>``); the row that
   posted a card gets the same key when it records the ``ts``. A row is not taken while an earlier
   row of its card is not done, so a click never runs before its card's proposal is stored, and two
@@ -46,15 +50,28 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
 from bot.inbox.store import InboxRow, InboxStore, card_key
+from bot.launchdarkly.client import WRITE_WATCH
 from bot.slack import blocks
 from bot.slack.failures import handle_error, user_and_channel
 from bot.slack.messenger import POST_WATCH, Messenger, ReplyTo, SlackFailure
+from commands.errors import CommandError
+from commands.intents import (
+    ChangeCommand,
+    Command,
+    HelpCommand,
+    ListCommand,
+    RawCommand,
+    ReservedCommand,
+    ShowCommand,
+)
+from commands.natural import rephrase
+from commands.parse import parse
 
 log = logging.getLogger("flagops.inbox")
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 """What works one row: the payload as Slack sent it."""
-Ack = Callable[[], Awaitable[Any]]
+Ack = Callable[..., Awaitable[Any]]
 
 BACKGROUND_TASK_PREFIX = "flagops-background:"
 """Names of the loops that run for as long as the process does (idle checks leave them out)."""
@@ -64,6 +81,17 @@ MAX_ATTEMPTS = 5  # takes of one row (each after its worker died) before it is g
 KEEP_DONE = timedelta(days=1)  # done rows (their delivery keys) are kept this long, then purged
 PURGE_EVERY = 600.0  # seconds between purges of old done rows
 INLINE_WAIT = 10.0  # seconds a listener waits for an earlier row of its card before leaving its row
+ACCEPT_TIMEOUT = 1.5  # seconds the INSERT may take before the ack (Slack waits 3 s in all)
+LISTEN_BACKOFF_MIN, LISTEN_BACKOFF_MAX = 0.5, 30.0  # seconds before listening again after a loss
+FINISH_TRIES = (0.2, 0.5, 1.0)  # pauses between tries to mark a row done
+RERUN_SAFE = frozenset({"change_click", "history_click", "history_menu", "undo_click"})
+"""Handlers that may run again from the start when taken over: they read and post (a card, an
+answer), or their one write is guarded by the change's own compare-and-set (Apply, Cancel...)."""
+COMMAND_TEXT = {"command": "text", "guess": "value"}
+"""Handlers that run a command's text (where it is in the payload): safe to run again when the
+command only reads and proposes (:func:`reruns_safely`)."""
+READ_VERBS = frozenset({"eval", "history", "reminders", "subscriptions", "undo"})
+"""Reserved verbs that only read and answer (``undo`` proposes a card)."""
 _SLACK_TOKEN_FIELDS = ("token",)  # the legacy verification token Slack sends: never stored
 
 
@@ -81,19 +109,34 @@ class _RowWatch:
         self.active = True
         self.marked = False
         self.recorded = False
+        self.wrote = False
+        """Whether a write was sent to LaunchDarkly (``WRITE_WATCH``): its outcome is then always
+        reported, even when the row's lease was lost meanwhile."""
+
+    def note_write(self) -> None:
+        self.wrote = True
 
     async def before_post(self, channel: str) -> None:
         if not self.active or self.marked:
             return
         if not await self.inbox.store.mark_posting(self.row.id, self.inbox.owner, self.row.attempts):
-            raise LeaseLost(f"inbox row {self.row.id} was taken over")
+            if not self.wrote:
+                raise LeaseLost(f"inbox row {self.row.id} was taken over")
+            # What LaunchDarkly did is told, lease or not: the take that has the row now does not
+            # send it again (the change's compare-and-set, or the row is not run again).
+            log.warning("inbox row %s was taken over after a write; its outcome is posted still", self.row.id)
         self.marked = True
 
     async def after_post(self, channel: str, ts: str) -> None:
         if not self.active or self.recorded:
             return
         self.recorded = True
-        await self.inbox.store.record_post(self.row.id, channel, ts)
+        try:
+            await self.inbox.store.record_post(self.row.id, channel, ts)
+        except Exception as error:  # noqa: BLE001 - the post happened: its bookkeeping never undoes it
+            log.warning(
+                "inbox row %s posted but its ts was not recorded (%s)", self.row.id, type(error).__name__
+            )
         self.inbox.wake()
 
 
@@ -149,6 +192,10 @@ class Inbox:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
+        self._late: set[asyncio.Task[None]] = set()  # withdrawals of rows written after their ack
+        self._listen_retry = LISTEN_BACKOFF_MIN  # seconds of polling after a failed LISTEN
+        self._held: dict[int, int] = {}
+        """Rows being worked in this process: id → take number (only their leases are renewed)."""
 
     # --- the listener's side ------------------------------------------------------------------
 
@@ -181,13 +228,34 @@ class Inbox:
         container = body.get("container")
         if channel is None and isinstance(container, dict) and isinstance(container.get("channel_id"), str):
             channel = container["channel_id"]
-        row_id = await self.store.add(
-            name,
-            delivery_key(name, body),
-            stored_body(body),
-            channel_id=channel[:64] if channel else None,
-            card_key=card if card is not None else clicked_card(body),
+        adding = asyncio.create_task(
+            self.store.add(
+                name,
+                delivery_key(name, body),
+                stored_body(body),
+                channel_id=channel[:64] if channel else None,
+                card_key=card if card is not None else clicked_card(body),
+            )
         )
+        try:
+            # Bounded: past it the person is told, within Slack's 3 s, that it was not taken (and
+            # to send it again); the INSERT is cancelled, and a row it wrote all the same is
+            # withdrawn unrun, so that the one they send again is the only one.
+            done, _pending = await asyncio.wait({adding}, timeout=ACCEPT_TIMEOUT)
+            if not done:
+                adding.cancel()
+                adding.add_done_callback(self._withdraw_late)
+                raise TimeoutError
+            row_id = adding.result()
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            # The error's type only: its text would hold the payload (a response_url, what was typed).
+            log.error("a %s delivery could not be written to the inbox (%s)", name, type(error).__name__)
+            if "command" in body:
+                await ack(text=_NOT_TAKEN.format(what=_what(body)))
+            else:
+                await ack()
+                await self._tell(body, _NOT_TAKEN.format(what=_what(body)))
+            return
         await ack()
         if row_id is None:
             log.info("a %s delivery Slack sent again was acked only (it is one row)", name)
@@ -196,6 +264,28 @@ class Inbox:
             await self._work_own(row_id)
         else:
             self.wake()
+
+    def _withdraw_late(self, adding: asyncio.Task[int | None]) -> None:
+        if adding.cancelled() or adding.exception() is not None or adding.result() is None:
+            return
+        row_id = adding.result()
+        assert row_id is not None
+
+        async def withdraw() -> None:
+            try:
+                withdrawn = await self.store.withdraw(row_id)
+            except (SQLAlchemyError, OSError) as error:
+                log.warning(
+                    "inbox row %s written late could not be withdrawn (%s)", row_id, type(error).__name__
+                )
+                return
+            log.warning(
+                "inbox row %s, written after its ack, was %s", row_id, "withdrawn" if withdrawn else "run"
+            )
+
+        task = asyncio.create_task(withdraw(), name=f"{ROW_TASK_PREFIX}withdraw-{row_id}")
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
 
     async def _work_own(self, row_id: int) -> None:
         """Take the listener's own row and work it now; when an earlier row of its card is not
@@ -231,55 +321,73 @@ class Inbox:
             self._stopping = False
             self._loop = asyncio.create_task(self.run(), name=f"{BACKGROUND_TASK_PREFIX}inbox")
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop(
+        self, grace: float | None = None, *, drain: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """Stop taking rows and let the rows being worked finish (at most ``grace`` seconds,
-        ``FLAGOPS_SHUTDOWN_GRACE``); a row still running after that keeps its lease, and another
-        worker takes it over once the lease expires."""
+        ``FLAGOPS_SHUTDOWN_GRACE``), then ``drain`` (the change service's own wait for its clicks);
+        their leases are renewed all that time. Only then does the loop stop: a row still running
+        after that keeps its lease until it expires, and another worker takes it over."""
         self._stopping = True
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
-        current = asyncio.current_task()
-        work = [t for t in self._running if t is not current and not t.done()]
-        if work:
-            grace = self.settings.flagops_shutdown_grace if grace is None else grace
-            log.info("waiting up to %.0f s for %d inbox row(s) being worked", grace, len(work))
-            _done, pending = await asyncio.wait(work, timeout=grace)
-            if pending:
-                log.warning("%d inbox row(s) still running at stop; their leases will expire", len(pending))
+        try:
+            current = asyncio.current_task()
+            work = [t for t in self._running if t is not current and not t.done()]
+            if work:
+                grace = self.settings.flagops_shutdown_grace if grace is None else grace
+                log.info("waiting up to %.0f s for %d inbox row(s) being worked", grace, len(work))
+                _done, pending = await asyncio.wait(work, timeout=grace)
+                if pending:
+                    log.warning(
+                        "%d inbox row(s) still running at stop; their leases will expire", len(pending)
+                    )
+            if drain is not None:
+                await drain()
+        finally:
+            if self._loop is not None:
+                self._loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop
+                self._loop = None
 
     async def run(self) -> None:
         """Take and work rows until cancelled: woken by a row written or done in this process, by
         Postgres' ``NOTIFY`` (``FLAGOPS_INBOX=workers``), else every ``FLAGOPS_INBOX_POLL`` seconds.
         Leases held are renewed every third of ``FLAGOPS_INBOX_LEASE``; old done rows are purged.
-        An unexpected error is logged and the loop starts again: it never stops for good."""
+        An unexpected error is logged and the loop starts again, as it does when its ``LISTEN``
+        connection is lost (it listens again; while ``LISTEN`` keeps failing it polls, and tries
+        again after waits doubling up to ``LISTEN_BACKOFF_MAX``): it never stops for good."""
         while True:
             try:
                 await self._run()
             except Exception:  # the loop outlives any one failure
                 log.exception("the inbox loop failed; starting it again")
                 await asyncio.sleep(self.settings.flagops_inbox_poll)
+                continue
+            # It returned: its LISTEN connection was lost (or LISTEN failed and it is time to try
+            # again). A short pause, then listen again; leases are renewed meanwhile by the next run.
+            await asyncio.sleep(LISTEN_BACKOFF_MIN)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         poll = self.settings.flagops_inbox_poll
         renew_every = self.lease.total_seconds() / 3
-        next_renew = loop.time() + renew_every
+        next_renew = loop.time()  # at once: the loop may have started again after a pause
         next_purge = loop.time()
-        async with self._listening() as listening:
+        async with self._listening() as (listening, lost):
             if listening:
                 poll = max(poll, 5.0)  # NOTIFY wakes it; the poll is only a safety net
             while True:
                 self._wake.clear()
+                if lost is not None and lost.is_set():
+                    log.warning("the inbox's LISTEN connection was lost; listening again")
+                    return
                 try:
                     # Renew first: a loop that woke late must not take its own rows as abandoned.
                     if loop.time() >= next_renew:
                         next_renew = loop.time() + renew_every
-                        await self.store.renew(self.owner, self.lease)
-                    while len(self._running) < self.settings.flagops_inbox_concurrency:
-                        row = await self.store.claim(self.owner, self.lease)
+                        await self.store.renew(self.owner, self.lease, dict(self._held))
+                    while not self._stopping and len(self._running) < self.settings.flagops_inbox_concurrency:
+                        row = await self.store.claim(self.owner, self.lease, handlers=self.handlers.keys())
                         if row is None:
                             break
                         self._spawn(row)
@@ -301,52 +409,93 @@ class Inbox:
     @contextlib.asynccontextmanager
     async def _listening(self) -> Any:
         """``LISTEN flagops_inbox`` on a connection of its own (Postgres, ``FLAGOPS_INBOX=workers``);
-        yields whether it listens."""
+        yields whether it listens, and an event set when that connection is lost (or, when LISTEN
+        failed, once it is time to try again; None: polling only, SQLite or the web process)."""
         engine = self.store.engine
         if engine.dialect.name != "postgresql" or self.works_inline:
-            yield False
+            yield False, None
             return
         connection = None
+        lost = asyncio.Event()
+        retry: asyncio.TimerHandle | None = None
+
+        def on_lost(*_args: Any) -> None:
+            lost.set()
+            self.wake()
+
         try:
             connection = await engine.connect()
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             await driver.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
-            listening = True
+            driver.add_termination_listener(on_lost)
             log.info("inbox worker %s listening for new rows", self.owner)
+            listening = True
+            self._listen_retry = LISTEN_BACKOFF_MIN
         except Exception as error:  # noqa: BLE001 - asyncpg's own errors too: polling still works
-            log.warning("LISTEN unavailable (%s): polling the inbox", type(error).__name__)
+            log.warning(
+                "LISTEN unavailable (%s): polling the inbox, trying again in %.1f s",
+                type(error).__name__,
+                self._listen_retry,
+            )
             listening = False
+            # Polling meanwhile (leases renewed, rows taken); the wait doubles while it keeps failing.
+            retry = asyncio.get_running_loop().call_later(self._listen_retry, on_lost)
+            self._listen_retry = min(self._listen_retry * 2, LISTEN_BACKOFF_MAX)
         try:
-            yield listening
+            yield listening, lost
         finally:
+            if retry is not None:
+                retry.cancel()
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
 
     async def _work(self, row: InboxRow) -> None:
-        """Work one row this worker holds, then mark it done."""
+        """Work one row this worker holds, then mark it done. Nothing that fails in between leaves
+        the row held for good: the outcome of an error is "error", and a row that cannot be marked
+        done after a few tries is let go (its lease is no longer renewed; a later take decides)."""
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
-        watch = _RowWatch(self, row)
-        token = POST_WATCH.set(watch)
+        self._held[row.id] = row.attempts
         try:
-            outcome = await self._outcome(row)
-        except LeaseLost:
-            log.warning("inbox row %s was taken over by another worker; this one stopped", row.id)
-            return
+            watch = _RowWatch(self, row)
+            post_token = POST_WATCH.set(watch)
+            write_token = WRITE_WATCH.set(watch.note_write)
+            try:
+                outcome = await self._outcome(row)
+            except LeaseLost:
+                log.warning("inbox row %s was taken over by another worker; this one stopped", row.id)
+                return
+            except Exception as error:  # noqa: BLE001 - logged by type; the row is still marked done
+                log.error("inbox row %s failed (%s)", row.id, type(error).__name__)
+                outcome = "error"
+            finally:
+                watch.active = False
+                WRITE_WATCH.reset(write_token)
+                POST_WATCH.reset(post_token)
+            await self._finish(row, outcome)
         finally:
-            watch.active = False
-            POST_WATCH.reset(token)
+            if self._held.get(row.id) == row.attempts:
+                del self._held[row.id]
             if task is not None:
                 self._running.discard(task)
-        try:
-            if not await self.store.finish(row.id, self.owner, row.attempts, outcome):
-                log.warning("inbox row %s was taken over before it was marked done", row.id)
-        except (SQLAlchemyError, OSError) as error:
-            log.warning("inbox row %s could not be marked done (%s)", row.id, type(error).__name__)
-        self.wake()
+            self.wake()
+
+    async def _finish(self, row: InboxRow, outcome: str) -> None:
+        """Mark the row done, trying again a few times when the database fails."""
+        for pause in (*FINISH_TRIES, None):
+            try:
+                if not await self.store.finish(row.id, self.owner, row.attempts, outcome):
+                    log.warning("inbox row %s was taken over before it was marked done", row.id)
+                return
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("inbox row %s could not be marked done (%s)", row.id, type(error).__name__)
+            if pause is None:
+                log.error("inbox row %s left to its lease: it could not be marked done", row.id)
+                return
+            await asyncio.sleep(pause)
 
     async def _outcome(self, row: InboxRow) -> str:
         """Run a row (or decide, for one taken over, that it must not run again): its outcome."""
@@ -361,9 +510,16 @@ class Inbox:
             if row.attempts > MAX_ATTEMPTS:
                 await self._tell(body, _GAVE_UP.format(what=_what(body)))
                 return "abandoned"
+            if not reruns_safely(row.handler, body):
+                # It may have written (LaunchDarkly, a reminder...) before it stopped: never twice.
+                await self._tell(
+                    body, _NOT_RERUN.format(what=_what(body), command=self.settings.flagops_command)
+                )
+                return "not run again"
         handler = self.handlers.get(row.handler)
-        if handler is None:
+        if handler is None:  # only the listener's own row can get here: its handler is registered
             log.error("inbox row %s names no handler (%s): not run", row.id, row.handler)
+            await self._tell(body, _GAVE_UP.format(what=_what(body)))
             return "unknown"
         try:
             await handler(body)
@@ -390,6 +546,15 @@ _UNCERTAIN = (
     ":warning: flagops restarted while it was posting its answer to {what}. It was not run a second "
     "time, so that nothing is posted twice: if you see no card or answer for it, run it again."
 )
+_NOT_RERUN = (
+    ":warning: flagops restarted while it was handling {what}. It may or may not have been done, "
+    "and it was not run a second time, so that nothing is done twice. Check before trying again: "
+    "the flag in LaunchDarkly (or `{command} show <flag>`), the card's thread, or `{command} reminders`."
+)
+_NOT_TAKEN = (
+    ":warning: flagops could not take in {what} just now (its database did not answer). "
+    "Nothing was done: try again in a moment."
+)
 _GAVE_UP = (
     ":warning: flagops stopped several times while handling {what} and gave up on it. "
     "Run it again; if it keeps failing, ask an admin to look at flagops' logs."
@@ -404,3 +569,41 @@ def _what(body: dict[str, Any]) -> str:
     if body.get("type") == "view_submission":
         return "your form"
     return "your click"
+
+
+def reruns_safely(handler: str, body: dict[str, Any]) -> bool:
+    """Whether a row taken over (its worker stopped while running it) may run again from the start:
+    its handler only reads and posts, or its write is guarded by the change's compare-and-set; a
+    command, when it proposes a card or only reads (a write like ``link`` or ``remind`` is not run
+    twice: the person is told instead)."""
+    if handler in RERUN_SAFE:
+        return True
+    field = COMMAND_TEXT.get(handler)
+    if field is None:
+        return False
+    if handler == "guess":
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        text = action.get(field)
+    else:
+        text = body.get(field)
+    return isinstance(text, str) and _command_reads(text)
+
+
+def _command_reads(text: str) -> bool:
+    """Whether command text only reads and answers, or proposes a card (the router's reading)."""
+    command: Command | None
+    try:
+        command = parse(text)
+    except CommandError:
+        phrased = rephrase(text)
+        try:
+            command = parse(phrased) if phrased is not None else None
+        except CommandError:
+            command = None
+    if command is None:
+        # Not a command: a ramp or a one-line rollout proposes a card; anything else is answered.
+        return True
+    if isinstance(command, ChangeCommand | RawCommand | ShowCommand | ListCommand | HelpCommand):
+        return True
+    return isinstance(command, ReservedCommand) and command.verb in READ_VERBS

@@ -8,20 +8,20 @@ processes sharing the database, one wins. A ``working`` row whose lease expired 
 may be taken again; ``attempts`` counts the takes.
 
 Rows about one card (``card_key``, ``<channel>:<ts>``) are taken in the order they were written: a
-row is not taken while an earlier row of its card is not done, nor (for a click) while an earlier
-row of its channel has started posting and not yet recorded the ``ts`` of what it posted (that
-post may be the very card clicked).
+row is not taken while an earlier row of its card is not done, nor (for a click on a card no row
+recorded posting) while an earlier row of its channel has started posting and not yet recorded the
+``ts`` of what it posted (that post may be the very card clicked).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -108,7 +108,14 @@ class InboxStore:
             found = (await connection.execute(statement.returning(inbox.c.id))).scalar()
         return int(found) if found is not None else None
 
-    async def claim(self, owner: str, lease: timedelta, *, row_id: int | None = None) -> InboxRow | None:
+    async def claim(
+        self,
+        owner: str,
+        lease: timedelta,
+        *,
+        row_id: int | None = None,
+        handlers: Collection[str] | None = None,
+    ) -> InboxRow | None:
         """Take a row for ``owner`` until ``now + lease`` (compare-and-set).
 
         Args:
@@ -117,6 +124,8 @@ class InboxStore:
             row_id: this row only (the listener working its own delivery); else the oldest row
                 that may be taken: pending, or working with an expired lease, and not waiting for
                 an earlier row of its card.
+            handlers: only rows of these handlers (a worker of an older release, during a rolling
+                deploy, leaves a row it cannot work to one that can).
 
         Returns:
             The row as taken (``attempts`` counts this take), or None: nothing to take (or another
@@ -134,9 +143,10 @@ class InboxStore:
             target: ColumnElement[bool] = and_(inbox.c.id == row_id, inbox.c.state == PENDING, _ready(inbox))
         else:
             candidate = inbox.alias("candidate")
+            known = candidate.c.handler.in_(sorted(handlers)) if handlers is not None else true()
             first = (
                 select(candidate.c.id)
-                .where(_takeable(candidate, now), _ready(candidate))
+                .where(_takeable(candidate, now), _ready(candidate), known)
                 .order_by(candidate.c.id)
                 .limit(1)
                 .scalar_subquery()
@@ -147,12 +157,20 @@ class InboxStore:
             found = (await connection.execute(statement)).mappings().first()
         return _row(found) if found is not None else None
 
-    async def renew(self, owner: str, lease: timedelta) -> int:
-        """Extend every lease ``owner`` holds; returns how many rows it holds."""
+    async def renew(self, owner: str, lease: timedelta, held: Mapping[int, int]) -> int:
+        """Extend the leases of the rows ``owner`` is still working: ``held`` maps each row id to
+        its take number (a row whose take ended, or that another take holds now, is left alone:
+        its lease runs out). Returns how many leases were extended."""
+        if not held:
+            return 0
         now = self.clock()
         statement = (
             update(inbox)
-            .where(inbox.c.state == WORKING, inbox.c.lease_owner == owner)
+            .where(
+                inbox.c.state == WORKING,
+                inbox.c.lease_owner == owner,
+                or_(*(and_(inbox.c.id == row_id, inbox.c.attempts == take) for row_id, take in held.items())),
+            )
             .values(lease_expires_at=now + lease)
         )
         async with self.engine.begin() as connection:
@@ -205,6 +223,19 @@ class InboxStore:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
+    async def withdraw(self, row_id: int) -> bool:
+        """Mark a row no worker took yet done, unrun (``withdrawn``): its INSERT outlived the ack,
+        whose answer told the person it was not taken (they send it again). False when a worker
+        took it meanwhile."""
+        statement = (
+            update(inbox)
+            .where(inbox.c.id == row_id, inbox.c.state == PENDING)
+            .values(state=DONE, outcome="withdrawn", body_json="{}", updated_at=self.clock())
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(statement)
+        return bool(result.rowcount)
+
     async def get(self, row_id: int) -> InboxRow | None:
         """The row with this id, or None."""
         async with self.engine.connect() as connection:
@@ -250,20 +281,40 @@ def _takeable(row: Any, now: datetime) -> ColumnElement[bool]:
 
 
 def _ready(row: Any) -> ColumnElement[bool]:
-    """No earlier row of the same card is unfinished; for a row about a card, no earlier row of
-    its channel is between starting a post and recording it."""
+    """No earlier row of the same card is unfinished; for a row about a card not known to be up
+    already, no earlier row of its channel is between starting a post and recording it (that post
+    may be the very card clicked). A card is known to be up when a row recorded posting it: a
+    click on it waits for nothing a post elsewhere in its channel does."""
     earlier = inbox.alias("earlier")
+    poster = inbox.alias("poster")
+    known = exists(
+        select(poster.c.id)
+        .where(
+            poster.c.card_ts.is_not(None),
+            or_(poster.c.card_key == row.c.card_key, _posted_key(poster) == row.c.card_key),
+        )
+        .correlate_except(poster)
+    )
     blocking = select(earlier.c.id).where(
         earlier.c.id < row.c.id,
         earlier.c.state != DONE,
         row.c.card_key.is_not(None),
         or_(
             earlier.c.card_key == row.c.card_key,
+            _posted_key(earlier) == row.c.card_key,  # a click row's own post (Propose again, Undo)
             and_(
                 earlier.c.channel_id == row.c.channel_id,
                 earlier.c.posting_at.is_not(None),
                 earlier.c.card_ts.is_(None),
+                ~known,
             ),
         ),
     )
     return ~exists(blocking)
+
+
+def _posted_key(row: Any) -> ColumnElement[str]:
+    """The card a row posted (``<channel>:<ts>``; NULL before it recorded a ``ts``): a click row
+    keeps the card it was clicked on as its ``card_key``, and may post another card."""
+    posted: ColumnElement[str] = row.c.channel_id + literal(":") + row.c.card_ts
+    return posted

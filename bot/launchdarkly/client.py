@@ -35,6 +35,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from importlib import metadata
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -78,6 +79,10 @@ from commands.instructions import (
 )
 from commands.keys import check_key
 from commands.roles import CustomRole
+
+WRITE_WATCH: ContextVar[Callable[[], None] | None] = ContextVar("flagops_ld_write_watch", default=None)
+"""Called before each call that may change something in LaunchDarkly, in the context that makes it
+(``bot.inbox``: the row being worked reports what its write did even when its lease was lost)."""
 
 API_VERSION = "20240415"
 BETA_API_VERSION = "beta"
@@ -243,6 +248,8 @@ class LaunchDarklyClient:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
         is_read = method in _READ_METHODS or changes_nothing
+        if not is_read and (watch := WRITE_WATCH.get()) is not None:
+            watch()
         query = {k: str(v) for k, v in (params or {}).items()}
         rate_limit_waited = 0.0
         rate_limit_hits = 0

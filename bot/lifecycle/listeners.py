@@ -3,7 +3,10 @@
 Both go through the durable inbox (``bot.inbox``): the listener writes the delivery and acks, and
 a worker runs it. The account verbs (``link-account``, ``unlink-account``) do not: the first opens a
 modal with the command's ``trigger_id`` (valid about 3 seconds), and the text after either is most
-likely a pasted token, which is never written anywhere.
+likely a pasted token, which is never written anywhere. Nor do a near miss of one (``link-acount
+xoxp-…``, ``login …``: answered with the bare verb's guess) and any line holding what looks like a
+token or key (``commands.secrets``: refused unread): they are answered from the listener, so a
+pasted token never reaches the inbox's ``INSERT``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from bot.lifecycle.service import ChangeService
 from bot.slack import blocks
 from bot.slack.messenger import ReplyTo
 from bot.slack.router import CommandRouter
-from commands.parse import ACCOUNT_VERBS
+from commands.parse import account_verb_meant
+from commands.secrets import looks_like_secret
 
 CHANGE_ACTIONS = re.compile(r"^change_")
 
@@ -65,10 +69,23 @@ def who_from_action(body: dict[str, Any]) -> Who:
 
 
 def stays_in_listener(text: str) -> bool:
-    """Whether a slash command is run by its listener rather than written to the inbox: the
-    account verbs (a modal's ``trigger_id``; a pasted token after them)."""
+    """Whether a slash command (or a guess's command) is run by its listener rather than written
+    to the inbox: an account verb, what nearly spells or means one (a modal's ``trigger_id``; a
+    pasted token after them), and anything holding what looks like a token."""
     words = text.split(None, 1)
-    return bool(words) and words[0].lower() in ACCOUNT_VERBS
+    return (
+        (bool(words) and account_verb_meant(words[0]) is not None)
+        or looks_like_secret(text)
+        or _names_account_verb(text)
+    )
+
+
+def _names_account_verb(text: str) -> bool:
+    """Whether any word of ``text`` is (means, nearly spells) an account verb: the parser finds the
+    verb after options too (``--project demo link-account <token>``), so every word is checked."""
+    words = {word.strip("\"'“”‘’`;,") for word in text.split()}
+    # A word much longer than the verbs cannot nearly spell one (a 5,000-character line stays quick).
+    return any(account_verb_meant(word) is not None for word in words if len(word) <= 24)
 
 
 def first_action(body: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +126,11 @@ def register(
 
     @app.action(blocks.PROPOSE_GUESS)
     async def on_guess(ack: AsyncAck, body: dict[str, Any]) -> None:
+        value = first_action(body).get("value")
+        if isinstance(value, str) and stays_in_listener(value):
+            await ack()
+            await run_guess(body)
+            return
         await inbox.accept("guess", body, ack)
 
     async def run_card_button(body: dict[str, Any]) -> None:

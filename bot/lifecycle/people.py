@@ -2,7 +2,9 @@
 whose key is their email, looked up in Slack (``users.info``, which needs ``users:read.email``).
 
 The card says it (":bust_in_silhouette: <@U0BOB> as user `bob@example.com`"); a person Slack
-shows no email for, a bot, a deactivated account or an unknown id is refused in plain words.
+shows no email for, a bot, a deactivated account or an unknown id is refused in plain words. The
+email is the key exactly as Slack gives it (not lower-cased: keys are case-sensitive); one with
+capitals says so on the card.
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ async def email_of(messenger: Messenger, user_id: str) -> str:
     return email
 
 
+def _case_note(email: str) -> str:
+    """The email is used exactly as Slack gives it (LaunchDarkly keys are case-sensitive, and flagops
+    cannot know how the app spells its keys); one with capitals says so on the card."""
+    if email == email.lower():
+        return ""
+    return (
+        " (exactly as Slack has it: keys are case-sensitive, so if your app sends emails in lower case, "
+        f"target `{escape(email.lower())}` instead)"
+    )
+
+
 async def people_as_users(messenger: Messenger, command: ChangeCommand) -> tuple[ChangeCommand, list[str]]:
     """``command`` with each mentioned person's placeholder key replaced by their email, and the
     card lines that say so.
@@ -102,5 +115,8 @@ async def people_as_users(messenger: Messenger, command: ChangeCommand) -> tuple
             groups = tuple(g.model_copy(update={"keys": swap(g.keys)}) for g in change.targets)
             change = change.model_copy(update={"targets": groups})
         changes.append(change)
-    notes = [f":bust_in_silhouette: {key} as user `{escape(email)}`" for key, email in emails.items()]
+    notes = [
+        f":bust_in_silhouette: {key} as user `{escape(email)}`{_case_note(email)}"
+        for key, email in emails.items()
+    ]
     return command.model_copy(update={"changes": tuple(changes)}), notes

@@ -14,14 +14,16 @@ table of its own: one change row is one card, and its audit rows say each step a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from bot.config import Settings
 from bot.errors import explain_error
 from bot.launchdarkly import errors as ld_errors
 from bot.lifecycle.flags import FlagReader
@@ -57,6 +59,7 @@ class RampProposer(Protocol):
 
     flags: FlagReader
     clock: Callable[[], datetime]
+    settings: Settings
 
     async def project_for(self, who: Who) -> str: ...
 
@@ -77,7 +80,7 @@ class RampLifecycle(Lifecycle, Protocol):
 #: Apply refuses a ramp whose first step is due sooner than this: LaunchDarkly must get it in time.
 FIRST_STEP_MARGIN_MS = 60_000
 
-StepState = Literal["created", "unknown", "failed", "skipped", "deleted", "ran", "gone", "kept"]
+StepState = Literal["created", "unknown", "failed", "skipped", "deleted", "ran", "passed", "gone", "kept"]
 
 
 class StepOutcome(BaseModel):
@@ -114,6 +117,8 @@ async def propose(
     who: Who,
     ramp: tuple[str, str, tuple[float, ...], int, str | None],
     text: str,
+    *,
+    thread_ts: str | None = None,
 ) -> None:
     """Resolve every step against the flag and post the ramp's card (``service``: the lifecycle).
 
@@ -132,6 +137,12 @@ async def propose(
     for n, percent in enumerate(percents, 1):
         line = complete_ramp_step(before, env, percent, variation)
         if line is None:
+            if variation is not None and not _has_variation(before, variation):
+                raise CommandError(
+                    f"`{key}` has no variation `{variation}` (it has "
+                    + ", ".join(f"`{v}`" for v in _variation_words(before))
+                    + "): name one of them, by its name or value."
+                )
             if variation is None:
                 raise CommandError(
                     f"Which variation does the ramp of `{key}` serve more of? Name it: "
@@ -155,6 +166,7 @@ async def propose(
                 sentence=f"{percent:g}% {label}" if label else "; ".join(describe(patch, before)),
             )
         )
+    _refuse_a_ramp_down(service, before, key, env, steps[0])
     said = " ".join(f"{p:g}%" for p in percents)
     canonical = f"ramp {key} {env} {said} every {_interval(every, short=True)}"
     if variation is not None:
@@ -184,7 +196,77 @@ async def propose(
         notes=notes,
     )
     # The same loop as every card: the policy, the preview of the first step, approval known.
-    await service.propose_draft(who, draft, before, text)
+    await service.propose_draft(who, draft, before, text, thread_ts=thread_ts)
+
+
+def _variation_words(flag: dict[str, Any]) -> list[str]:
+    """Each variation as a person names it: its name, else its value."""
+    words = []
+    for variation in flag.get("variations") or []:
+        if isinstance(variation, dict):
+            raw = variation.get("value")
+            words.append(str(variation.get("name") or (raw if isinstance(raw, str) else json.dumps(raw))))
+    return words
+
+
+def _has_variation(flag: dict[str, Any], said: str) -> bool:
+    lowered = said.lower()
+    for variation in flag.get("variations") or []:
+        if isinstance(variation, dict):
+            raw = variation.get("value")
+            value = raw if isinstance(raw, str) else json.dumps(raw)
+            if lowered in (value.lower(), str(variation.get("name") or "").lower()):
+                return True
+    return False
+
+
+def _refuse_a_ramp_down(
+    service: RampProposer, flag: dict[str, Any], key: str, env: str, first: RampStep
+) -> None:
+    """A ramp goes up: refuse one whose first step serves less of the ramped variation than the
+    default rule serves now (``5%`` of true where true gets 100% would take it from 95%).
+
+    Raises:
+        CommandError: the first step would take the variation away from some now getting it.
+    """
+    body = first.patch["instructions"][0]
+    weights: dict[str, int] = body.get("rolloutWeights") or {}
+    ramped = body.get("variationId") or next(iter(weights), None)
+    variations = [v for v in flag.get("variations") or [] if isinstance(v, dict)]
+    ids = [v.get("_id") for v in variations]
+    environment = (flag.get("environments") or {}).get(env) or {}
+    fallthrough = environment.get("fallthrough") or {}
+    now = 0.0
+    if isinstance(fallthrough.get("variation"), int):
+        index = fallthrough["variation"]
+        now = 100.0 if 0 <= index < len(ids) and ids[index] == ramped else 0.0
+    else:
+        for share in (fallthrough.get("rollout") or {}).get("variations") or []:
+            index = share.get("variation") if isinstance(share, dict) else None
+            if isinstance(index, int) and 0 <= index < len(ids) and ids[index] == ramped:
+                now += float(share.get("weight") or 0) / 1000
+    first_percent = first.percent
+    if first_percent >= now:
+        return
+    other_id = next((i for i in weights if i != ramped), None)
+    other = next((v for v in variations if v.get("_id") == other_id), None)
+    served = next((v for v in variations if v.get("_id") == ramped), {})
+
+    def said(variation: dict[str, Any]) -> str:
+        raw = variation.get("value")
+        return raw if isinstance(raw, str) else json.dumps(raw)
+
+    command = service.settings.flagops_command
+    advice = (
+        f"To ramp, first serve {said(other)}: `{command} serve {key} {env} {said(other)}`, or ramp the other "
+        "variation."
+        if other is not None
+        else "A ramp starts below what is served now."
+    )
+    raise CommandError(
+        f"`{key}` already serves {said(served)} to {now:g}% in `{env}`; a ramp from {first_percent:g}% "
+        f"would take it away from {now - first_percent:g}%. {advice}"
+    )
 
 
 def _served(flag: dict[str, Any], patch: SemanticPatch) -> str:
@@ -235,20 +317,34 @@ def card_lines(proposal: Proposal, outcome: dict[str, Any] | None, environment: 
 
 
 def _state_words(step: StepOutcome, kind: str, proposal: Proposal, environment: str | None) -> str:
+    """What became of one step, in words; its LaunchDarkly id is behind *Details* (``step_ids``)."""
     thing = "approval request" if kind == "approval" else "scheduled change"
-    ident = f"`{blocks.escape(step.id)}`" if step.id else ""
     note = f": {blocks.escape(blocks.clip(step.note, 200))}" if step.note else ""
     words = {
-        "created": f"{thing} {ident}" + (" (pending review)" if kind == "approval" else ""),
-        "unknown": f":warning: unknown whether the {thing} exists{note}",
+        "created": thing + (" (pending review)" if kind == "approval" else ""),
+        # Why is said once, under the card; the line stays short.
+        "unknown": f":warning: unknown whether the {thing} exists (*Pause* looks for it)",
         "failed": f":x: not created{note}",
         "skipped": "not created",
-        "deleted": f":wastebasket: {thing} {ident} deleted by Pause",
+        "deleted": f":wastebasket: {thing} deleted by Pause",
         "ran": "already run",
+        "passed": "no longer in LaunchDarkly (its time has passed)",
         "gone": f"no longer in LaunchDarkly{note}",
-        "kept": f":warning: {thing} {ident} still there{note}",
+        "kept": f":warning: {thing} still there{note}",
     }
     return words[step.state]
+
+
+def step_ids(change: Change) -> str | None:
+    """The LaunchDarkly id of each step of a ramp, for *Details* (``1. `id` (created)``), or None."""
+    done = outcome_of(change)
+    if done is None or not done.steps:
+        return None
+    thing = "approval request" if done.kind == "approval" else "scheduled change"
+    return "; ".join(
+        f"{n}. {thing} `{blocks.escape(s.id)}` ({s.state})" if s.id else f"{n}. no id ({s.state})"
+        for n, s in enumerate(done.steps, 1)
+    )
 
 
 def _when(ms: int) -> str:
@@ -307,15 +403,10 @@ async def apply(service: RampLifecycle, change: Change, who: Who, proposal: Prop
                 return
             outcome = StepOutcome(state="failed", note=explain_error(error))
         except (ld_errors.OutcomeUnknown, ld_errors.ServerError) as error:
-            outcome = await _find_scheduled(service, change, step, error)
-            if outcome.state == "failed" and n == 0:
-                await service.back_to_proposed(
-                    change,
-                    who,
-                    f":warning: {explain_error(error)} LaunchDarkly lists no such scheduled change, so "
-                    "nothing of the ramp is scheduled: press Apply again.",
-                )
-                return
+            # The answer was lost: LaunchDarkly may create the step still. Never "not created",
+            # never Apply again: look once the settle window has passed, as for a single change.
+            why = explain_error(error)
+            outcome = await _look_again(service, change, plan, n, "scheduled", why, wait=True)
         except ld_errors.LaunchDarklyError as error:
             if n == 0:
                 await service.apply_failed(change, who, error)  # 400 conflict, 405 approval, 429, 4xx
@@ -338,6 +429,17 @@ async def request_approvals(service: RampLifecycle, change: Change, who: Who) ->
     if won is None:
         await _tell(service, who, "This ramp is already on its way.")
         return
+    try:
+        await _request_steps(service, won, who)
+    except Exception:
+        # Not LaunchDarkly's answer (a bug, the database): say what exists, never "nothing".
+        log.exception("requesting approval of ramp %s failed unexpectedly", won.id)
+        await unexpected(service, won, who, "approval")
+        raise
+
+
+async def _request_steps(service: RampLifecycle, won: Change, who: Who) -> None:
+    """Create the approval request of each step (``won`` held in ``applying``)."""
     proposal = proposal_of(won)
     assert proposal.ramp is not None and won.environment is not None
     plan = proposal.ramp
@@ -376,10 +478,11 @@ async def request_approvals(service: RampLifecycle, change: Change, who: Who) ->
             )
             outcome = StepOutcome(state="created", id=request.id)
         except (ld_errors.OutcomeUnknown, ld_errors.ServerError) as error:
-            outcome = await _find_request(service, won, step, error)
+            # The answer was lost: never "nothing was created"; look once the settle window passed.
+            outcome = await _look_again(service, won, plan, n, "approval", explain_error(error), wait=True)
         except ld_errors.LaunchDarklyError as error:
             outcome = StepOutcome(state="failed", note=explain_error(error))
-        if n == 0 and outcome.state == "failed":
+        if n == 0 and outcome.state == "failed":  # LaunchDarkly answered no: nothing exists
             await service.finish(
                 won, FAILED, who, None, f":x: Could not request approval: {outcome.note} Nothing was created."
             )
@@ -389,6 +492,34 @@ async def request_approvals(service: RampLifecycle, change: Change, who: Who) ->
             break
         await _remember(service, won, who, done, f"ramp step {n + 1}: approval request {outcome.id}")
     await _settle(service, won, who, plan, done)
+
+
+async def unexpected(
+    service: RampLifecycle, change: Change, who: Who, kind: Literal["scheduled", "approval"]
+) -> None:
+    """An error that is not LaunchDarkly's answer while creating the steps (a bug, an answer that
+    cannot be read, the database): the steps stored as confirmed exist; the one being created may,
+    so it is looked for and the card says what is known and offers Pause (never Send again)."""
+    current = await service.store.get_change(change.id)
+    if current is None or current.state != APPLYING:
+        return  # settled already (or never claimed): its card says what happened
+    plan = proposal_of(current).ramp
+    assert plan is not None
+    done = outcome_of(current) or RampOutcome(kind=kind, steps=[])
+    cause = "Something went wrong on the bot's side while creating the ramp."
+    if len(done.steps) < len(plan.steps):
+        done.steps.append(
+            await _look_again(
+                service,
+                current,
+                plan,
+                len(done.steps),
+                done.kind,
+                "Something went wrong on the bot's side.",
+                wait=False,
+            )
+        )
+    await _settle(service, current, who, plan, done, cause=cause)
 
 
 async def interrupted(service: RampLifecycle, change: Change, who: Who) -> None:
@@ -435,50 +566,97 @@ async def _remember(service: RampLifecycle, change: Change, who: Who, done: Ramp
     )
 
 
-async def _find_scheduled(
-    service: RampLifecycle, change: Change, step: RampStep, error: ld_errors.LaunchDarklyError
+async def _look_again(
+    service: RampLifecycle,
+    change: Change,
+    plan: RampPlan,
+    n: int,
+    kind: Literal["scheduled", "approval"],
+    why: str,
+    *,
+    wait: bool,
 ) -> StepOutcome:
-    """After an unknown outcome: the scheduled change with the step's time and instructions."""
+    """Step ``n`` whose answer was lost (``why``): look for it by its time and instructions.
+
+    ``wait``: the write may still be on its way (a timeout, a 5xx), so look only once the settle
+    window has passed, as for a single change. Found, it is created; not found, or not listable,
+    it stays unknown (never "not created": LaunchDarkly may still make it) and Pause looks again.
+    """
     assert change.environment is not None
+    step = plan.steps[n]
+    thing = "approval request" if kind == "approval" else "scheduled change"
+    settle = service.settings.settle_seconds
+    if wait:
+        at = service.clock() + timedelta(seconds=settle)
+        # Noted for Details; the wait counts against this instance's lease, so push that on (no
+        # sweep takes the ramp over as if the bot had stopped).
+        lease: dict[str, Any] = {}
+        if change.lease_expires_at is not None:
+            room = at + timedelta(seconds=2 * service.settings.ld_timeout + 60)
+            expires = change.lease_expires_at
+            expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+            lease = {"lease_expires_at": max(expires, room)}
+        await service.store.record(
+            change.id,
+            [APPLYING],
+            "flagops",
+            detail=f"ramp step {n + 1}: {why} Looking for it after the settle window ({settle:g} s).",
+            require={"lease_owner": change.lease_owner},
+            **lease,
+        )
+        await service.update_card(
+            change,
+            f":hourglass: {why} LaunchDarkly may still create step {n + 1} of {len(plan.steps)}, so it is "
+            f"not sent again: I look for it at {at:%H:%M:%S} UTC, then say here what exists.",
+        )
+        await asyncio.sleep(settle)
+    wanted = step.patch.get("instructions")
     try:
-        listed = await service.ld.list_scheduled_changes(change.project, change.flag_key, change.environment)
+        if kind == "approval":
+            requests = await service.ld.list_approval_requests(
+                change.project, change.flag_key, change.environment
+            )
+            found = [
+                r.id
+                for r in requests
+                if r.status == "pending" and r.execution_date == step.at_ms and r.instructions == wanted
+            ]
+        else:
+            listed = await service.ld.list_scheduled_changes(
+                change.project, change.flag_key, change.environment
+            )
+            found = [s.id for s in listed if s.execution_date == step.at_ms and s.instructions == wanted]
     except ld_errors.LaunchDarklyError as list_error:
         return StepOutcome(
             state="unknown",
-            note=f"{explain_error(error)} The scheduled changes could not be listed "
-            f"({explain_error(list_error)})",
+            note=f"{why} The {thing}s could not be listed either ({explain_error(list_error)}); "
+            "*Pause* looks for it",
         )
-    wanted = step.patch.get("instructions")
-    for item in listed:
-        if item.execution_date == step.at_ms and item.instructions == wanted:
-            return StepOutcome(state="created", id=item.id)
-    return StepOutcome(state="failed", note=f"{explain_error(error)} LaunchDarkly lists no such change")
+    if found:
+        return StepOutcome(state="created", id=found[0])
+    later = f" {_seconds_said(settle)} later" if wait else ""
+    return StepOutcome(
+        state="unknown",
+        note=f"{why} LaunchDarkly listed no such {thing}{later}, but may still create it; "
+        "*Pause* looks for it",
+    )
 
 
-async def _find_request(
-    service: RampLifecycle, change: Change, step: RampStep, error: ld_errors.LaunchDarklyError
-) -> StepOutcome:
-    """After an unknown outcome: the pending approval request with the step's time and instructions."""
-    assert change.environment is not None
-    try:
-        listed = await service.ld.list_approval_requests(change.project, change.flag_key, change.environment)
-    except ld_errors.LaunchDarklyError as list_error:
-        return StepOutcome(
-            state="unknown",
-            note=f"{explain_error(error)} The approval requests could not be listed "
-            f"({explain_error(list_error)})",
-        )
-    wanted = step.patch.get("instructions")
-    for item in listed:
-        if item.status == "pending" and item.execution_date == step.at_ms and item.instructions == wanted:
-            return StepOutcome(state="created", id=item.id)
-    return StepOutcome(state="failed", note=f"{explain_error(error)} LaunchDarkly lists no such request")
+def _seconds_said(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
 
 
 async def _settle(
-    service: RampLifecycle, change: Change, who: Who, plan: RampPlan, done: RampOutcome
+    service: RampLifecycle,
+    change: Change,
+    who: Who,
+    plan: RampPlan,
+    done: RampOutcome,
+    *,
+    cause: str | None = None,
 ) -> None:
-    """Report how the creation ended: every step, or exactly which exist."""
+    """Report how the creation ended: every step, or exactly which exist (``cause``: what broke it
+    off, when not LaunchDarkly's answer)."""
     count = len(plan.steps)
     done.steps += [StepOutcome(state="skipped") for _ in range(count - len(done.steps))]
     outcome_json = json.dumps({"ramp": done.model_dump()})
@@ -538,6 +716,8 @@ async def _settle(
             f"{'runs at its time' if one else 'run at their times'} unless you press *Pause*."
         )
     rest = " The steps after it were not created." if failed_at + 1 < count else ""
+    if cause:
+        headline = f":warning: {cause} {headline.removeprefix(':warning: ')}"
     message = f"{headline}{exists}{rest}"
     final = await service.store.transition(
         change.id, [APPLYING], FAILED, who.user_id, detail=message, outcome_json=outcome_json
@@ -559,6 +739,13 @@ async def pause(service: RampLifecycle, change: Change, who: Who) -> None:
     if proposal_of(change).ramp is None or done is None or not done.live():
         await _tell(
             service, who, "Nothing of this ramp is waiting in LaunchDarkly: there is nothing to pause."
+        )
+        return
+    if change.state == APPLYING:
+        await _tell(
+            service,
+            who,
+            "This ramp's steps are still being created: *Pause* once its card says how it ended.",
         )
         return
     refusal = await service.apply_refusal(change, who)
@@ -664,7 +851,7 @@ async def _pause_requests(
                 (r.id for r in pending if r.execution_date == at.at_ms and r.instructions == wanted), None
             )
             if found is None:
-                done.steps[i] = StepOutcome(state="gone", note="LaunchDarkly lists no such request")
+                done.steps[i] = _not_listed(step, None, at.at_ms, now_ms)
                 continue
             step = StepOutcome(state="unknown", id=found)
         assert step.id is not None
@@ -682,7 +869,8 @@ async def _pause_requests(
                     None,
                 )
                 if match is None:
-                    done.steps[i] = _not_listed(step, None, at.at_ms, now_ms)
+                    seen = StepOutcome(state="created", id=step.id)
+                    done.steps[i] = _not_listed(seen, None, at.at_ms, now_ms)
                 else:
                     await ld.delete_scheduled_change(project, flag, env, match, token=token)
                     done.steps[i] = StepOutcome(state="deleted", id=step.id)
@@ -700,29 +888,50 @@ async def _pause_requests(
 
 
 def _not_listed(step: StepOutcome, ident: str | None, at_ms: int, now_ms: int) -> StepOutcome:
-    """A step LaunchDarkly no longer lists: run (its time has passed), else deleted elsewhere."""
+    """A step LaunchDarkly does not list (now). Said only as far as LaunchDarkly shows it: the clock
+    alone does not prove a step ran (it may have been deleted there), and a step whose creation is
+    unknown may still appear, so Pause stays offered to look for it again."""
+    if step.state == "unknown" and ident is None:  # never seen in LaunchDarkly
+        if at_ms > now_ms:
+            return StepOutcome(
+                state="unknown",
+                note="LaunchDarkly did not list it at the Pause but may still create it; *Pause* looks again",
+            )
+        return StepOutcome(state="gone", note="LaunchDarkly does not list it, and its time has passed")
     if at_ms <= now_ms:
-        return StepOutcome(state="ran", id=ident or step.id)
-    if step.state == "unknown" and ident is None:
-        return StepOutcome(state="gone", note="LaunchDarkly lists no such change: it was not created")
+        return StepOutcome(state="passed", id=ident or step.id)
     return StepOutcome(state="gone", id=ident or step.id, note="deleted outside this card")
 
 
 def _paused_message(done: RampOutcome, who: Who, problem: str | None) -> str:
-    deleted = [i for i, s in enumerate(done.steps) if s.state == "deleted"]
-    ran = [i for i, s in enumerate(done.steps) if s.state == "ran"]
-    kept = [i for i, s in enumerate(done.steps) if s.state == "kept"]
+    def having(state: str) -> list[int]:
+        return [i for i, s in enumerate(done.steps) if s.state == state]
+
+    deleted, ran, passed, kept, unknown = (having(s) for s in ("deleted", "ran", "passed", "kept", "unknown"))
     parts = [f":double_vertical_bar: Paused by <@{who.user_id}>:"]
     parts.append(
         f"deleted {_steps_said(deleted)} from LaunchDarkly." if deleted else "nothing was left to delete."
     )
     if ran:
-        parts.append(f"{_steps_said(ran).capitalize()} had already run.")
+        parts.append(f"{_steps_said(ran).capitalize()} had already run (LaunchDarkly says completed).")
+    if passed:
+        one = len(passed) == 1
+        parts.append(
+            f"{_steps_said(passed).capitalize()} {'is' if one else 'are'} no longer in LaunchDarkly "
+            f"({'its time has' if one else 'their times have'} passed)."
+        )
     if kept:
         parts.append(f":warning: {_steps_said(kept).capitalize()} could not be deleted and may still run.")
+    if unknown:
+        parts.append(
+            f":warning: {_steps_said(unknown).capitalize()}, whose creation LaunchDarkly never confirmed, "
+            f"{'is' if len(unknown) == 1 else 'are'} not listed now but may still appear and run: *Pause* "
+            "stays on the card to look again."
+        )
     if problem:
         parts.append(f":warning: {problem}.")
-    parts.append("The flag keeps what it serves now.")
+    if not kept and not unknown and not problem:
+        parts.append("The flag keeps what it serves now.")
     return " ".join(parts)
 
 

@@ -80,12 +80,15 @@ from commands import resolve as resolve_command
 from commands.errors import CommandError, EngineRefusal, FlagopsError
 from commands.instructions import SemanticPatch
 from commands.intents import ChangeCommand, RawCommand, ReservedCommand
+from commands.natural import ramp_steps
 from commands.redundant import drop_redundant
 from commands.resolve import referenced_flags
 from commands.summary import diff_facts
 
 log = logging.getLogger(__name__)
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9_]+")
+# An expired change's ``lease_owner`` while a press of *Propose again* proposes it, and once it has.
+_PROPOSING, _PROPOSED_AGAIN = "proposing-again:", "proposed-again:"
 # How long a click waits for the row of a card posted a moment ago (see ``_find_change``).
 _CARD_STORE_WAIT = 2.0
 
@@ -490,8 +493,10 @@ class ChangeService:
             SUPERSEDED: "was replaced by a newer preview; use that card.",
             APPROVAL_REQUESTED: "is waiting for approval.",
         }
-        if change.state == EXPIRED and self._command_of(change) is None:
+        if change.state == EXPIRED and self._command_of(change) is None and self._ramp_of(change) is None:
             messages[EXPIRED] = "expired. Run the command again to start over."
+        if change.state == EXPIRED and (change.lease_owner or "").startswith(_PROPOSED_AGAIN):
+            messages[EXPIRED] = "expired and was proposed again: use the newer card."
         if change.state in messages:
             await self.tell(who, f"This change {messages[change.state]}")
             return True
@@ -533,6 +538,13 @@ class ChangeService:
         await self._apply(won, who)
 
     async def _send_again_clicked(self, change: Change, who: Who) -> None:
+        if proposal_of(change).ramp is not None:  # its steps may exist: never created twice
+            await self.tell(
+                who,
+                "A ramp is never sent again: its card says which steps exist in LaunchDarkly, and "
+                "*Pause* deletes those not yet run. For a new ramp, run the command again.",
+            )
+            return
         # Send again applies the change: the same rules as Apply (the policy may have changed).
         if not await self._may_apply(change, who):
             return
@@ -570,17 +582,89 @@ class ChangeService:
             await self.tell(who, "Only an expired card can be proposed again.")
             return
         command = self._command_of(change)
-        if command is None:
+        ramp = self._ramp_of(change) if command is None else None
+        if command is None and ramp is None:
             await self.tell(who, "I cannot read this card's command again: type it anew.")
             return
-        await self.update_card(
-            change,
-            f":hourglass: Expired. <@{who.user_id}> proposed it again: the new card follows.",
+        # One new card however many press at once: the press that claims the expired change
+        # (a compare-and-set on its row) proposes; the others are told who did.
+        claim = f"{_PROPOSING}{who.user_id}"
+        claimed = await self.store.record(
+            change.id,
+            [EXPIRED],
+            who.user_id,
+            detail="Propose again pressed",
+            require={"lease_owner": None},
+            lease_owner=claim,
         )
+        if claimed is None:
+            await self._proposed_again_already(change, who)
+            return
         try:
-            await self._propose_command(who, command, change.command_text, thread_ts=change.thread_ts)
-        except (CommandError, ld_errors.LaunchDarklyError, EngineRefusal) as error:
-            await self.tell(who, f":warning: {explain_error(error)}")
+            if ramp is not None:  # a ramp is read by ``ramp_steps``, not the grammar
+                await ramps.propose(self, who, ramp, change.command_text, thread_ts=change.thread_ts)
+            elif command is not None:
+                await self._propose_command(who, command, change.command_text, thread_ts=change.thread_ts)
+        except BaseException as error:
+            # Refused (or failed): no new card, so the old one keeps its button for a later try.
+            said = explain_error(error) if isinstance(error, Exception) else "stopped"
+            await self.store.record(
+                change.id,
+                [EXPIRED],
+                who.user_id,
+                detail=f"Propose again refused: {said}",
+                require={"lease_owner": claim},
+                lease_owner=None,
+            )
+            if isinstance(error, CommandError | ld_errors.LaunchDarklyError | EngineRefusal):
+                await self.tell(who, f":warning: {said}")
+                return
+            raise
+        done = await self.store.record(
+            change.id,
+            [EXPIRED],
+            who.user_id,
+            detail="proposed again: a new card was posted",
+            require={"lease_owner": claim},
+            lease_owner=f"{_PROPOSED_AGAIN}{who.user_id}",
+        )
+        # Said only now that the new card is there (posted just before, so it is below this one).
+        await self.update_card(
+            done or claimed,
+            f":hourglass: Expired. <@{who.user_id}> proposed it again: see the newer card.",
+        )
+
+    async def _proposed_again_already(self, change: Change, who: Who) -> None:
+        """Tell a press that lost the race for *Propose again* who won it."""
+        latest = await self.store.get_change(change.id) or change
+        owner = latest.lease_owner or ""
+        if latest.state != EXPIRED:
+            await self.tell(who, "Only an expired card can be proposed again.")
+        elif owner.startswith(_PROPOSING):
+            await self.tell(
+                who,
+                f":hourglass: <@{owner.removeprefix(_PROPOSING)}> is already proposing this again: "
+                "their new card follows unless it is refused.",
+            )
+        elif owner.startswith(_PROPOSED_AGAIN):
+            by = owner.removeprefix(_PROPOSED_AGAIN)
+            said = f"<@{by}>" if _SLACK_USER_ID.fullmatch(by) else "someone"
+            await self.tell(who, f"This change was already proposed again by {said}: use the newer card.")
+        else:  # a press made at the same moment was refused and let go of it
+            await self.tell(who, "Another *Propose again* was refused a moment ago: press it again to retry.")
+
+    def _ramp_of(self, change: Change) -> tuple[str, str, tuple[float, ...], int, str | None] | None:
+        """A ramp card's ramp, read again (as typed, else as its canonical form), or None."""
+        if proposal_of(change).ramp is None:
+            return None
+        for text in (change.command_text, proposal_of(change).canonical):
+            try:
+                ramp = ramp_steps(text)
+            except CommandError:
+                continue
+            if ramp is not None:
+                return ramp
+        return None
 
     def _command_of(self, change: Change) -> ChangeCommand | RawCommand | ReservedCommand | None:
         """The command a card was made from, read again (as typed, else as its canonical form)."""
@@ -624,12 +708,31 @@ class ChangeService:
         else:
             route = f"PATCH /api/v2/flags/{change.project}/{change.flag_key}"
         raw = proposal.raw
+        flag_env = (
+            f"/api/v2/projects/{change.project}/flags/{change.flag_key}/environments/{change.environment}"
+        )
+        # An approval environment takes an approval request, a scheduled change's too (approved, it
+        # applies at its executionDate): it is never sent as a scheduled change there.
+        approval = (
+            proposal.approval_required
+            or change.approval_request_id is not None
+            or change.state in (NEEDS_APPROVAL, APPROVAL_REQUESTED)
+        )
         if proposal.ramp is not None:
             sent = f"a ramp: one LaunchDarkly scheduled change per step ({len(proposal.ramp.steps)})"
+        elif approval and proposal.execute_at_ms is not None:
+            sent = (
+                f"an approval request with these instructions and `executionDate` {proposal.execute_at_ms} "
+                f"({proposal.when_text or ''}): approved, LaunchDarkly applies it then "
+                f"(`POST {flag_env}/approval-requests`)"
+            )
+        elif approval:
+            sent = f"an approval request with these instructions (`POST {flag_env}/approval-requests`)"
         elif proposal.execute_at_ms is not None:
-            sent = f"a LaunchDarkly scheduled change on `{change.flag_key}` ({proposal.when_text or ''})"
-        elif proposal.approval_required:
-            sent = "an approval request with these instructions (`POST …/approval-requests`)"
+            sent = (
+                f"a LaunchDarkly scheduled change on `{change.flag_key}` ({proposal.when_text or ''}) "
+                f"(`POST {flag_env}/scheduled-changes`)"
+            )
         elif raw is not None:
             sent = f"a {raw.shape} (`{route}`)"
         else:
@@ -642,23 +745,32 @@ class ChangeService:
             )
         if change.approval_request_id:
             facts.append(f"*Approval request id*: `{blocks.escape(change.approval_request_id)}`")
+        if proposal.ramp is not None and (ids := ramps.step_ids(change)):
+            facts.append(f"*Steps in LaunchDarkly*: {ids}")
         facts.append(f"*Flag version previewed*: {change.preview_version}")
         facts.append(f"*Typed*: `{blocks.quoted(blocks.shorten_lists(change.command_text), 300)}`")
-        if raw is None or (raw.translated and proposal.approval_required):
+        if raw is None or (raw.translated and approval):
             body: Any = {
                 "environmentKey": change.environment,
                 "instructions": json.loads(proposal.request_text()),
             }
             if change.environment is None or not proposal.semantic_patch().environment_scoped:
                 body.pop("environmentKey")
+        elif raw.on_project:
+            body = raw.body  # a project patch is a bare array: no comment
         else:
-            body = raw.body
+            # The body as sent: the operations with the comment that carries the change id.
+            said = f"flagops change {change.id} via Slack by @…"
+            said += f": {change.comment}" if change.comment else ""
+            key = "patch" if raw.shape == "json-patch" else "merge"
+            body = {key: raw.body, "comment": said}
         shortened = blocks.shorten_json(body)
         request = _json_lines(shortened)
         if shortened != body:
             facts.append(
                 f"_Lists longer than {2 * blocks.MAX_LISTED} items are cut to their first ones here._"
             )
+        audit = await self.store.audit_for(change.id)
         history = [
             f"• {_clock_time(entry.at)} UTC · {entry.from_state or 'new'} → *{entry.to_state}* · "
             + (
@@ -666,14 +778,22 @@ class ChangeService:
                 if _SLACK_USER_ID.fullmatch(entry.actor_id)
                 else blocks.quoted(entry.actor_id, 40)
             )
-            + (f" · LaunchDarkly {entry.ld_status}" if entry.ld_status else "")
-            + (f" · {blocks.quoted(entry.detail, 600)}" if entry.detail else "")
-            for entry in await self.store.audit_for(change.id)
+            + (
+                f" · LaunchDarkly {entry.ld_status}"
+                if entry.ld_status and not (entry.detail or "").startswith(f"LaunchDarkly {entry.ld_status}")
+                else ""
+            )
+            # Stored plain (LaunchDarkly's answer first): escaped once, here.
+            + (f" · {blocks.quoted(entry.detail, blocks.HISTORY_LINE_LIMIT - 200)}" if entry.detail else "")
+            for entry in audit
         ]
         title = f":mag: *Details* of the change to *{blocks.escape(change.flag_key)}*" + (
             f" in *{blocks.escape(change.environment)}*" if change.environment else ""
         )
-        text, body_blocks = blocks.render_details(title, facts, request, history)
+        shown_at_most = blocks.HISTORY_LINE_LIMIT - 200
+        answers = [e.detail for e in audit if e.ld_status and e.detail]
+        whole = answers[-1] if answers and len(answers[-1]) > shown_at_most else None
+        text, body_blocks = blocks.render_details(title, facts, request, history, answer=whole)
         await self.messenger.ephemeral(who.reply, text, body_blocks)
 
     async def _cancel_clicked(self, change: Change, who: Who) -> None:
@@ -774,7 +894,11 @@ class ChangeService:
             await self._apply_claimed(change, who, resend=resend)
         except Exception:
             log.exception("applying change %s failed unexpectedly; settling it as outcome unknown", change.id)
-            await self._outcome_unknown(change, who, None, cause="Something went wrong on the bot's side.")
+            if proposal_of(change).ramp is not None:  # which steps exist, and Pause (never Send again)
+                await ramps.unexpected(self, change, who, "scheduled")
+            else:
+                cause = "Something went wrong on the bot's side."
+                await self._outcome_unknown(change, who, None, cause=cause)
             raise
 
     async def _apply_claimed(self, change: Change, who: Who, *, resend: bool) -> None:
@@ -981,7 +1105,8 @@ class ChangeService:
                 f":warning: Not applied: {explain_error(error)} *Apply anyway* applies it regardless "
                 "(that pending change may then fail), or *Cancel*."
             )
-            await self.update_card(refreshed, message, buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL))
+            shown = _pressed(message, who)
+            await self.update_card(refreshed, shown, buttons=(blocks.APPLY_ANYWAY, blocks.CANCEL))
             await self.reply(change, message)
         elif isinstance(error, ld_errors.ApprovalRequired) and not _may_request_approval(change):
             # A JSON or merge patch with no equivalent instructions cannot become an approval request.
@@ -1012,7 +1137,8 @@ class ChangeService:
                 f":lock: Not applied: *{blocks.escape(change.environment or '')}* requires approval in "
                 "LaunchDarkly. *Request approval* asks reviewers; it applies once approved."
             )
-            await self.update_card(moved, message, buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL))
+            shown = _pressed(message, who)
+            await self.update_card(moved, shown, buttons=(blocks.REQUEST_APPROVAL, blocks.CANCEL))
             await self.reply(change, message, buttons=[blocks.button(blocks.REQUEST_APPROVAL, change.id)])
         elif isinstance(error, ld_errors.RateLimited):
             await self.back_to_proposed(
@@ -1048,7 +1174,7 @@ class ChangeService:
                 FAILED,
                 who,
                 status,
-                f":x: Not applied: {explain_error(error)} Nothing changed.",
+                f":x: Not applied: {explain_error(error)} Nothing changed. {_next_step(error)}",
                 detail=answered,
             )
 
@@ -1121,7 +1247,7 @@ class ChangeService:
                 f":hourglass: Outcome unknown: {cause} LaunchDarkly may still apply it, so nothing is "
                 f"resent. I look again at {when} UTC and say here whether it landed."
             )
-            await self.update_card(change, message)
+            await self.update_card(change, _pressed(message, await self._presser(change, who)))
             await self.reply(change, message)
             self._settle_later(change.id, _aware(change.settle_at))
             return
@@ -1141,7 +1267,8 @@ class ChangeService:
             message = f":warning: {cause} The flag no longer exists in LaunchDarkly" + (
                 ", and its audit log shows no change from this card." if none else "."
             )
-            await self.update_card(final, message, buttons=(blocks.CANCEL,))
+            shown = _pressed(message, await self._presser(final, who))
+            await self.update_card(final, shown, buttons=(blocks.CANCEL,))
             await self.reply(final, message)
             return
         if verdict is outcomes.Verdict.NOT_LANDED:
@@ -1174,8 +1301,17 @@ class ChangeService:
                 f":warning: Outcome unknown: {cause} Neither LaunchDarkly's audit log nor the flag could "
                 "be read. Check the flag in LaunchDarkly before pressing *Send again*."
             )
-        await self.update_card(final, message, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
+        shown = _pressed(message, await self._presser(final, who))
+        await self.update_card(final, shown, buttons=(blocks.SEND_AGAIN, blocks.CANCEL))
         await self.reply(final, message)
+
+    async def _presser(self, change: Change, who: Who) -> Who:
+        """Who pressed the button that sent ``change`` (its last move to ``applying``): a later
+        settle check acts as the requester, but the card names the one who pressed."""
+        for entry in reversed(await self.store.audit_for(change.id)):
+            if entry.to_state == APPLYING and entry.from_state != APPLYING:
+                return dataclasses.replace(who, user_id=entry.actor_id)
+        return who
 
     async def _landed_after_all(self, change: Change, who: Who, proposal: Proposal) -> bool:
         """Before a Send again writes: does LaunchDarkly show the first attempt after all?"""
@@ -1356,11 +1492,11 @@ class ChangeService:
             [APPLYING],
             PROPOSED,
             who.user_id,
-            detail=f"{message} [{detail}]" if detail else message,
+            detail=detail or blocks.unescape(message),  # plain: Details escapes it once
             expires_at=self._new_expiry(),
         )
         if moved is not None:
-            await self.update_card(moved, message, buttons=(blocks.APPLY, blocks.CANCEL))
+            await self.update_card(moved, _pressed(message, who), buttons=(blocks.APPLY, blocks.CANCEL))
 
     async def finish(
         self,
@@ -1380,11 +1516,11 @@ class ChangeService:
             state,
             who.user_id,
             ld_status=status,
-            detail=f"{message} [{detail}]" if detail else message,
+            detail=detail or blocks.unescape(message),  # plain: Details escapes it once
         )
         if moved is None:
             return
-        await self.update_card(moved, message)
+        await self.update_card(moved, _pressed(message, who))
         await self.reply(moved, message)
 
     def _new_expiry(self) -> datetime:
@@ -1460,7 +1596,9 @@ class ChangeService:
                 ":hourglass: Expired: nobody applied it within "
                 f"{_duration(self.settings.flagops_confirm_ttl)}. "
                 "*Propose again* previews it afresh.",
-                buttons=(blocks.PROPOSE_AGAIN,) if self._command_of(moved) is not None else (),
+                buttons=(blocks.PROPOSE_AGAIN,)
+                if self._command_of(moved) is not None or self._ramp_of(moved) is not None
+                else (),
             )
 
     # --- helpers ----------------------------------------------------------------------------
@@ -1557,6 +1695,25 @@ class ChangeService:
     async def tell_text(self, who: Who, text: str) -> None:
         message, body = blocks.render_text(text)
         await self.messenger.ephemeral(who.reply, message, body)
+
+
+def _next_step(error: ld_errors.LaunchDarklyError) -> str:
+    """What to do after LaunchDarkly refused a change for good (its whole answer is in Details)."""
+    if isinstance(error, ld_errors.PatchFailed):
+        return "Run the command again for a fresh preview; ⋯ → *Details* has LaunchDarkly's whole answer."
+    if isinstance(error, ld_errors.Forbidden):
+        return "Ask a LaunchDarkly admin for the access it needs, then run the command again."
+    if isinstance(error, ld_errors.NotFound):
+        return "Check the flag and environment with `/flag show`, then run the command again."
+    return "⋯ → *Details* has LaunchDarkly's whole answer; fix the command and run it again."
+
+
+def _pressed(status: str, who: Who) -> str:
+    """A card's status on a failure or an unknown outcome, saying who pressed (once)."""
+    mention = f"<@{who.user_id}>"
+    if mention in status or not _SLACK_USER_ID.fullmatch(who.user_id):
+        return status
+    return f"{status} _(pressed by {mention})_"
 
 
 def _json_lines(value: Any) -> str:

@@ -26,6 +26,9 @@ from bot.slack.router import CommandRouter
 from bot.wiring import Services
 from commands import parse
 from commands.errors import CommandError
+from commands.secrets import looks_like_secret
+
+SECRET_IN_TEXT = "This looks like it holds a token or key: take it out (never paste a token into a command)."
 
 
 def who_from_shortcut(body: dict[str, Any]) -> Who:
@@ -55,6 +58,9 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     @app.view(FIX_CALLBACK)
     async def on_fixed_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         text = view_value(body, COMMAND_BLOCK, COMMAND_ACTION).strip()
+        if looks_like_secret(text):  # never written to the inbox (bot.lifecycle.listeners)
+            await ack(response_action="errors", errors={COMMAND_BLOCK: SECRET_IN_TEXT})
+            return
         try:
             parse(text)  # pure: the modal stays open with the error until the text parses
         except CommandError as error:

@@ -292,6 +292,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         The engine; dispose of it with ``await engine.dispose()``.
     """
     url = normalise_database_url(url)
+    # An error's text never holds a statement's values: they are payloads (a response_url, what
+    # was typed) that must not reach a log line.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)

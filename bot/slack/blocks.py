@@ -94,9 +94,24 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """mrkdwn text back to what it shows (the reverse of :func:`escape`), e.g. to store it plain."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def quoted(text: str, limit: int = 80) -> str:
     """Typed or stored text echoed back inside a message: clipped, then escaped."""
     return escape(clip(text, limit))
+
+
+#: How much of a flag's name a link to it shows (a name may be thousands of characters).
+LINK_NAME_LIMIT = 80
+
+
+def flag_link(url: str, name: str, *, limit: int = LINK_NAME_LIMIT) -> str:
+    """``<url|Open Name in LaunchDarkly>``, the name clipped before the link is built, so a long
+    name can never leave the link unclosed (nor push what follows it out of a context block)."""
+    return f"<{url}|Open {escape(clip(' '.join(name.split()), limit))} in LaunchDarkly>"
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -255,10 +270,13 @@ def render_card(view: CardView) -> tuple[str, Blocks]:
     blocks.append({"type": "actions", "block_id": f"change:{view.change_id}", "elements": elements})
     footer = list(view.footer)
     if view.flag_url:
-        footer.append(f"<{view.flag_url}|Open {escape(view.flag_name)} in LaunchDarkly>")
+        footer.append(flag_link(view.flag_url, view.flag_name))
     # The short id is a handle people type (`/flag undo 1a2b3c4d`); the whole one is in Details.
-    footer.append(f"project {escape(view.project)} · change {view.change_id[:8]}")
-    blocks.append(_context(" · ".join(footer)))
+    # It always survives: the rest of the footer gives way (whole parts, never inside a link).
+    handle = f"project {escape(clip(view.project, 100))} · change {view.change_id[:8]}"
+    while footer and len(" · ".join([*footer, handle])) > 2000:
+        footer.pop(0)
+    blocks.append(_context(" · ".join([*footer, handle])))
     return text, blocks
 
 
@@ -368,33 +386,82 @@ def shorten_json(value: Any, limit: int = 2 * MAX_LISTED) -> Any:
     return value
 
 
+def _escaped_pieces(line: str, limit: int) -> list[str]:
+    """``line`` escaped and cut into pieces of at most ``limit`` characters each, never inside an
+    escape (``&lt;``): the length that counts is the escaped one Slack receives."""
+    pieces, piece = [], ""
+    for char in line:
+        escaped = escape(char)
+        if len(piece) + len(escaped) > limit:
+            pieces.append(piece)
+            piece = ""
+        piece += escaped
+    return [*pieces, piece]
+
+
+def code_parts(text: str, limit: int = SECTION_LIMIT - 10) -> list[str]:
+    """``text`` escaped and packed into parts of at most ``limit`` characters (a line longer than
+    that is cut into pieces), each to show in a code block of its own."""
+    parts, part = [], ""
+    for line in text.splitlines():
+        for piece in _escaped_pieces(line, limit):
+            if part and len(part) + 1 + len(piece) > limit:
+                parts.append(part)
+                part = ""
+            part = f"{part}\n{piece}" if part else piece
+    if part:
+        parts.append(part)
+    return parts
+
+
+MAX_HISTORY = 12
+HISTORY_LINE_LIMIT = 1400
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}…$")
+
+
+def _clip_escaped(text: str, limit: int) -> str:
+    """:func:`clip` for escaped mrkdwn: a cut never leaves half an entity (``&l…``)."""
+    return _PARTIAL_ENTITY.sub("…", clip(text, limit))
+
+
 def render_details(
-    title: str, facts: Sequence[str], request: str, history: Sequence[str]
+    title: str, facts: Sequence[str], request: str, history: Sequence[str], *, answer: str | None = None
 ) -> tuple[str, Blocks]:
     """A change's details, for the one person who asked: ``facts`` (ids, where it goes), the
-    request as sent (``request``: JSON, shown in code blocks over as many sections as it takes,
-    at most 30), and ``history`` (each move, with LaunchDarkly's answers)."""
+    request as sent (``request``: JSON, escaped here, in code blocks over as many sections as it
+    takes; each one closed), and ``history`` (mrkdwn lines, oldest first: each move, with
+    LaunchDarkly's answers), of which the newest ``MAX_HISTORY`` are shown, whole or clipped one by
+    one, over as many sections as they need: nothing newest is ever cut. ``answer``: LaunchDarkly's
+    last answer (plain), shown whole after the moves when the moves had to clip it."""
     body: Blocks = [_section(title)]
     if facts:
         body.append(_section("\n".join(facts)))
-    chunk, chunks = "", []
-    for line in request.splitlines():
-        if chunk and len(chunk) + len(line) + 1 > SECTION_LIMIT - 10:
-            chunks.append(chunk)
-            chunk = ""
-        chunk += escape(line) + "\n"
-    if chunk:
-        chunks.append(chunk)
-    for part in chunks[:30]:
-        body.append(_section(f"```{part.rstrip()}```"))
-    if len(chunks) > 30:
-        body.append(_context(f"+{len(chunks) - 30} more parts of the request: the log has it whole."))
+    moves: Blocks = []
     if history:
-        shown = list(history[-12:])
-        if len(history) > 12:
-            shown.insert(0, f"_+{len(history) - 12} earlier moves_")
-        body.append(_section("*What happened*\n" + "\n".join(shown)))
-    return clip(title, 3000), body[:50]
+        shown = [_clip_escaped(line, HISTORY_LINE_LIMIT) for line in history[-MAX_HISTORY:]]
+        if len(history) > MAX_HISTORY:
+            shown.insert(0, f"_+{len(history) - MAX_HISTORY} earlier moves_")
+        chunk = "*What happened*"
+        for line in shown:
+            if len(chunk) + 1 + len(line) > SECTION_LIMIT:
+                moves.append(_section(chunk))
+                chunk = ""
+            chunk = f"{chunk}\n{line}" if chunk else line
+        moves.append(_section(chunk))
+    if answer:
+        whole = code_parts(answer)
+        moves.append(_section("*LaunchDarkly's last answer, whole*"))
+        moves += [_section(f"```{part}```") for part in whole[:5]]
+        if len(whole) > 5:
+            moves.append(_context(f"+{len(whole) - 5} more parts are not shown here."))
+    parts = code_parts(request)
+    room = max(1, min(30, 50 - len(body) - len(moves) - 1))
+    for part in parts[:room]:
+        body.append(_section(f"```{part}```"))
+    if len(parts) > room:
+        more = len(parts) - room
+        body.append(_context(f"+{more} more parts of the request are not shown (a message holds 50 blocks)."))
+    return clip(title, 3000), [*body, *moves][:50]
 
 
 def render_text(text: str) -> tuple[str, Blocks]:

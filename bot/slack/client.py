@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -34,7 +36,38 @@ def defuse(value: Any) -> Any:
 class FlagopsWebClient(AsyncWebClient):
     """``AsyncWebClient`` whose every message and view is defused on the way out (``defuse``):
     the last line of defence behind the escaping of each piece of text, at the one door that all
-    Web API calls go through."""
+    Web API calls go through.
+
+    ``pooled``: its calls share one aiohttp session (their connections stay open between calls;
+    slack_sdk alone opens a session, so a connection and a TLS handshake, per call) until
+    :meth:`aclose`; after that, or from another event loop, each call opens its own again.
+    """
+
+    def __init__(self, *args: Any, pooled: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool = pooled
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+
+    def _pooled(self) -> None:
+        if not self._pool:
+            return
+        loop = asyncio.get_running_loop()
+        if self._pool_loop is None:
+            # No limit on connections, as with a session per call: a burst's calls never queue
+            # for one (the timeout would count that wait).
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout), connector=aiohttp.TCPConnector(limit=0)
+            )
+            self._pool_loop = loop
+        elif self._pool_loop is not loop:  # its session belongs to another loop: no pool here
+            self._pool, self.session = False, None
+
+    async def aclose(self) -> None:
+        """Close the shared session; later calls open a session each."""
+        self._pool = False
+        session, self.session = self.session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     async def api_call(
         self,
@@ -47,6 +80,7 @@ class FlagopsWebClient(AsyncWebClient):
     ) -> AsyncSlackResponse:
         if api_method.startswith(("chat.", "views.")):
             json, data, params = defuse(json), defuse(data), defuse(params)
+        self._pooled()
         return await super().api_call(api_method, json=json, data=data, params=params, **kwargs)
 
 
@@ -54,7 +88,7 @@ class FlagopsWebClient(AsyncWebClient):
 RATE_LIMIT_RETRIES = 2
 
 
-def make_slack_client(settings: Settings, *, timeout: int = 30) -> AsyncWebClient:
+def make_slack_client(settings: Settings, *, timeout: int = 30, pooled: bool = False) -> FlagopsWebClient:
     """Build the Web API client for the bot token, at ``SLACK_API_URL`` when it is set.
 
     Connection errors are retried once (slack_sdk's default) and 429 answers are retried after
@@ -63,9 +97,10 @@ def make_slack_client(settings: Settings, *, timeout: int = 30) -> AsyncWebClien
     Args:
         settings: the bot's settings (token, API base URL).
         timeout: seconds per request.
+        pooled: share one session between calls (the serving processes; ``aclose()`` it).
 
     Returns:
-        The client (one per process; it opens an aiohttp session per call).
+        The client (one per process).
     """
     client = FlagopsWebClient(
         token=settings.slack_bot_token.get_secret_value(),
@@ -75,5 +110,6 @@ def make_slack_client(settings: Settings, *, timeout: int = 30) -> AsyncWebClien
             AsyncConnectionErrorRetryHandler(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ],
+        pooled=pooled,
     )
     return client

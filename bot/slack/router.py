@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from bot.errors import answer
@@ -29,7 +30,8 @@ from commands.intents import (
     ShowCommand,
 )
 from commands.natural import complete_rollout, partial_rollout, ramp_steps, rephrase
-from commands.parse import parse
+from commands.parse import ACCOUNT_VERBS, account_verb_meant, parse
+from commands.secrets import looks_like_secret
 from commands.summary import environment_facts, every_environment_facts, flag_facts
 
 
@@ -55,7 +57,13 @@ class CommandRouter:
         await self.changes.tell(who, text, lines or [])
 
     async def run_command(self, who: Who, text: str) -> None:
-        """Handle the text of a slash command (after the ack)."""
+        """Handle the text of a slash command (after the ack). A line holding what looks like a
+        token (``commands.secrets``) is refused unread, unless it is an account verb's (which
+        drops what follows it); its listener keeps it out of the inbox."""
+        words = text.split(None, 1)
+        if looks_like_secret(text) and not (words and account_verb_meant(words[0])):
+            await self._tell(who, SECRET_REFUSED.format(command=self.settings.flagops_command))
+            return
         try:
             try:
                 command = self.read(text)
@@ -83,13 +91,19 @@ class CommandRouter:
         clicker, through this same path, with every check."""
         if not isinstance(error, CommandError) or error.guess is None:
             return None
-        corrected = corrected_text(text, *error.guess)
-        if corrected is None:
+        typed, meant = error.guess
+        # An account verb's guess is the bare verb: what followed it is most likely a token, never
+        # carried in a button (its value comes back in the click, which is stored).
+        corrected = meant if meant in ACCOUNT_VERBS else corrected_text(text, typed, meant)
+        if corrected is None or looks_like_secret(corrected):
             return None
+        first = corrected.split(None, 1)[0].lower()
+        if first in ACCOUNT_VERBS:
+            corrected = first
         try:
             proposes = isinstance(self.read(corrected), ChangeCommand | RawCommand)
         except CommandError:
-            if partial_rollout(corrected) is None:
+            if partial_rollout(corrected) is None and not _is_ramp(corrected):
                 return None
             proposes = True
         return blocks.guess_button(
@@ -226,15 +240,95 @@ class CommandRouter:
     # --- propose ----------------------------------------------------------------------------
 
 
+SECRET_REFUSED = (
+    ":no_entry: That command holds what looks like a token or key (a Slack or LaunchDarkly token, an "
+    "SDK key, a long random string), so I did not run it, show it or keep it anywhere. Never paste a "
+    "token into a command: to act as yourself in LaunchDarkly, run `{command} link-account` on its "
+    "own; its form asks for the token. If it is no secret (a full commit hash, say), shorten it."
+)
+
+
+def _is_ramp(text: str) -> bool:
+    try:
+        return ramp_steps(text) is not None
+    except CommandError:
+        return False
+
+
+#: More occurrences of the guessed word than this: no button (each is read once to tell which).
+MAX_GUESSED_OCCURRENCES = 12
+
+
 def corrected_text(text: str, typed: str, meant: str) -> str | None:
-    """``text`` with each whole-word ``typed`` replaced by ``meant`` (``off new-chekout prod`` →
-    ``off new-checkout prod``), or None when ``typed`` is not in it as a word, or nothing changes."""
+    """``text`` with the whole-word ``typed`` that was guessed replaced by ``meant`` (``off
+    new-chekout prod`` → ``off new-checkout prod``), or None when ``typed`` is not in it as a word,
+    nothing changes, or which occurrence was guessed cannot be told.
+
+    One occurrence is replaced; of several, those in the place the guess is about (the flag key,
+    the environment, a segment, a variation: ``target new-checkout tset tset -> true`` corrects the
+    environment, not the target `tset`), found by reading the command with each replaced; all of
+    them when they are one reference said again (``delete a.b confirm a.b``).
+    """
     if not typed or not meant or typed == meant:
         return None
     word = re.compile(rf"(?<![A-Za-z0-9._\-]){re.escape(typed)}(?![A-Za-z0-9._\-])")
     line = " ".join(text.split())
-    corrected = word.sub(lambda _: meant, line)
+    found = list(word.finditer(line))
+    if len(found) > MAX_GUESSED_OCCURRENCES:
+        return None
+    chosen = _guessed(line, found, typed, meant) if len(found) > 1 else found
+    if not chosen:
+        return None
+    corrected = _replaced(line, chosen, meant)
     return corrected if corrected != line else None
+
+
+def _replaced(line: str, spans: list[re.Match[str]], meant: str) -> str:
+    for match in reversed(spans):
+        line = line[: match.start()] + meant + line[match.end() :]
+    return line
+
+
+#: Where in a command (its fields as read) each kind of guess is about, in the order the bot checks.
+_GUESS_PLACES: tuple[Callable[[tuple[Any, ...]], bool], ...] = (
+    lambda path: path == ("flag",),
+    lambda path: path == ("environment",),
+    lambda path: "clauses" in path and "values" in path,
+    lambda path: "variation" in path and path[-1] == "text",
+)
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
+    if isinstance(value, dict):
+        return {p: v for key, item in value.items() for p, v in _leaves(item, (*path, key)).items()}
+    if isinstance(value, list):
+        return {p: v for n, item in enumerate(value) for p, v in _leaves(item, (*path, n)).items()}
+    return {path: value}
+
+
+def _guessed(line: str, found: list[re.Match[str]], typed: str, meant: str) -> list[re.Match[str]]:
+    """Of several occurrences of ``typed``, those the guess is about (see :func:`corrected_text`)."""
+    try:
+        before = _leaves(CommandRouter.read(line).model_dump(mode="json"))
+    except CommandError:
+        # Not read yet: a verb (the first thing read), or a line only the bot completes.
+        return found[:1]
+    where = next((p for p in _GUESS_PLACES if any(p(k) and v == typed for k, v in before.items())), None)
+    if where is None:
+        return found[:1]
+
+    def only_there(spans: list[re.Match[str]]) -> bool:
+        try:
+            after = _leaves(CommandRouter.read(_replaced(line, spans, meant)).model_dump(mode="json"))
+        except CommandError:
+            return False
+        changed = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+        return bool(changed) and all(where(k) for k in changed)
+
+    singles = [m for m in found if only_there([m])]
+    if singles:
+        return singles
+    return found if only_there(found) else []
 
 
 LIST_ENVIRONMENTS = 4  # environments whose on/off `list` shows (LaunchDarkly sends each flag's)

@@ -37,7 +37,7 @@ from bot.persistence.db import migrate
 from bot.persistence.store import Store
 from bot.scheduling.scheduler import FlagopsScheduler
 from bot.slack.app import Feature, build_app
-from bot.slack.client import make_slack_client
+from bot.slack.client import FlagopsWebClient, make_slack_client
 from bot.slack.messenger import Messenger, SlackFailure
 from bot.slack.socket_mode import FlagopsSocketModeHandler, socket_mode_handler
 from bot.wiring import Services, build_services, open_ld
@@ -101,7 +101,7 @@ class Runtime:
         if settings.flagops_migrate_on_start:
             await migrate(settings.database_url)
         store = Store.from_url(settings.database_url)
-        slack = slack_client or make_slack_client(settings)
+        slack = slack_client or make_slack_client(settings, pooled=True)
         services = build_services(
             settings, store=store, ld=ld_client or open_ld(settings), messenger=Messenger.of(slack, settings)
         )
@@ -120,9 +120,11 @@ class Runtime:
         flight finish (``FLAGOPS_SHUTDOWN_GRACE``), then close the LaunchDarkly connection pool and
         the database pool."""
         await self.scheduler.stop()
-        await self.services.inbox.stop()
-        await self.changes.drain()
+        # The inbox keeps renewing the leases of the rows still being worked until the drain ends.
+        await self.services.inbox.stop(drain=self.changes.drain)
         await self.ld.aclose()
+        if isinstance(self.slack, FlagopsWebClient):
+            await self.slack.aclose()
         await self.store.close()
 
 

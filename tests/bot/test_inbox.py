@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import delete
+from sqlalchemy import text as sql
 
 from bot.inbox.service import delivery_key
 from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, card_key
@@ -103,10 +107,10 @@ async def test_a_process_that_takes_its_own_row_again_holds_it_by_the_newer_take
 async def test_a_renewed_lease_is_not_taken_over(fresh: Store) -> None:
     clock = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
     inbox = InboxStore(fresh.engine, clock=lambda: clock[0])
-    await _add(inbox, "k1")
+    row_id = await _add(inbox, "k1")
     assert await inbox.claim("w1", LEASE) is not None
     clock[0] += LEASE - timedelta(seconds=1)
-    assert await inbox.renew("w1", LEASE) == 1
+    assert await inbox.renew("w1", LEASE, {row_id: 1}) == 1
     clock[0] += timedelta(seconds=2)
     assert await inbox.claim("w2", LEASE) is None
 
@@ -155,6 +159,30 @@ async def test_two_clicks_on_one_card_run_in_the_order_slack_sent_them(fresh: St
     assert await inbox.finish(apply_click, "w1", 1, "ok")
     second = await inbox.claim("w2", LEASE)
     assert second is not None and second.id == cancel_click
+
+
+async def test_a_click_on_a_card_posted_by_a_click_waits_for_that_click(fresh: Store) -> None:
+    # Propose again, Did you mean, Undo: a click's row keeps the card it was clicked on, and posts
+    # another card; a click on that new card waits until the row that posted it is done.
+    inbox = InboxStore(fresh.engine)
+    old_card = card_key(RELEASES, "1.1")
+    again = await _add(inbox, "propose again", card=old_card)
+    assert (await inbox.claim("w1", LEASE)) is not None
+    assert await inbox.mark_posting(again, "w1", 1)
+    await inbox.record_post(again, RELEASES, "2.2")
+    click = await _add(inbox, "apply the new card", card=card_key(RELEASES, "2.2"))
+    assert await inbox.claim("w2", LEASE, row_id=click) is None
+    assert await inbox.finish(again, "w1", 1, "ok")
+    assert await inbox.claim("w2", LEASE, row_id=click) is not None
+
+
+async def test_a_worker_leaves_rows_it_has_no_handler_for_to_one_that_has(fresh: Store) -> None:
+    # A rolling deploy: an older worker does not know a newer release's handler.
+    inbox = InboxStore(fresh.engine)
+    row_id = await inbox.add("newer_feature", "k-new", {"text": "x"}, channel_id=RELEASES)
+    assert await inbox.claim("old", LEASE, handlers={"command"}) is None
+    taken = await inbox.claim("new", LEASE, handlers={"command", "newer_feature"})
+    assert taken is not None and (taken.id, taken.attempts) == (row_id, 1)
 
 
 async def test_workers_racing_take_each_row_exactly_once(fresh: Store) -> None:
@@ -380,3 +408,312 @@ async def test_a_long_row_keeps_its_lease_and_another_instance_does_not_take_it(
     [row] = await InboxStore(first.store.engine).rows()
     assert (row.state, row.outcome, row.attempts) == (DONE, "ok", 1)  # renewed, never taken over
     assert len([m for m in first.slack.messages(RELEASES) if m.buttons]) == 1
+
+
+# --- taken over, stopped, failing: the reviewer's cases (two bots on one SQLite file) -----------
+
+
+QUICK = {"flagops_inbox_lease": 1.0, "flagops_inbox_poll": 0.05, "ld_timeout": 10.0}
+
+
+async def _first_bot(start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path) -> Harness:
+    return await start_bot(database_url=f"sqlite+aiosqlite:///{tmp_path / 'shared.sqlite3'}", **QUICK)
+
+
+async def _second_bot(start_bot: Callable[..., Awaitable[Harness]], first: Harness) -> Harness:
+    """Another bot on the first one's database, LaunchDarkly and Slack: started once the first
+    holds its row (else its loop may take the row the first bot just wrote)."""
+    url = first.stack.settings.database_url
+    return await start_bot(database_url=url, sandbox=first.sandbox, slack=first.slack, **QUICK)
+
+
+def _slow_ld(bot: Harness, seconds: float) -> None:
+    bot.sandbox.faults = bot.sandbox.faults.model_copy(update={"latency": seconds})
+
+
+async def _settled(*bots: Harness, timeout: float = 30.0) -> None:
+    inbox = InboxStore(bots[0].store.engine)
+
+    async def nothing_waits() -> bool:
+        return await inbox.waiting() == 0
+
+    await _until(nothing_waits, timeout, "inbox rows were left undone")
+    for bot in bots:
+        await bot.idle(timeout=timeout)
+
+
+def _working(bot: Harness) -> Callable[[], Awaitable[bool]]:
+    async def working() -> bool:
+        return any(r.state == WORKING for r in await InboxStore(bot.store.engine).rows())
+
+    return working
+
+
+def _link_posts(bot: Harness) -> list[dict[str, object]]:
+    return [r for r in bot.ld_requests() if r["method"] == "POST" and "/flag-links/" in str(r["path"])]
+
+
+async def test_a_row_taken_over_after_it_started_a_write_is_not_run_again(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    # `link` writes to LaunchDarkly before it posts anything: run again by the bot that took it
+    # over, it made a second flag link. Now it is not run again, and the person is told to check.
+    first = await _first_bot(start_bot, tmp_path)
+    _slow_ld(first, 4.0)
+    assert (await first.command("/flag link new-checkout Incident-42")).status_code == 200
+    await _until(_working(first), 5, "bot 1 did not take its row")
+    second = await _second_bot(start_bot, first)
+    await asyncio.sleep(0.3)
+    await first.stack.runtime.services.inbox.stop(grace=0)  # bot 1 stops renewing: as if it hung
+    await _settled(first, second)
+    assert len(_link_posts(first)) == 1
+    [row] = await InboxStore(first.store.engine).rows()
+    assert (row.attempts, row.outcome) == (2, "not run again")
+    told = " ".join(first.ephemeral_texts(ALICE))
+    assert "may or may not have been done" in told and "`/flag link new-checkout Incident-42`" in told
+
+
+def test_what_may_run_again_when_taken_over() -> None:
+    from bot.inbox.service import reruns_safely
+
+    def command(text: str) -> dict[str, object]:
+        return {"command": "/flag", "text": text}
+
+    assert reruns_safely("command", command("off new-checkout production"))  # proposes a card
+    assert reruns_safely("command", command("show new-checkout"))
+    assert reruns_safely("command", command("not a command at all ../?#\x00"))  # answered only
+    for writes in ("link new-checkout Incident-42", "remind new-checkout in 1h", "subscribe new-checkout"):
+        assert not reruns_safely("command", command(writes)), writes
+    assert reruns_safely("change_click", {})  # guarded by the change's compare-and-set
+    for handler in ("approval_click", "scheduled_delete", "digest_archive", "link_submitted", "mystery"):
+        assert not reruns_safely(handler, {}), handler
+    guess = {"actions": [{"value": "link new-checkout x"}]}
+    assert not reruns_safely("guess", guess)
+
+
+async def test_a_stopping_bot_keeps_its_leases_until_its_clicks_are_drained(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    first = await _first_bot(start_bot, tmp_path)
+    await first.command("/flag off new-checkout test")
+    await _settled(first)
+    card = first.card()
+    _slow_ld(first, 4.0)
+    assert (await first.click("Apply")).status_code == 200
+    await _until(_working(first), 5, "bot 1 did not take the click")
+    second = await _second_bot(start_bot, first)
+    await asyncio.sleep(0.3)
+    runtime = first.stack.runtime
+    await runtime.services.inbox.stop(drain=runtime.changes.drain)  # what Runtime.close does
+    await _settled(first, second)
+    assert len(first.ld_patches()) == 1
+    assert any("Applied" in m.text for m in first.thread(card)), [m.text for m in first.thread(card)]
+    click = (await InboxStore(first.store.engine).rows())[-1]
+    assert (click.handler, click.attempts, click.outcome) == ("change_click", 1, "ok")  # never taken over
+    assert not any("already being applied" in t for t in first.ephemeral_texts(ALICE))
+
+
+async def test_a_click_that_wrote_reports_its_outcome_even_after_its_lease_was_lost(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    first = await _first_bot(start_bot, tmp_path)
+    await first.command("/flag off new-checkout test")
+    await _settled(first)
+    card = first.card()
+    _slow_ld(first, 4.0)
+    assert (await first.click("Apply")).status_code == 200
+    await _until(_working(first), 5, "bot 1 did not take the click")
+    second = await _second_bot(start_bot, first)
+    await asyncio.sleep(0.3)
+    await first.stack.runtime.services.inbox.stop(grace=0)  # its lease runs out: bot 2 takes over
+    await _settled(first, second)
+    assert len(first.ld_patches()) == 1
+    assert any("Applied" in m.text for m in first.thread(card)), [m.text for m in first.thread(card)]
+
+
+async def _sqlite_fault(bot: Harness, trigger: str) -> None:
+    """A real database failure: a trigger that aborts while the table ``fault`` has a row."""
+    async with bot.store.engine.begin() as connection:
+        await connection.execute(sql("CREATE TABLE IF NOT EXISTS fault (x INTEGER)"))
+        await connection.execute(sql("INSERT INTO fault VALUES (1)"))
+        await connection.execute(sql(trigger))
+
+
+async def _sqlite_fault_over(bot: Harness) -> None:
+    async with bot.store.engine.begin() as connection:
+        await connection.execute(sql("DELETE FROM fault"))
+
+
+async def test_a_row_that_cannot_be_marked_done_is_not_held_for_ever(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    bot = await start_bot(flagops_inbox_lease=1.0, flagops_inbox_poll=0.05)
+    await _sqlite_fault(
+        bot,
+        "CREATE TRIGGER done_fails BEFORE UPDATE OF state ON inbox "
+        "WHEN NEW.state = 'done' AND EXISTS (SELECT 1 FROM fault) "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    await bot.command("/flag off new-checkout test")
+
+    async def carded() -> bool:
+        return any(m.buttons for m in bot.slack.messages(RELEASES))
+
+    await _until(carded, 10, "no card")
+    card = bot.card()
+    await asyncio.sleep(2.5)  # every try to mark the command's row done failed meanwhile
+    await _sqlite_fault_over(bot)
+    await bot.click("Apply", message=card)
+
+    async def applied() -> bool:
+        return any(
+            m.ts == card.ts and "Applied" in m.text + str(m.blocks) for m in bot.slack.messages(RELEASES)
+        )
+
+    await _until(applied, 15, "the click on the card waited for a row held for ever")
+    await _settled(bot)
+    assert [r.state for r in await InboxStore(bot.store.engine).rows()] == [DONE, DONE]
+
+
+async def test_a_post_whose_ts_cannot_be_recorded_is_still_a_card(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    bot = await start_bot(flagops_inbox_poll=0.05)
+    await _sqlite_fault(
+        bot,
+        "CREATE TRIGGER ts_fails BEFORE UPDATE OF card_ts ON inbox "
+        "WHEN NEW.card_ts IS NOT NULL AND EXISTS (SELECT 1 FROM fault) "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    await bot.command("/flag off new-checkout test")
+    await _settled(bot)
+    card = bot.card()
+    assert card.buttons
+    assert not any("Nothing was changed" in t for t in bot.ephemeral_texts(ALICE)), bot.ephemeral_texts(ALICE)
+    await bot.click("Apply", message=card)
+    await _settled(bot)
+    assert "Applied" in card_text(bot)
+    assert len(bot.ld_patches()) == 1
+
+
+async def test_a_database_error_at_the_ack_logs_no_payload_and_asks_to_try_again(
+    start_bot: Callable[..., Awaitable[Harness]], caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await start_bot()
+    await _sqlite_fault(
+        bot,
+        "CREATE TRIGGER insert_fails BEFORE INSERT ON inbox WHEN EXISTS (SELECT 1 FROM fault) "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    request = bot.command_request('/flag off new-checkout test -m "typed-words-xyzzy"')
+    form = parse_qs(request.body.decode())
+    [response_url] = form["response_url"]
+    caplog.set_level(logging.INFO)  # what flagops logs in production (DEBUG is for a developer)
+    answer = await bot.send(request)
+    await bot.idle()
+    assert answer.status_code == 200
+    assert "try again" in answer.text
+    assert response_url not in caplog.text and "typed-words-xyzzy" not in caplog.text
+    assert "Traceback" not in answer.text
+    assert await InboxStore(bot.store.engine).rows() == []
+    assert bot.slack.messages(RELEASES) == []
+
+
+async def test_an_account_verb_after_options_never_reaches_the_inbox(bot: Harness) -> None:
+    for typed in ("--project demo link-account api-SECRET-1", '-p demo "unlink-account" api-SECRET-2'):
+        assert (await bot.command(f"/flag {typed}")).status_code == 200
+    await bot.idle()
+    rows = await InboxStore(bot.store.engine).rows()
+    assert not [r for r in rows if "SECRET" in r.body_json], rows
+    assert "SECRET" not in json.dumps([r.body for r in rows])
+
+
+async def test_a_post_held_up_by_slack_does_not_hold_clicks_on_a_card_already_up(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    bot = await start_bot(flagops_inbox_poll=0.05)
+    await bot.command("/flag off new-checkout test")
+    await _settled(bot)
+    card_a = bot.card()
+    bot.slack.rate_limit("chat.postMessage", next=2, retry_after=4)
+    await bot.command("/flag off banner-color test")  # its card waits out Slack's rate limit
+
+    async def posting() -> bool:
+        return any(
+            r.posting_at is not None and r.card_ts is None for r in await InboxStore(bot.store.engine).rows()
+        )
+
+    await _until(posting, 5, "the second card's post did not start")
+    loop = asyncio.get_running_loop()
+    clicked = loop.time()
+    await bot.click("Apply", message=card_a)
+
+    async def applied() -> bool:
+        found = [m for m in bot.slack.messages(RELEASES) if m.ts == card_a.ts]
+        return any("Applied" in m.text + str(m.blocks) for m in found)
+
+    await _until(applied, 15, "the click was not applied")
+    assert loop.time() - clicked < 3.0, "the click waited for another card's post"
+    await _settled(bot)
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 2
+
+
+async def test_on_postgres_a_worker_listens_again_when_its_connection_drops(
+    start_bot: Callable[..., Awaitable[Harness]], empty_postgres_url: str
+) -> None:
+    slow = {"flagops_inbox": "workers", "flagops_inbox_poll": 30.0, "flagops_inbox_lease": 90.0}
+    bot = await start_bot(database_url=empty_postgres_url, **slow)
+    worker = await Runtime.open(bot.stack.settings, work_inbox=True)
+    try:
+        await asyncio.sleep(0.3)
+        async with bot.store.engine.begin() as connection:  # the database drops the LISTEN connection
+            dropped = await connection.execute(
+                sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
+                )
+            )
+            assert dropped.all(), "no LISTEN connection found"
+        await asyncio.sleep(1.5)  # listening again (after its pause)
+        sent = asyncio.get_running_loop().time()
+        assert (await bot.command("/flag off new-checkout test")).status_code == 200
+
+        async def carded() -> bool:
+            return any(m.buttons for m in bot.slack.messages(RELEASES))
+
+        await _until(carded, 5, "the worker no longer hears NOTIFY")
+        assert asyncio.get_running_loop().time() - sent < 5
+        await bot.idle()
+    finally:
+        await worker.close()
+
+
+async def test_a_slow_insert_at_the_ack_fails_cleanly_in_time_and_runs_nothing_later(
+    start_bot: Callable[..., Awaitable[Harness]], tmp_path: Path
+) -> None:
+    bot = await start_bot(flagops_inbox_poll=0.05)
+    [path] = [p for p in tmp_path.glob("bot*.sqlite3")]
+    locker = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+    try:
+        for _ in range(100):  # another writer holds SQLite's lock for 5 s (once the bot's loop lets go)
+            try:
+                locker.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError:
+                await asyncio.sleep(0.02)
+        assert locker.in_transaction
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        answer = await bot.command("/flag off new-checkout test")
+        took = loop.time() - sent
+        await asyncio.sleep(max(0.0, 5.0 - took))
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+    assert answer.status_code == 200 and took < 2.9, took  # within Slack's 3 s
+    assert "try again" in answer.text
+    await asyncio.sleep(1.0)
+    await bot.idle()
+    assert await InboxStore(bot.store.engine).rows() == []
+    assert bot.slack.messages(RELEASES) == []  # the retry the person makes is the only card

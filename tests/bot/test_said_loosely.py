@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from bot.inbox.store import InboxRow, InboxStore
 from bot.offline.fake_slack import Ephemeral, Message
 from bot.slack.router import corrected_text
 from tests.bot.harness import ALICE, BOB, RELEASES, Harness, buttons, card_text, click, run
@@ -280,3 +283,174 @@ def test_the_correction_replaces_whole_words_only() -> None:
     assert corrected_text("off `x` --env=tset", "tset", "test") == "off `x` --env=test"
     assert corrected_text("delete a.b confirm a.b", "a.b", "ab") == "delete ab confirm ab"
     assert corrected_text("off axb test", "a.b", "ab") is None, "a dot is not a wildcard"
+
+
+# --- review of issue 16: tokens, free text that could be a schedule, mentions in comments ---------
+
+SLACK_TOKEN = "xoxp-1234-5678-SECRETabcdef"
+LD_TOKEN = "api-3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70"
+
+
+async def inbox_rows(bot: Harness) -> list[InboxRow]:
+    return await InboxStore(bot.store.engine).rows()
+
+
+def everything_slack_saw(bot: Harness) -> str:
+    calls = [json.dumps(c.params, default=str) for c in bot.slack.calls]
+    posts = [json.dumps(r.payload, default=str) for r in bot.slack.responses]
+    return "\n".join(calls + posts)
+
+
+async def test_a_misspelt_account_verb_offers_the_bare_verb_and_never_stores_the_token(bot: Harness) -> None:
+    await run(bot, f"/flag link-acount {SLACK_TOKEN}")
+    answer = last_answer(bot)
+    assert 'did you mean "link-account"' in answer.text and "not read, shown or kept" in answer.text
+    (button,) = answer_buttons(answer)
+    assert button["text"]["text"] == "Run /flag link-account" and button["value"] == "link-account"
+    assert "SECRETabcdef" not in everything_slack_saw(bot)
+    assert await inbox_rows(bot) == [], "the misspelt command is answered from its listener"
+    await click_answer(bot, answer)
+    assert await inbox_rows(bot) == [], "nor is the click on its guess written"
+    assert "SECRETabcdef" not in everything_slack_saw(bot)
+    for line in (f"/flag unlink-acount {SLACK_TOKEN}", f"/flag login {SLACK_TOKEN}", "/flag linkaccount x y"):
+        await run(bot, line)
+        (button,) = answer_buttons(last_answer(bot))
+        assert button["value"] in ("link-account", "unlink-account")
+    assert await inbox_rows(bot) == [] and "SECRETabcdef" not in everything_slack_saw(bot)
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        (f"/flag target new-checkout test {SLACK_TOKEN} -> true", SLACK_TOKEN),
+        (f"/flag off new-checkout test -m {LD_TOKEN}", LD_TOKEN),
+        ("/flag on sdk-3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70 test", "sdk-3f2a9c1e-7b4d"),
+        ("/flag rename banner-color aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9", "aB3dE5fG7hJ9"),
+        ("/flag describe banner-color 0123456789abcdef0123456789abcdef01234567", "0123456789abcdef"),
+        (f"/flag {SLACK_TOKEN}", SLACK_TOKEN),
+    ],
+)
+async def test_a_command_holding_a_token_is_refused_unread_and_never_stored(
+    bot: Harness, line: str, secret: str
+) -> None:
+    await run(bot, line)
+    answer = last_answer(bot)
+    assert "looks like a token or key" in answer.text and "did not run it" in answer.text
+    assert not answer_buttons(answer)
+    assert secret[4:] not in everything_slack_saw(bot)
+    assert await inbox_rows(bot) == []
+    assert not bot.slack.messages(RELEASES) and not bot.ld_patches(dry_runs=True)
+
+
+async def test_keys_that_only_look_long_are_not_taken_for_tokens(bot: Harness) -> None:
+    await run(bot, "/flag target new-checkout test 3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70 -> true")
+    assert buttons(bot) == ["Apply", "Cancel"], "a UUID context key is a key"
+    await run(bot, "/flag describe banner-color The api-v2 rollout for enterprise-customers-in-europe-west")
+    assert buttons(bot) == ["Apply", "Cancel"]
+    assert [row.handler for row in await inbox_rows(bot)] == ["command", "command"]
+
+
+async def test_a_forged_guess_holding_a_token_is_refused_unstored(bot: Harness) -> None:
+    button = {"type": "button", "action_id": "propose_guess", "value": f"off new-checkout test -m {LD_TOKEN}"}
+    button["text"] = {"type": "plain_text", "text": "Propose"}
+    message = Message(RELEASES, "1.0", "x", [{"type": "actions", "elements": [button]}], "UBOT")
+    await click(bot, "Propose", user=BOB, message=message)
+    assert "looks like a token or key" in last_answer(bot, BOB).text
+    assert await inbox_rows(bot) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "asked"),
+    [
+        ("/flag off new-checkout production -m will re-enable in 2 hours", '-m "will re-enable" in 2 hours'),
+        ("/flag off new-checkout production -m see INC-1 in 5m", '-m "see INC-1" in 5m'),
+        ("/flag rename banner-color Sale in 2 days", 'rename banner-color "Sale" in 2 days'),
+        ("/flag describe banner-color Use -m for messages", 'describe banner-color "Use -m for messages"'),
+    ],
+)
+async def test_unquoted_free_text_that_could_end_in_a_schedule_or_option_is_asked(
+    bot: Harness, line: str, asked: str
+) -> None:
+    await run(bot, line)
+    answer = last_answer(bot).text
+    assert "Did you mean to schedule this?" in answer or "part of the new description" in answer
+    assert asked in answer.replace("&quot;", '"')
+    assert not bot.slack.messages(RELEASES) and not bot.ld_patches(dry_runs=True)
+
+
+async def test_at_that_is_not_a_time_is_part_of_a_description_and_a_plain_off_still_schedules(
+    bot: Harness,
+) -> None:
+    await run(bot, "/flag describe banner-color Shown to users at checkout")
+    assert "Scheduled for" not in card_text(bot)
+    await click(bot, "Apply")
+    assert flag(bot, "banner-color")["description"] == "Shown to users at checkout"
+    await run(bot, "/flag off new-checkout production tomorrow at 9am")
+    assert "Scheduled for" in card_text(bot)
+    await run(bot, '/flag off new-checkout test -m "will re-enable" in 2 hours')
+    assert "Scheduled for" in card_text(bot) and "will re-enable" in card_text(bot)
+
+
+async def test_a_comment_may_start_with_a_mention_and_never_pings(bot: Harness) -> None:
+    await run(bot, "/flag off new-checkout test -m <@U_BOB> asked <!channel> to look")
+    text = card_text(bot)
+    assert buttons(bot) == ["Apply", "Cancel"]
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    await click(bot, "Apply")
+    (patch,) = bot.ld_patches()
+    assert patch["body"]["comment"].endswith("<@U_BOB> asked <!channel> to look")
+    assert "<!channel>" not in everything_slack_saw(bot).replace("<!channel> to look", "")
+
+
+async def test_an_email_with_capitals_is_the_key_as_slack_has_it_and_the_card_says_so(bot: Harness) -> None:
+    bot.slack.add_user("U_MIXED", "mixed", email="Bob.Mixed@Example.COM")
+    await run(bot, "/flag target new-checkout test <@U_MIXED> -> true")
+    text = card_text(bot)
+    assert "<@U_MIXED> as user `Bob.Mixed@Example.COM`" in text
+    assert "case-sensitive" in text and "`bob.mixed@example.com`" in text
+    await click(bot, "Apply")
+    (instruction,) = sent_instructions(bot)
+    assert instruction["values"] == ["Bob.Mixed@Example.COM"]
+    await run(bot, "/flag target new-checkout test <@U_CAROL> -> true")
+    assert "case-sensitive" not in card_text(bot), "a lower-case email needs no note"
+
+
+async def test_the_guess_corrects_only_the_occurrence_it_is_about(bot: Harness) -> None:
+    await run(bot, "/flag target new-checkout tset tset -> true")
+    (button,) = answer_buttons(last_answer(bot))
+    assert button["value"] == "target new-checkout test tset -> true", "the target `tset` stays"
+    await click_answer(bot, last_answer(bot))
+    await click(bot, "Apply")
+    (instruction,) = sent_instructions(bot)
+    assert instruction["values"] == ["tset"]
+
+
+async def test_a_huge_unknown_command_is_not_echoed_whole(bot: Harness) -> None:
+    await run(bot, "/flag " + "x" * 2000)
+    answer = last_answer(bot)
+    assert "x" * 61 not in everything_slack_saw(bot) and "…" in answer.text
+    await run(bot, "/flag off " + "y" * 2000 + " test")
+    assert "y" * 201 not in everything_slack_saw(bot)
+
+
+async def test_a_misspelt_ramp_gets_a_guess_button(bot: Harness) -> None:
+    await run(bot, "/flag serve new-checkout test false")
+    await click(bot, "Apply")
+    await run(bot, "/flag ramp new-chekout test 5% 100% every 30m")
+    answer = last_answer(bot)
+    (button,) = answer_buttons(answer)
+    assert button["value"] == "ramp new-checkout test 5% 100% every 30m"
+    assert button["text"]["text"] == "Propose /flag ramp new-checkout test 5% 100% every 30m"
+    await click_answer(bot, answer)
+    assert "Apply" in buttons(bot) and "ramp" in card_text(bot).lower()
+
+
+def test_the_correction_replaces_the_guessed_occurrence_only() -> None:
+    assert corrected_text("target new-checkout tset tset -> true", "tset", "test") == (
+        "target new-checkout test tset -> true"
+    )
+    assert corrected_text("target new-checkout test ture -> ture", "ture", "true") == (
+        "target new-checkout test ture -> true"
+    )
+    assert corrected_text("on x tset; off x tset", "tset", "test") == "on x test; off x test"
+    assert corrected_text("stp x stp", "stp", "off") == "off x stp"

@@ -10,7 +10,9 @@ from commands import intents as it
 from commands.demo import demo_flags
 from commands.errors import CommandError
 from commands.intents import ChangeCommand, ReservedCommand
+from commands.parse import account_verb_meant
 from commands.redundant import drop_redundant
+from commands.secrets import looks_like_secret
 
 
 def change(text: str) -> ChangeCommand:
@@ -55,8 +57,13 @@ def test_free_text_with_a_control_character_is_refused() -> None:
     ("typed", "comment", "schedule"),
     [
         ("off new-checkout test -m rolled back: errors 🎉", "rolled back: errors 🎉", None),
-        ("off new-checkout test -m rolled back in 2 hours", "rolled back", ("in", "2 hours")),
-        ("off new-checkout test -m done tomorrow at 9am", "done", ("at", "tomorrow at 9am")),
+        ('off new-checkout test -m "rolled back" in 2 hours', "rolled back", ("in", "2 hours")),
+        ('off new-checkout test -m "done" tomorrow at 9am', "done", ("at", "tomorrow at 9am")),
+        ("off new-checkout test -m looked at logs", "looked at logs", None),
+        ("off new-checkout test -m why -p demo in 2 hours", "why", ("in", "2 hours")),
+        ("off new-checkout test -m <@U_BOB> asked", "<@U_BOB> asked", None),
+        ("off new-checkout test -m <!channel> look", "<!channel> look", None),
+        ("off new-checkout test -m <#C123|general> said so", "<#C123|general> said so", None),
         ('off new-checkout test -m "quoted" ', "quoted", None),
         ("off new-checkout test -m why not -p demo", "why not", None),
     ],
@@ -69,6 +76,46 @@ def test_a_comment_runs_to_the_next_option_or_schedule(
     assert (
         (command.schedule.kind, command.schedule.text) == schedule if command.schedule else schedule is None
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "quoted"),
+    [
+        ("off new-checkout production -m will re-enable in 2 hours", '`-m "will re-enable" in 2 hours`'),
+        ("off new-checkout production -m see INC-1 in 5m", '`-m "see INC-1" in 5m`'),
+        ("off new-checkout production -m done tomorrow at 9am", '`-m "done" tomorrow at 9am`'),
+        ("off new-checkout production -m meet at noon", '`-m "meet" at noon`'),
+        ("rename banner-color Sale in 2 days", '`rename banner-color "Sale" in 2 days`'),
+        ("describe banner-color Shown at checkout at 5pm", 'banner-color "Shown at checkout" at 5pm`'),
+        ("rename rule pricing-page test 1 to Beta in 2 days", 'pricing-page test 1 to "Beta" in 2 days`'),
+    ],
+)
+def test_a_schedule_right_after_unquoted_free_text_is_asked_not_guessed(typed: str, quoted: str) -> None:
+    with pytest.raises(CommandError, match="Did you mean to schedule this") as raised:
+        parse(typed)
+    assert quoted in raised.value.message and "keeps it all as" in raised.value.message
+
+
+def test_at_without_a_time_in_free_text_is_text_and_a_schedule_without_free_text_still_schedules() -> None:
+    described = change("describe banner-color Shown to users at checkout")
+    assert described.changes == (it.SetDescription(description="Shown to users at checkout"),)
+    assert described.schedule is None
+    assert change("describe banner-color Shown in 2 places").schedule is None
+    off = change("off new-checkout production tomorrow at 9am")
+    assert off.schedule is not None and (off.schedule.kind, off.schedule.text) == ("at", "tomorrow at 9am")
+    quoted = change('rename banner-color "Sale" in 2 days')
+    assert quoted.changes == (it.Rename(name="Sale"),) and quoted.schedule is not None
+    assert change("rename banner-color Sale; on banner-color test in 2 hours").schedule is not None
+
+
+def test_an_unquoted_comment_inside_unquoted_free_text_is_asked() -> None:
+    with pytest.raises(CommandError, match="part of the new description") as raised:
+        parse("describe banner-color Use -m for messages")
+    assert '`describe banner-color "Use -m for messages"`' in raised.value.message
+    assert '`describe banner-color "Use" -m for messages`' in raised.value.message
+    commented = change('describe banner-color New text -m "QA asked"')
+    assert commented.changes == (it.SetDescription(description="New text"),)
+    assert commented.comment == "QA asked"
 
 
 def test_a_comment_never_swallows_an_environment_silently() -> None:
@@ -157,3 +204,73 @@ def test_a_command_mixing_kinds_is_left_whole() -> None:
     nothing = change("target new-checkout test alice,bob -> true")
     reduced, said = drop_redundant(nothing, FLAGS["new-checkout"])
     assert reduced is None and said == ["`alice`, `bob` are already served true"]
+
+
+# --- what looks like a token; an account verb misspelt --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "xoxb-1234-5678-abcdefghij",
+        "xoxp-1234-SECRET",
+        "xapp-1-A123-456-abcdef",
+        "api-3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70",
+        "sdk-3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70",
+        "mob-3F2A9C1E-7B4D-4E8A-9F10-2B3C4D5E6F70",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "AKIAABCDEFGHIJKLMNOP",
+        "0123456789abcdef0123456789abcdef",
+        "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9",
+        "target x test key=xoxb-999999-abcdef -> true",
+    ],
+)
+def test_token_shapes_look_like_secrets(text: str) -> None:
+    assert looks_like_secret(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "off new-checkout production",
+        "target new-checkout test 3f2a9c1e-7b4d-4e8a-9f10-2b3c4d5e6f70 -> true",
+        "on api-rate-limit production",
+        "on sdk-upgrade-banner test",
+        "describe banner-color The api-v2 rollout for enterprise-customers-in-europe-west",
+        "rename banner-color Enable-New-Checkout-Flow-For-Enterprise-Customers",
+        "off new-checkout test -m rolled back: errors after deploy 2026-12-01T09:00:00Z",
+        "target new-checkout test user:alice,bob,carol@example.com -> true",
+        "link-patch my-flag-links-and-everything-else-here-1234 []",
+    ],
+)
+def test_keys_and_text_do_not_look_like_secrets(text: str) -> None:
+    assert not looks_like_secret(text)
+
+
+@pytest.mark.parametrize("typed", ["link-acount", "linkaccount", "link_account", "unlink-acount", "login"])
+def test_a_near_miss_of_an_account_verb_is_guessed_without_reading_what_follows(typed: str) -> None:
+    with pytest.raises(CommandError, match="did you mean") as raised:
+        parse(f'{typed} xoxp-1234-SECRET "unclosed')
+    assert "SECRET" not in str(raised.value) and "unclosed" not in str(raised.value)
+    assert raised.value.guess is not None and raised.value.guess[1] in ("link-account", "unlink-account")
+
+
+def test_real_verbs_close_to_an_account_verb_are_not_near_misses() -> None:
+    for word in ("link", "link-patch", "list", "unsubscribe"):
+        assert account_verb_meant(word) is None
+
+
+def test_an_unknown_command_is_clipped_when_quoted_back() -> None:
+    with pytest.raises(CommandError) as raised:
+        parse("x" * 2000)
+    assert "x" * 61 not in raised.value.message and "…" in raised.value.message
+
+
+def test_a_long_run_of_one_letter_is_not_a_secret() -> None:
+    assert not looks_like_secret("history " + "a" * 300)
+    assert not looks_like_secret("history " + "1" * 300)
+
+
+def test_a_key_that_is_a_day_word_reads_back_before_a_schedule() -> None:
+    command = change('maintainer b "TUESDAY" at 2026-01-05 09:00')
+    assert change(canonical(command)) == command, "found by test_parse_properties"

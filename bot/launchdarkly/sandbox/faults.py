@@ -76,7 +76,10 @@ class SandboxMiddleware:
             await self._rate_limited(send, entry)
             return
         if counted and _every(faults.error_every, count):
-            await _send_json(send, faults.error_status, _error_body(faults.error_status), entry)
+            answer = _error_body(faults.error_status)
+            if faults.error_message:
+                answer["message"] = faults.error_message
+            await _send_json(send, faults.error_status, answer, entry)
             return
         drop = counted and _every(faults.drop_every, count)
         hang = counted and faults.hang > 0 and _every(faults.hang_every, count)
@@ -135,6 +138,7 @@ def _error_body(status: int) -> JsonDoc:
         503: "service_unavailable",
         422: "patch_failed",
         409: "optimistic_locking_error",
+        400: "invalid_request",
     }.get(status, "error")
     return {"code": code, "message": f"Injected fault: HTTP {status}", "id": str(uuid.uuid4())}
 

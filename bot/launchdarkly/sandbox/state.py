@@ -46,6 +46,7 @@ class Faults(BaseModel):
     reset_after: float = Field(default=1.0, ge=0, description="X-Ratelimit-Reset = now + this (s)")
     error_every: int = Field(default=0, ge=0, description="every Nth request answers error_status")
     error_status: int = Field(default=503, ge=400, le=599)
+    error_message: str = Field(default="", description="the injected error's message (default: says so)")
     drop_every: int = Field(default=0, ge=0, description="every Nth request: connection dropped")
     hang: float = Field(default=0.0, ge=0, description="seconds a matching request sleeps")
     hang_every: int = Field(default=0, ge=0, description="every Nth request hangs (0: none)")
