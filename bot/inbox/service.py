@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
-from bot.inbox.store import InboxRow, InboxStore, card_key
+from bot.inbox.store import InboxRow, InboxStore, NotKept, card_key
 from bot.launchdarkly.client import WRITE_WATCH
 from bot.slack import blocks
 from bot.slack.failures import handle_error, user_and_channel
@@ -192,7 +192,6 @@ class Inbox:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
-        self._late: set[asyncio.Task[None]] = set()  # withdrawals of rows written after their ack
         self._listen_retry = LISTEN_BACKOFF_MIN  # seconds of polling after a failed LISTEN
         self._held: dict[int, int] = {}
         """Rows being worked in this process: id → take number (only their leases are renewed)."""
@@ -228,6 +227,13 @@ class Inbox:
         container = body.get("container")
         if channel is None and isinstance(container, dict) and isinstance(container.get("channel_id"), str):
             channel = container["channel_id"]
+        given_up = committing = False
+
+        def keep() -> bool:
+            nonlocal committing
+            committing = not given_up
+            return committing
+
         adding = asyncio.create_task(
             self.store.add(
                 name,
@@ -235,19 +241,21 @@ class Inbox:
                 stored_body(body),
                 channel_id=channel[:64] if channel else None,
                 card_key=card if card is not None else clicked_card(body),
+                keep=keep,
             )
         )
+        adding.add_done_callback(_quiet)
         try:
             # Bounded: past it the person is told, within Slack's 3 s, that it was not taken (and
-            # to send it again); the INSERT is cancelled, and a row it wrote all the same is
-            # withdrawn unrun, so that the one they send again is the only one.
+            # to send it again); the INSERT, when it gets through after all, is rolled back before
+            # its commit, so that the one they send again is the only one. (It is not cancelled: a
+            # cancelled INSERT could leave its connection holding SQLite's lock.)
             done, _pending = await asyncio.wait({adding}, timeout=ACCEPT_TIMEOUT)
-            if not done:
-                adding.cancel()
-                adding.add_done_callback(self._withdraw_late)
+            if not done and not committing:
+                given_up = True
                 raise TimeoutError
-            row_id = adding.result()
-        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            row_id = await adding  # written, or committing this very moment
+        except (SQLAlchemyError, OSError, TimeoutError, NotKept) as error:
             # The error's type only: its text would hold the payload (a response_url, what was typed).
             log.error("a %s delivery could not be written to the inbox (%s)", name, type(error).__name__)
             if "command" in body:
@@ -264,28 +272,6 @@ class Inbox:
             await self._work_own(row_id)
         else:
             self.wake()
-
-    def _withdraw_late(self, adding: asyncio.Task[int | None]) -> None:
-        if adding.cancelled() or adding.exception() is not None or adding.result() is None:
-            return
-        row_id = adding.result()
-        assert row_id is not None
-
-        async def withdraw() -> None:
-            try:
-                withdrawn = await self.store.withdraw(row_id)
-            except (SQLAlchemyError, OSError) as error:
-                log.warning(
-                    "inbox row %s written late could not be withdrawn (%s)", row_id, type(error).__name__
-                )
-                return
-            log.warning(
-                "inbox row %s, written after its ack, was %s", row_id, "withdrawn" if withdrawn else "run"
-            )
-
-        task = asyncio.create_task(withdraw(), name=f"{ROW_TASK_PREFIX}withdraw-{row_id}")
-        self._late.add(task)
-        task.add_done_callback(self._late.discard)
 
     async def _work_own(self, row_id: int) -> None:
         """Take the listener's own row and work it now; when an earlier row of its card is not
@@ -607,3 +593,9 @@ def _command_reads(text: str) -> bool:
     if isinstance(command, ChangeCommand | RawCommand | ShowCommand | ListCommand | HelpCommand):
         return True
     return isinstance(command, ReservedCommand) and command.verb in READ_VERBS
+
+
+def _quiet(task: asyncio.Task[Any]) -> None:
+    """Retrieve the outcome of an INSERT given up on (its error, if any, was logged by type)."""
+    if not task.cancelled():
+        task.exception()

@@ -32,6 +32,10 @@ from bot.persistence.db import UTCDateTime, inbox
 PENDING, WORKING, DONE = "pending", "working", "done"
 
 
+class NotKept(Exception):
+    """An ``INSERT`` rolled back before its commit: the delivery was given up meanwhile."""
+
+
 @dataclass(frozen=True)
 class InboxRow:
     """One delivery as stored."""
@@ -78,8 +82,12 @@ class InboxStore:
         *,
         channel_id: str | None = None,
         card_key: str | None = None,
+        keep: Callable[[], bool] | None = None,
     ) -> int | None:
         """Write an accepted delivery: one ``INSERT ... ON CONFLICT DO NOTHING``.
+
+        ``keep``, when given, is asked after the ``INSERT`` and before its commit: False rolls it
+        back (:class:`NotKept`; the listener already told the person it was not taken).
 
         Returns:
             The new row's id, or None when a row with this ``delivery_key`` exists already (Slack
@@ -106,6 +114,8 @@ class InboxStore:
             statement = insert(inbox).values(values)
         async with self.engine.begin() as connection:
             found = (await connection.execute(statement.returning(inbox.c.id))).scalar()
+            if keep is not None and not keep():
+                raise NotKept(delivery_key)
         return int(found) if found is not None else None
 
     async def claim(
@@ -218,19 +228,6 @@ class InboxStore:
                 lease_expires_at=None,
                 updated_at=self.clock(),
             )
-        )
-        async with self.engine.begin() as connection:
-            result = await connection.execute(statement)
-        return bool(result.rowcount)
-
-    async def withdraw(self, row_id: int) -> bool:
-        """Mark a row no worker took yet done, unrun (``withdrawn``): its INSERT outlived the ack,
-        whose answer told the person it was not taken (they send it again). False when a worker
-        took it meanwhile."""
-        statement = (
-            update(inbox)
-            .where(inbox.c.id == row_id, inbox.c.state == PENDING)
-            .values(state=DONE, outcome="withdrawn", body_json="{}", updated_at=self.clock())
         )
         async with self.engine.begin() as connection:
             result = await connection.execute(statement)
