@@ -268,9 +268,20 @@ class Inbox:
         if row_id is None:
             log.info("a %s delivery Slack sent again was acked only (it is one row)", name)
             return
-        if self.works_inline:
-            await self._work_own(row_id)
+        task = asyncio.current_task()
+        if (
+            self.works_inline
+            and task is not None
+            and len(self._running) < self.settings.flagops_inbox_concurrency
+        ):
+            self._running.add(task)  # the slot is taken now, before any await
+            try:
+                await self._work_own(row_id)
+            finally:
+                self._running.discard(task)
         else:
+            # Workers elsewhere, or this process already works as many rows as it may: the loop
+            # takes the row when a slot frees (a burst is not worked all at once on one loop).
             self.wake()
 
     async def _work_own(self, row_id: int) -> None:
@@ -390,6 +401,8 @@ class Inbox:
 
     def _spawn(self, row: InboxRow) -> None:
         task = asyncio.create_task(self._work(row), name=f"{ROW_TASK_PREFIX}{row.id}")
+        self._running.add(task)  # counted at once: the loop may take another row before it starts
+        task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda _t: self.wake())
 
     @contextlib.asynccontextmanager

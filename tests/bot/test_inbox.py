@@ -717,3 +717,36 @@ async def test_a_slow_insert_at_the_ack_fails_cleanly_in_time_and_runs_nothing_l
     await bot.idle()
     assert await InboxStore(bot.store.engine).rows() == []
     assert bot.slack.messages(RELEASES) == []  # the retry the person makes is the only card
+
+
+async def test_a_burst_is_worked_a_few_rows_at_a_time_and_every_command_gets_its_card(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    # The web process's own rows count against FLAGOPS_INBOX_CONCURRENCY: a burst does not put
+    # every command on the loop at once (the bench's acks and memory), and none is left behind.
+    bot = await start_bot(flagops_inbox_concurrency=2, flagops_inbox_poll=0.05)
+    _slow_ld(bot, 0.2)
+    most = 0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal most
+        while sampling:
+            rows = await InboxStore(bot.store.engine).rows()
+            most = max(most, sum(r.state == WORKING for r in rows))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    answers = await asyncio.gather(*(bot.command("/flag off new-checkout test") for _ in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    inbox = InboxStore(bot.store.engine)
+
+    async def nothing_waits() -> bool:
+        return await inbox.waiting() == 0
+
+    await _until(nothing_waits, 30.0, "inbox rows were left undone")
+    sampling = False
+    await sampler
+    await bot.idle(timeout=30.0)
+    assert 1 <= most <= 2, most
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 8
