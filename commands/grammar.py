@@ -487,3 +487,25 @@ def sections(cur: Cursor, handlers: dict[str, Callable[[], None]], stop: str | N
         seen.add(key)
         cur.pos += 1
         handlers[key]()
+
+
+#: Words naming a day that may come before ``at`` in a schedule (``tomorrow at 9am``).
+DAY_WORDS = (
+    "today",
+    "tonight",
+    "tomorrow",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+)

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from commands import registry
 from commands.contexts import read_context
 from commands.errors import CommandError
-from commands.grammar import Cursor, clipped, describe_token, free_text, suggest
+from commands.grammar import DAY_WORDS, Cursor, clipped, describe_token, free_text, suggest
 from commands.instructions import FlagJsonPatch, FlagMergePatch, JsonPatch, MergePatch, SemanticPatch
 from commands.intents import (
     AnyIntent,
@@ -225,28 +225,6 @@ def _extract_options(tokens: list[Token], source: str = "") -> tuple[list[Token]
             free_text(value, "the comment", Cursor([]))
         setattr(options, option, value)
     return rest, options
-
-
-#: Words naming a day that may come before ``at`` in a schedule (``tomorrow at 9am``).
-DAY_WORDS = (
-    "today",
-    "tonight",
-    "tomorrow",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "mon",
-    "tue",
-    "wed",
-    "thu",
-    "fri",
-    "sat",
-    "sun",
-)
 
 
 def _comment_end(tokens: list[Token], i: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import re
 from typing import assert_never
 
 from commands import intents as it
-from commands.grammar import OP_SPELLING, is_number_word, mentioned_user
+from commands.grammar import DAY_WORDS, OP_SPELLING, is_number_word, mentioned_user
 
 # Words that mean something somewhere in the grammar: as text they are always quoted.
 KEYWORDS = frozenset(
@@ -48,23 +48,7 @@ KEYWORDS = frozenset(
         "a",
         "an",
         # A day word right before `at` belongs to the schedule (`tomorrow at 9am`, commands.parse).
-        "today",
-        "tonight",
-        "tomorrow",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
+        *DAY_WORDS,
     }
 )
 _BARE = re.compile(r"[A-Za-z0-9_@.:+#%!?/*^$|()~=][A-Za-z0-9_@.:+#%!?/*^$|()~=-]*")
