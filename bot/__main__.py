@@ -49,8 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.pop(0) if args else "serve"
     try:
         if command == "serve":
-            settings = load_settings("serve")
-            _check_schema(settings)
+            settings = _schema_ready(load_settings("serve"))
             from bot.slack.server import run_server
 
             return run_server(settings)
@@ -65,14 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             status: int = sandbox.run(args)
             return status
         if command == "clock":
-            settings = load_settings("serve")
-            _check_schema(settings)
+            settings = _schema_ready(load_settings("serve"))
             from bot.scheduling.scheduler import run_clock
 
             return run_clock(settings)
         if command == "worker":
-            settings = load_settings("serve")
-            _check_schema(settings)
+            settings = _schema_ready(load_settings("serve"))
             from bot.slack.server import run_worker
 
             return run_worker(settings)
@@ -94,14 +91,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _check_schema(settings: Settings) -> None:
-    """Where migrating at start is off, refuse to start on a schema that is not at head."""
-    if not settings.flagops_migrate_on_start:
-        import asyncio
+def _schema_ready(settings: Settings) -> Settings:
+    """The database at the newest schema before a long-running process starts serving.
 
-        from bot.persistence.db import require_current_schema
+    ``FLAGOPS_MIGRATE_ON_START`` (the default): ``python -m bot migrate`` runs as a child process
+    (several processes starting at once take turns: see ``bot.persistence.db.migrate``), so that
+    Alembic is never loaded into the process that serves (about 5 MB it would keep for nothing;
+    bench/README.md). The settings returned say the migration is done. Otherwise the process
+    refuses to start on a schema that is not at head.
 
-        asyncio.run(require_current_schema(settings.database_url))
+    Raises:
+        ConfigError: the child could not migrate (it printed why), or the schema is not at head.
+    """
+    if settings.flagops_migrate_on_start:
+        import subprocess
+
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "migrate"], check=False, stdout=subprocess.DEVNULL
+        )
+        if done.returncode != 0:
+            raise ConfigError("The database could not be migrated at start (the reason is above).")
+        return settings.model_copy(update={"flagops_migrate_on_start": False})
+    import asyncio
+
+    from bot.persistence.db import require_current_schema
+
+    asyncio.run(require_current_schema(settings.database_url))
+    return settings
 
 
 def _webhook_setup(settings: Settings) -> int:

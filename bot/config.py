@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="seconds between a worker's looks at the inbox (Postgres NOTIFY wakes it too)"
     )
     flagops_inbox_concurrency: int = Field(16, ge=1, description="rows one worker works at once")
+    # While deliveries are arriving (a burst), the web process works at most this many rows at
+    # once, so that the acks get the event loop first (bot/inbox/service.py, "the front door first").
+    flagops_inbox_burst_concurrency: int = Field(
+        4, ge=1, description="rows the web process works at once while deliveries arrive"
+    )
     # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False
     # Whoever acts through the service token acts within their own LaunchDarkly roles

@@ -249,10 +249,14 @@ def build(model: type[M], cur: Cursor, **fields: Any) -> M:
         raise cur.error(reasons) from None
 
 
+#: How close (difflib's ratio) a choice must be for ``suggest`` to offer it.
+SUGGEST_CUTOFF = 0.6
+
+
 def suggest(word: str, choices: list[str]) -> str:
     """``, did you mean "x"?`` when a choice is close to ``word``, else empty."""
     same = [c for c in choices if c.casefold() == word.casefold()]
-    close = same or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = same or difflib.get_close_matches(word, choices, n=1, cutoff=SUGGEST_CUTOFF)
     return f', did you mean "{close[0]}"?' if close else ""
 
 

@@ -30,6 +30,7 @@ the lexer and every grammar function fail only by raising it (tests drive arbitr
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from pydantic import ValidationError
 from commands import registry
 from commands.contexts import read_context
 from commands.errors import CommandError
-from commands.grammar import DAY_WORDS, Cursor, clipped, describe_token, free_text, suggest
+from commands.grammar import DAY_WORDS, SUGGEST_CUTOFF, Cursor, clipped, describe_token, free_text, suggest
 from commands.instructions import FlagJsonPatch, FlagMergePatch, JsonPatch, MergePatch, SemanticPatch
 from commands.intents import (
     AnyIntent,
@@ -767,9 +768,22 @@ def account_verb_meant(word: str) -> str | None:
         return ACCOUNT_MEANT[word]
     if word in registry.VERB_INDEX or word in registry.VERB_HEADS or word in MEANT:
         return None
+    if not any(_near(verb, word) for verb in ACCOUNT_VERBS):
+        return None  # the closest verb cannot be an account verb: no need to rank all of them
     hint = suggest(word, list(registry.VERB_INDEX))
     meant = hint.split('"')[1] if hint else None
     return meant if meant in ACCOUNT_VERBS else None
+
+
+def _near(verb: str, word: str) -> bool:
+    """Whether ``suggest`` could pick ``verb`` for ``word``: its ratio reaches the cutoff, measured
+    as ``difflib.get_close_matches`` measures it (every command's words go through this, at the ack)."""
+    matcher = difflib.SequenceMatcher(None, verb, word)
+    return (
+        matcher.real_quick_ratio() >= SUGGEST_CUTOFF
+        and matcher.quick_ratio() >= SUGGEST_CUTOFF
+        and matcher.ratio() >= SUGGEST_CUTOFF
+    )
 
 
 def _refuse_near_account_verb(source: str) -> None:

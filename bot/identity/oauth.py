@@ -20,12 +20,10 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +32,9 @@ from bot.config import Settings
 from bot.launchdarkly.client import tls_context
 from bot.persistence.db import oauth_states
 from bot.slack.messenger import ReplyTo
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 STATE_TTL = timedelta(minutes=10)
 MAX_TOKEN_LIFE = timedelta(days=365)
@@ -163,6 +164,10 @@ class LaunchDarklyOAuth:
         self.token_url = f"{settings.ld_base_url}/trust/oauth/token"
 
     def _client(self) -> AsyncOAuth2Client:
+        # Authlib is imported on the first Connect only (a process that never sees one, or where
+        # OAuth is not set up, does not hold it: bench/README.md, RSS).
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
         return AsyncOAuth2Client(
             client_id=self.client_id,
             client_secret=self._secret.get_secret_value(),
@@ -201,6 +206,8 @@ class LaunchDarklyOAuth:
         return await self._token(grant_type="refresh_token", refresh_token=refresh_token)
 
     async def _token(self, **grant: str) -> Tokens:
+        from authlib.integrations.base_client.errors import OAuthError
+
         try:
             async with self._client() as client:
                 if grant["grant_type"] == "refresh_token":

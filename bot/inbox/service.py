@@ -51,6 +51,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Settings
 from bot.inbox.store import InboxRow, InboxStore, NotKept, card_key
 from bot.launchdarkly.client import WRITE_WATCH
+from bot.persistence.db import urgent_writes
 from bot.slack import blocks
 from bot.slack.failures import handle_error, user_and_channel
 from bot.slack.messenger import POST_WATCH, Messenger, ReplyTo, SlackFailure
@@ -81,6 +82,9 @@ MAX_ATTEMPTS = 5  # takes of one row (each after its worker died) before it is g
 KEEP_DONE = timedelta(days=1)  # done rows (their delivery keys) are kept this long, then purged
 PURGE_EVERY = 600.0  # seconds between purges of old done rows
 INLINE_WAIT = 10.0  # seconds a listener waits for an earlier row of its card before leaving its row
+# After the last delivery of a burst, how long (seconds) the web process keeps working fewer rows
+# at once (FLAGOPS_INBOX_BURST_CONCURRENCY) before going back to FLAGOPS_INBOX_CONCURRENCY.
+BURST_QUIET = 0.05
 ACCEPT_TIMEOUT = 1.5  # seconds the INSERT may take before the ack (Slack waits 3 s in all)
 LISTEN_BACKOFF_MIN, LISTEN_BACKOFF_MAX = 0.5, 30.0  # seconds before listening again after a loss
 FINISH_TRIES = (0.2, 0.5, 1.0)  # pauses between tries to mark a row done
@@ -195,6 +199,10 @@ class Inbox:
         self._listen_retry = LISTEN_BACKOFF_MIN  # seconds of polling after a failed LISTEN
         self._held: dict[int, int] = {}
         """Rows being worked in this process: id → take number (only their leases are renewed)."""
+        self._arriving = 0
+        """Deliveries between their listener's start and their ack, in this process."""
+        self._last_arrival = -BURST_QUIET
+        self._quiet_wake: asyncio.TimerHandle | None = None
 
     # --- the listener's side ------------------------------------------------------------------
 
@@ -223,6 +231,52 @@ class Inbox:
 
         A delivery already written (Slack's retry, a replay) is acked and nothing more.
         """
+        loop = asyncio.get_running_loop()
+        self._arriving += 1
+        self._last_arrival = loop.time()
+        try:
+            row_id = await self._write(name, body, ack, card)
+        finally:
+            self._arriving -= 1
+            self._after_arrival(loop)
+        if row_id is None:
+            return
+        task = asyncio.current_task()
+        if self.works_inline and task is not None and len(self._running) < self._work_limit(loop):
+            self._running.add(task)  # the slot is taken now, before any await
+            try:
+                await self._work_own(row_id)
+            finally:
+                self._running.discard(task)
+        else:
+            # Workers elsewhere, or this process already works as many rows as it may now: the
+            # loop takes the row when a slot frees (a burst is not worked all at once on one loop).
+            self.wake()
+
+    def _work_limit(self, loop: asyncio.AbstractEventLoop) -> int:
+        """How many rows this process may work at once now: ``FLAGOPS_INBOX_CONCURRENCY``, but
+        while deliveries are arriving (one is between its start and its ack, or one arrived less
+        than ``BURST_QUIET`` ago) at most ``FLAGOPS_INBOX_BURST_CONCURRENCY``: the front door
+        first. The acks and the work share one event loop; under a burst, every row worked is
+        CPU taken from the acks (Slack gives up on an ack after 3 s, on a card never), and the
+        rows wait, written, for the burst to pass. A command alone is worked at once."""
+        limit = self.settings.flagops_inbox_concurrency
+        if self._arriving > 0 or loop.time() - self._last_arrival < BURST_QUIET:
+            return min(limit, self.settings.flagops_inbox_burst_concurrency)
+        return limit
+
+    def _after_arrival(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Once no delivery is arriving, wake the loop when the quiet has lasted ``BURST_QUIET``
+        (the rows left to it during the burst are taken at full concurrency then)."""
+        if self._arriving or not self.works_inline:
+            return
+        if self._quiet_wake is not None:
+            self._quiet_wake.cancel()
+        self._quiet_wake = loop.call_later(BURST_QUIET, self.wake)
+
+    async def _write(self, name: str, body: dict[str, Any], ack: Ack, card: str | None) -> int | None:
+        """Write the delivery and ack it; the row's id, or None when there is nothing to work
+        (not written: the person was told; or Slack's retry of a row already written)."""
         _user, channel = user_and_channel(body)
         container = body.get("container")
         if channel is None and isinstance(container, dict) and isinstance(container.get("channel_id"), str):
@@ -234,16 +288,17 @@ class Inbox:
             committing = not given_up
             return committing
 
-        adding = asyncio.create_task(
-            self.store.add(
-                name,
-                delivery_key(name, body),
-                stored_body(body),
-                channel_id=channel[:64] if channel else None,
-                card_key=card if card is not None else clicked_card(body),
-                keep=keep,
+        with urgent_writes():  # the task copies the context: its INSERT goes before queued writes
+            adding = asyncio.create_task(
+                self.store.add(
+                    name,
+                    delivery_key(name, body),
+                    stored_body(body),
+                    channel_id=channel[:64] if channel else None,
+                    card_key=card if card is not None else clicked_card(body),
+                    keep=keep,
+                )
             )
-        )
         adding.add_done_callback(_quiet)
         try:
             # Bounded: past it the person is told, within Slack's 3 s, that it was not taken (and
@@ -263,26 +318,11 @@ class Inbox:
             else:
                 await ack()
                 await self._tell(body, _NOT_TAKEN.format(what=_what(body)))
-            return
+            return None
         await ack()
         if row_id is None:
             log.info("a %s delivery Slack sent again was acked only (it is one row)", name)
-            return
-        task = asyncio.current_task()
-        if (
-            self.works_inline
-            and task is not None
-            and len(self._running) < self.settings.flagops_inbox_concurrency
-        ):
-            self._running.add(task)  # the slot is taken now, before any await
-            try:
-                await self._work_own(row_id)
-            finally:
-                self._running.discard(task)
-        else:
-            # Workers elsewhere, or this process already works as many rows as it may: the loop
-            # takes the row when a slot frees (a burst is not worked all at once on one loop).
-            self.wake()
+        return row_id
 
     async def _work_own(self, row_id: int) -> None:
         """Take the listener's own row and work it now; when an earlier row of its card is not
@@ -383,7 +423,7 @@ class Inbox:
                     if loop.time() >= next_renew:
                         next_renew = loop.time() + renew_every
                         await self.store.renew(self.owner, self.lease, dict(self._held))
-                    while not self._stopping and len(self._running) < self.settings.flagops_inbox_concurrency:
+                    while not self._stopping and len(self._running) < self._work_limit(loop):
                         row = await self.store.claim(self.owner, self.lease, handlers=self.handlers.keys())
                         if row is None:
                             break

@@ -11,17 +11,19 @@ only by the revisions in ``bot/persistence/migrations/versions`` (a test checks 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import fcntl
 import functools
+import logging
 import os
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -36,12 +38,17 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from bot.config import ConfigError, normalise_database_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+log = logging.getLogger("flagops.db")
 
 # How long SQLite waits for another connection's write lock before failing: concurrent
 # compare-and-set updates queue up on it instead of failing with "database is locked".
@@ -280,6 +287,133 @@ inbox = Table(
 )
 
 
+# --- SQLite: one write transaction at a time, queued on the event loop ----------------------
+#
+# SQLite lets one connection write at a time. Without help, a second writer waits inside SQLite's
+# busy handler, which sleeps and polls (1, 2, 5, 10 … 100 ms) in the driver's thread: under a burst
+# of commands the acks' INSERTs and the workers' updates took turns by sleeping, so an ack could
+# wait a second behind a lock held for a millisecond. The gate below queues writers on the event
+# loop instead: each ``engine.begin()`` waits its turn (FIFO, the acks' INSERTs first) and starts
+# the moment the one before commits. Reads (``engine.connect()``) do not wait: WAL lets them run
+# beside the writer.
+
+
+URGENT_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("flagops_urgent_write", default=False)
+
+# A writer that waited this long goes ahead without the gate (SQLite's own lock still holds): the
+# gate can only make writes wait less, never wedge them (a task that holds it and waits for a task
+# of its own that wants it too would otherwise wait for ever).
+GATE_PATIENCE_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def urgent_writes() -> Iterator[None]:
+    """Writes begun inside this block go before the ones queued without it (the ack's INSERT)."""
+    token = URGENT_WRITE.set(True)
+    try:
+        yield
+    finally:
+        URGENT_WRITE.reset(token)
+
+
+class _LoopGate:
+    """The gate's state on one event loop: who holds it, how deep, and who waits (urgent first)."""
+
+    def __init__(self) -> None:
+        self.owner: asyncio.Task[Any] | None = None
+        self.depth = 0
+        self.urgent: collections.deque[tuple[asyncio.Future[None], asyncio.Task[Any]]] = collections.deque()
+        self.normal: collections.deque[tuple[asyncio.Future[None], asyncio.Task[Any]]] = collections.deque()
+
+    def hand_on(self) -> None:
+        self.owner, self.depth = None, 0
+        for queue in (self.urgent, self.normal):
+            while queue:
+                waiter, task = queue.popleft()
+                if not waiter.done():
+                    self.owner, self.depth = task, 1
+                    waiter.set_result(None)
+                    return
+
+
+class WriteGate:
+    """One ``begin()`` at a time per event loop, re-entrant for the task that holds it."""
+
+    def __init__(self) -> None:
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopGate] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _gate(self) -> _LoopGate:
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = _LoopGate()
+        return gate
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        gate = self._gate()
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - begin() is always awaited inside a task
+            yield
+            return
+        if gate.owner is task:  # re-entered by its holder: already in
+            gate.depth += 1
+            try:
+                yield
+            finally:
+                gate.depth -= 1
+            return
+        if gate.owner is None and not gate.urgent and not gate.normal:
+            gate.owner, gate.depth = task, 1
+        elif not await self._wait(gate, task):
+            yield  # waited past patience: SQLite's own lock decides
+            return
+        try:
+            yield
+        finally:
+            if gate.owner is task:
+                gate.depth -= 1
+                if gate.depth <= 0:
+                    gate.hand_on()
+
+    @staticmethod
+    async def _wait(gate: _LoopGate, task: asyncio.Task[Any]) -> bool:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (gate.urgent if URGENT_WRITE.get() else gate.normal).append((waiter, task))
+        try:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that arrives
+            # as the gate is handed on (the inbox loop then outlived its stop).
+            async with asyncio.timeout(GATE_PATIENCE_SECONDS):
+                await waiter
+            return True
+        except TimeoutError:
+            waiter.cancel()  # (cancelled already, unless handed on in the same instant)
+            if gate.owner is task:  # handed on in the same instant: it is ours after all
+                return True
+            log.warning("a SQLite write waited %.0f s for the write gate; going ahead", GATE_PATIENCE_SECONDS)
+            return False
+        except BaseException:
+            waiter.cancel()
+            if gate.owner is task:  # handed on as it was cancelled: pass it on
+                gate.hand_on()
+            raise
+
+
+class SQLiteEngine(AsyncEngine):
+    """The asyncio engine for SQLite, whose ``begin()`` waits its turn at a :class:`WriteGate`."""
+
+    def __init__(self, sync_engine: Engine) -> None:
+        super().__init__(sync_engine)
+        self.write_gate = WriteGate()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.write_gate.held(), super().begin() as connection:
+            yield connection
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the asyncio engine for a database URL (normalised to an asyncio driver).
 
@@ -298,7 +432,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
-        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        engine = SQLiteEngine(create_async_engine(url, connect_args=connect_args, **kwargs).sync_engine)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -309,12 +443,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (card lookups) proceed while a transition holds the write lock.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL syncs at checkpoints instead of at every commit: a commit survives the
+    # process being killed (it is in the WAL, handed to the OS), and only a power cut or an OS
+    # crash can lose the last ones. The default FULL is an fsync per commit, i.e. per command.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
 
 
 def alembic_config() -> Config:
-    """The Alembic configuration, pointing at the migrations shipped in the package."""
+    """The Alembic configuration, pointing at the migrations shipped in the package.
+
+    Alembic is imported here, not at the top: a process that does not migrate (``python -m bot``
+    migrates in a child process) never loads it (bench/README.md, RSS)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("bot.persistence").joinpath("migrations")))
     return config
@@ -326,6 +469,8 @@ MIGRATION_LOCK_KEY = 0x666C61676F7073
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config()
     # env.py runs the migrations on this connection instead of opening its own.
     config.attributes["connection"] = connection

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dateparser
-
 from bot.slack.messenger import Messenger, SlackFailure
 from commands.errors import CommandError
 from commands.parse import parse_duration
@@ -106,6 +104,10 @@ def resolve_when(kind: str, text: str, *, now: datetime, tz: str) -> When:
             f"`at {text}` has no time of day. Say it too, e.g. `at {text.strip()} 09:00` "
             "(your Slack time zone), or use `in <duration>`."
         )
+    # Imported on the first `at <time>` only: its language data is ~12 MB that a process which
+    # never reads a time need not hold (bench/README.md, RSS).
+    import dateparser
+
     local_now = now.astimezone(zone(tz)).replace(tzinfo=None)
     parsed = dateparser.parse(
         text,

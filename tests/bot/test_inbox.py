@@ -349,6 +349,8 @@ async def test_hostile_payloads_are_written_and_acked_on_each_database(
 ) -> None:
     bot = await start_bot(database_url=database_url)
     driver = bot.driver
+    # The session's Postgres database is shared by the tests of a worker: only this test's rows.
+    before = max((r.id for r in await InboxStore(bot.store.engine).rows()), default=0)
     texts = ["off new-checkout\x00 test <!channel>", "on " + "é" * 5000, "off ../?# test"]
     for text in texts:
         body = slash_command_body(
@@ -363,7 +365,7 @@ async def test_hostile_payloads_are_written_and_acked_on_each_database(
         )
         assert answer.status_code == 200
     await bot.idle()
-    rows = [r for r in await InboxStore(bot.store.engine).rows() if r.handler == "command"]
+    rows = [r for r in await InboxStore(bot.store.engine).rows() if r.handler == "command" and r.id > before]
     assert len(rows) >= len(texts) and all(r.state == DONE for r in rows)
     told = " ".join(bot.ephemeral_texts(ALICE))
     assert "Traceback" not in told and "<!channel>" not in told
@@ -750,3 +752,45 @@ async def test_a_burst_is_worked_a_few_rows_at_a_time_and_every_command_gets_its
     await bot.idle(timeout=30.0)
     assert 1 <= most <= 2, most
     assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 8
+
+
+async def test_while_commands_arrive_few_rows_are_worked_and_the_rest_at_full_pace_after(
+    start_bot: Callable[..., Awaitable[Harness]],
+) -> None:
+    # The front door first: while deliveries keep arriving, the web process works at most
+    # FLAGOPS_INBOX_BURST_CONCURRENCY rows (the acks get the loop); once they stop, the rows left
+    # are taken at FLAGOPS_INBOX_CONCURRENCY, and every command gets its card.
+    bot = await start_bot(
+        flagops_inbox_concurrency=8, flagops_inbox_burst_concurrency=2, flagops_inbox_poll=0.05
+    )
+    _slow_ld(bot, 0.2)
+    inbox = InboxStore(bot.store.engine)
+    arriving = True
+    during = after = 0
+
+    async def sample() -> None:
+        nonlocal during, after
+        while True:
+            rows = await inbox.rows()
+            working = sum(r.state == WORKING for r in rows)
+            if arriving:
+                during = max(during, working)
+            else:
+                after = max(after, working)
+            if not arriving and all(r.state == DONE for r in rows):
+                return
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.create_task(sample())
+    sent = []
+    for _ in range(12):  # one every 20 ms: deliveries keep arriving for about a quarter second
+        sent.append(asyncio.create_task(bot.command("/flag off new-checkout test")))
+        await asyncio.sleep(0.02)
+    answers = await asyncio.gather(*sent)
+    arriving = False
+    assert [a.status_code for a in answers] == [200] * 12
+    await asyncio.wait_for(sampler, 30.0)
+    await bot.idle(timeout=30.0)
+    assert 1 <= during <= 2, during
+    assert after >= 3, after  # back to full pace once the burst passed
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 12
