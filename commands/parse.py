@@ -31,6 +31,7 @@ the lexer and every grammar function fail only by raising it (tests drive arbitr
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -757,6 +758,9 @@ ACCOUNT_MEANT = {
 }
 
 
+# Every word of every command is checked at the ack (bot.lifecycle.listeners.stays_in_listener):
+# the same few words come again and again, so the answers are remembered (bounded).
+@functools.lru_cache(maxsize=4096)
 def account_verb_meant(word: str) -> str | None:
     """The account verb ``word`` is, means (``login``, ``connect``...) or nearly spells
     (``link-acount``: the grammar's own spelling guess), or None. What follows such a word is

@@ -203,6 +203,8 @@ class Inbox:
         """Deliveries between their listener's start and their ack, in this process."""
         self._last_arrival = -BURST_QUIET
         self._quiet_wake: asyncio.TimerHandle | None = None
+        self._left = 0
+        """Rows the listeners left to the loop that it has not taken yet (see ``settling``)."""
 
     # --- the listener's side ------------------------------------------------------------------
 
@@ -251,7 +253,16 @@ class Inbox:
         else:
             # Workers elsewhere, or this process already works as many rows as it may now: the
             # loop takes the row when a slot frees (a burst is not worked all at once on one loop).
+            if self.works_inline:
+                self._left += 1
             self.wake()
+
+    @property
+    def settling(self) -> bool:
+        """Whether rows this process's listeners left to its loop may still be waiting for it:
+        True until the loop has taken as many, or found nothing left to take (tests wait for it,
+        as they wait for tasks: a row left to the loop is work not yet started)."""
+        return self._left > 0
 
     def _work_limit(self, loop: asyncio.AbstractEventLoop) -> int:
         """How many rows this process may work at once now: ``FLAGOPS_INBOX_CONCURRENCY``, but
@@ -426,7 +437,9 @@ class Inbox:
                     while not self._stopping and len(self._running) < self._work_limit(loop):
                         row = await self.store.claim(self.owner, self.lease, handlers=self.handlers.keys())
                         if row is None:
+                            self._left = 0  # nothing left that may be taken now
                             break
+                        self._left = max(0, self._left - 1)
                         self._spawn(row)
                     if loop.time() >= next_purge:
                         next_purge = loop.time() + PURGE_EVERY

@@ -106,15 +106,9 @@ class InboxStore:
             "created_at": now,
             "updated_at": now,
         }
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            statement: Any = postgresql.insert(inbox).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            statement = sqlite.insert(inbox).values(values).on_conflict_do_nothing()
-        else:  # pragma: no cover - flagops runs on SQLite and Postgres only
-            statement = insert(inbox).values(values)
+        statement = _insert(self.engine.dialect.name)
         async with self.engine.begin() as connection:
-            found = (await connection.execute(statement.returning(inbox.c.id))).scalar()
+            found = (await connection.execute(statement, values)).scalar()
             if keep is not None and not keep():
                 raise NotKept(delivery_key)
         return int(found) if found is not None else None
@@ -259,6 +253,18 @@ _CLAIM_VALUES: dict[str, Any] = {
     "attempts": inbox.c.attempts + 1,
     "updated_at": bindparam("c_now", type_=UTCDateTime()),
 }
+
+
+@functools.cache
+def _insert(dialect: str) -> Any:
+    """The ack's ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, built once per dialect."""
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(inbox).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(inbox).on_conflict_do_nothing()
+    else:  # pragma: no cover - flagops runs on SQLite and Postgres only
+        statement = insert(inbox)
+    return statement.returning(inbox.c.id)
 
 
 @functools.cache
