@@ -157,13 +157,11 @@ def _webhook_setup(settings: Settings) -> int:
 def _migrate(settings: Settings) -> int:
     import asyncio
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bot.persistence.db import migrate
 
     try:
         asyncio.run(migrate(settings.database_url))
-    except (OSError, SQLAlchemyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Alembic's too: its type only, never a URL or a traceback
         name = type(exc).__name__
         print(f"The database could not be migrated ({name}). Check DATABASE_URL.", file=sys.stderr)
         return 1

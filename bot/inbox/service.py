@@ -85,6 +85,9 @@ INLINE_WAIT = 10.0  # seconds a listener waits for an earlier row of its card be
 # After the last delivery of a burst, how long (seconds) the web process keeps working fewer rows
 # at once (FLAGOPS_INBOX_BURST_CONCURRENCY) before going back to FLAGOPS_INBOX_CONCURRENCY.
 BURST_QUIET = 0.05
+# Deliveries arriving without a quiet for longer than this (seconds) are load, not a burst: the
+# rows are worked at full pace again, so that no card waits for good behind a steady stream.
+BURST_LONGEST = 5.0
 ACCEPT_TIMEOUT = 1.5  # seconds the INSERT may take before the ack (Slack waits 3 s in all)
 LISTEN_BACKOFF_MIN, LISTEN_BACKOFF_MAX = 0.5, 30.0  # seconds before listening again after a loss
 FINISH_TRIES = (0.2, 0.5, 1.0)  # pauses between tries to mark a row done
@@ -202,6 +205,8 @@ class Inbox:
         self._arriving = 0
         """Deliveries between their listener's start and their ack, in this process."""
         self._last_arrival = -BURST_QUIET
+        self._burst_since = 0.0
+        """When the deliveries arriving now started arriving (see ``_work_limit``)."""
         self._quiet_wake: asyncio.TimerHandle | None = None
         self._left = 0
         """Rows the listeners left to the loop that it has not taken yet (see ``settling``)."""
@@ -234,6 +239,8 @@ class Inbox:
         A delivery already written (Slack's retry, a replay) is acked and nothing more.
         """
         loop = asyncio.get_running_loop()
+        if not self._in_burst(loop):
+            self._burst_since = loop.time()
         self._arriving += 1
         self._last_arrival = loop.time()
         try:
@@ -250,6 +257,7 @@ class Inbox:
                 await self._work_own(row_id)
             finally:
                 self._running.discard(task)
+                self.wake()  # a slot is free: rows left to the loop meanwhile need not wait for its poll
         else:
             # Workers elsewhere, or this process already works as many rows as it may now: the
             # loop takes the row when a slot frees (a burst is not worked all at once on one loop).
@@ -272,9 +280,16 @@ class Inbox:
         CPU taken from the acks (Slack gives up on an ack after 3 s, on a card never), and the
         rows wait, written, for the burst to pass. A command alone is worked at once."""
         limit = self.settings.flagops_inbox_concurrency
-        if self._arriving > 0 or loop.time() - self._last_arrival < BURST_QUIET:
+        if self._in_burst(loop) and loop.time() - self._burst_since < BURST_LONGEST:
             return min(limit, self.settings.flagops_inbox_burst_concurrency)
+        # Quiet, or deliveries have kept coming for BURST_LONGEST: that is load, not a burst, and
+        # the rows are worked at full pace (the acks share the loop; no row waits for good).
         return limit
+
+    def _in_burst(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether deliveries are arriving: one is between its start and its ack, or one came less
+        than ``BURST_QUIET`` ago."""
+        return self._arriving > 0 or loop.time() - self._last_arrival < BURST_QUIET
 
     def _after_arrival(self, loop: asyncio.AbstractEventLoop) -> None:
         """Once no delivery is arriving, wake the loop when the quiet has lasted ``BURST_QUIET``

@@ -300,9 +300,10 @@ inbox = Table(
 
 URGENT_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("flagops_urgent_write", default=False)
 
-# A writer that waited this long goes ahead without the gate (SQLite's own lock still holds): the
-# gate can only make writes wait less, never wedge them (a task that holds it and waits for a task
-# of its own that wants it too would otherwise wait for ever).
+# A writer that waited this long goes ahead without the gate (SQLite's own lock still holds), so
+# the gate cannot wedge anything for good: a task that holds it and waits for a task of its own
+# that wants it too would otherwise wait for ever. (No code does that: every begin() block holds
+# database work only. If one did, its child would wait this long, then SQLite's busy timeout.)
 GATE_PATIENCE_SECONDS = 10.0
 
 

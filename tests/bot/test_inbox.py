@@ -794,3 +794,46 @@ async def test_while_commands_arrive_few_rows_are_worked_and_the_rest_at_full_pa
     assert 1 <= during <= 2, during
     assert after >= 3, after  # back to full pace once the burst passed
     assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 12
+
+
+async def test_a_steady_stream_is_load_not_a_burst_and_its_rows_are_worked_at_full_pace(
+    start_bot: Callable[..., Awaitable[Harness]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deliveries that keep coming without a quiet for longer than BURST_LONGEST are load: the rows
+    # are worked at FLAGOPS_INBOX_CONCURRENCY again (no card waits for good behind a stream).
+    from bot.inbox import service
+
+    monkeypatch.setattr(service, "BURST_LONGEST", 0.3)
+    bot = await start_bot(
+        flagops_inbox_concurrency=8, flagops_inbox_burst_concurrency=1, flagops_inbox_poll=0.05
+    )
+    _slow_ld(bot, 0.2)
+    inbox = InboxStore(bot.store.engine)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    arriving = True
+    early = late = 0
+
+    async def sample() -> None:
+        nonlocal early, late
+        while arriving:
+            working = sum(r.state == WORKING for r in await inbox.rows())
+            if loop.time() - started < 0.25:
+                early = max(early, working)
+            elif loop.time() - started > 0.6:
+                late = max(late, working)
+            await asyncio.sleep(0.01)
+
+    sampler = asyncio.create_task(sample())
+    sent = []
+    for _ in range(40):  # one every 25 ms for a second: never 50 ms of quiet
+        sent.append(asyncio.create_task(bot.command("/flag off new-checkout test")))
+        await asyncio.sleep(0.025)
+    answers = await asyncio.gather(*sent)
+    arriving = False
+    await sampler
+    assert [a.status_code for a in answers] == [200] * 40
+    await bot.idle(timeout=60.0)
+    assert early <= 1, early  # the front door first at the start of the stream
+    assert late >= 3, late  # then full pace, while the stream still comes
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 40
