@@ -372,21 +372,9 @@ class Store:
             # without a lease of its own (Request approval) look abandoned to the sweep.
             values.setdefault("lease_owner", None)
             values.setdefault("lease_expires_at", None)
-        # The WHERE clause is the whole decision; RETURNING gives the winner the row (and the
-        # state it left) without a second read (SQLite >= 3.35 and Postgres both support it).
-        conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in from_states])]
-        for name, value in (require or {}).items():
-            column = changes.c[name]
-            conditions.append(column.is_(None) if value is None else column == value)
-        statement = update(changes).where(*conditions).values(values).returning(*changes.c)
-        async with self.engine.begin() as connection:
-            row = (await connection.execute(statement)).mappings().first()
-            if row is None:
-                return None
-            await _audit(
-                connection, change_id, now, actor_id, row["previous_state"], str(to_state), ld_status, detail
-            )
-        return Change.model_validate(dict(row))
+        return await self._update_if(
+            change_id, from_states, require, values, actor_id, detail, ld_status=ld_status, moved=True
+        )
 
     async def record(
         self,
@@ -415,7 +403,27 @@ class Store:
             raise ValueError(f"a record cannot set {sorted(unknown)}")
         now = self._clock()
         values: dict[str, Any] = {**fields, "updated_at": now, "version": changes.c.version + 1}
-        conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in in_states])]
+        return await self._update_if(change_id, in_states, require, values, actor_id, detail)
+
+    async def _update_if(
+        self,
+        change_id: str,
+        states: Collection[str],
+        require: Mapping[str, Any] | None,
+        values: dict[str, Any],
+        actor_id: str,
+        detail: str | None,
+        *,
+        ld_status: int | None = None,
+        moved: bool = False,
+    ) -> Change | None:
+        """One conditional ``UPDATE`` of a change in ``states`` (holding ``require``; None: IS NULL)
+        and its audit row, in one transaction; the change after it, or None when the condition
+        did not hold. ``moved``: the audit row says the state left (``previous_state``) and the new
+        one; otherwise the change stayed in its state."""
+        # The WHERE clause is the whole decision; RETURNING gives the winner the row (and the
+        # state it left) without a second read (SQLite >= 3.35 and Postgres both support it).
+        conditions = [changes.c.id == change_id, changes.c.state.in_([str(s) for s in states])]
         for name, value in (require or {}).items():
             column = changes.c[name]
             conditions.append(column.is_(None) if value is None else column == value)
@@ -424,7 +432,10 @@ class Store:
             row = (await connection.execute(statement)).mappings().first()
             if row is None:
                 return None
-            await _audit(connection, change_id, now, actor_id, row["state"], row["state"], None, detail)
+            left = row["previous_state"] if moved else row["state"]
+            await _audit(
+                connection, change_id, values["updated_at"], actor_id, left, row["state"], ld_status, detail
+            )
         return Change.model_validate(dict(row))
 
     async def set_card(self, change_id: str, card_ts: str, *, thread_ts: str | None = None) -> Change | None:
