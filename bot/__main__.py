@@ -157,11 +157,16 @@ def _webhook_setup(settings: Settings) -> int:
 def _migrate(settings: Settings) -> int:
     import asyncio
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.persistence.db import migrate
 
     try:
         asyncio.run(migrate(settings.database_url))
-    except Exception as exc:  # noqa: BLE001 - Alembic's too: its type only, never a URL or a traceback
+    except (OSError, SQLAlchemyError) as exc:
+        # The database's own failures, by type (their text could hold the URL). Anything else is
+        # a bug in a migration: its traceback reaches stderr whole (no value of a statement is in
+        # it: the engine hides parameters), and a serving process then refuses to start.
         name = type(exc).__name__
         print(f"The database could not be migrated ({name}). Check DATABASE_URL.", file=sys.stderr)
         return 1
