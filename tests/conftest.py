@@ -9,8 +9,10 @@ beside it, which catches a read of any other neighbour.)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             + "".join(f"  {r}\n" for r in sorted(set(outside_reads))[:20])
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Close the event loop pytest-asyncio leaves set for the thread, before a synchronous test.
+
+    After each async test pytest-asyncio sets a fresh, idle loop as the thread's loop. A
+    synchronous test that calls ``asyncio.run`` ends by setting the thread's loop to None, which
+    drops that idle loop unclosed; the garbage collector finalises it later, during whatever test
+    is running then, and its ``ResourceWarning`` (its self-pipe socket) fails *that* test under
+    ``filterwarnings = error``. Closed here, it warns nowhere.
+    """
+    if item.get_closest_marker("asyncio") is not None:
+        return  # pytest-asyncio closes it itself when it sets up the test's own loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return  # none set
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()

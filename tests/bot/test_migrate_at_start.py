@@ -62,13 +62,6 @@ def _head() -> str:
     return head
 
 
-# These tests wait on child processes and database locks for seconds, so the garbage collector
-# often runs during them and finalises an event loop some earlier test left to the collector (its
-# socketpair is reported as unclosed). That warning is not about migrations; it must not fail them.
-_GC_OF_EARLIER_TESTS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-pytestmark = _GC_OF_EARLIER_TESTS
-
-
 def _start_together(url: str, tmp_path: Path) -> None:
     ports = [free_port() for _ in range(PROCESSES)]
     processes = [
@@ -107,12 +100,10 @@ def _start_together(url: str, tmp_path: Path) -> None:
     assert _versions(url) == [_head()]
 
 
-@_GC_OF_EARLIER_TESTS
 def test_four_processes_on_a_fresh_postgres_database(empty_postgres_url: str, tmp_path: Path) -> None:
     _start_together(empty_postgres_url, tmp_path)
 
 
-@_GC_OF_EARLIER_TESTS
 def test_four_processes_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     _start_together(f"sqlite:///{tmp_path / 'fresh.sqlite3'}", tmp_path)
 
