@@ -84,7 +84,7 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         if first_action(body).get("action_id") in (DECLINE, COMMENT):
             # These open a modal with the click's trigger_id (about 3 s): in the listener, not the inbox.
             await ack()
-            await run_approval_button(body)
+            deps.inbox.after_ack(body, lambda: run_approval_button(body))
             return
         await deps.inbox.accept("approval_click", body, ack)
 
@@ -118,6 +118,9 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
         # Close the modal at once; the check with LaunchDarkly and the answer follow ephemerally.
         # Not through the inbox: the submission holds a token, which is never written there.
         await ack()
+        deps.inbox.after_ack(body, lambda: link_from_view(body))
+
+    async def link_from_view(body: dict[str, Any]) -> None:
         user_id = str((body.get("user") or {}).get("id", ""))
         reply = account_reply(view_metadata(body), user_id)
         await accounts.link(user_id, view_value(body, TOKEN_BLOCK, TOKEN_ACTION), reply)

@@ -6,12 +6,13 @@ acks. Then a worker takes the row by compare-and-set (``pending → working → 
 lease), runs the handler the feature registered for it (:meth:`Inbox.handle`), and marks it done.
 
 - **Where rows are worked.** ``FLAGOPS_INBOX=web`` (the default): the web process itself, so
-  ``python -m bot`` still does everything on one machine. The listener goes on, after the ack, to
-  take its own row and work it at once; a background loop (:meth:`Inbox.start`) takes whatever
-  is left: rows of a process that died (after their lease), rows that waited for an earlier row
-  of their card. ``FLAGOPS_INBOX=workers``: the web process only writes and acks, and
-  ``python -m bot worker`` processes (any number, against one Postgres) work the rows, woken by
-  ``LISTEN flagops_inbox`` (a trigger notifies each new row); on SQLite they poll.
+  ``python -m bot`` still does everything on one machine. After the ack, the listener starts a
+  task that takes its own row and works it at once, and returns (Bolt answers Slack then); a
+  background loop (:meth:`Inbox.start`) takes whatever is left: rows of a process that died
+  (after their lease), rows that waited for an earlier row of their card.
+  ``FLAGOPS_INBOX=workers``: the web process only writes and acks, and ``python -m bot worker``
+  processes (any number, against one Postgres) work the rows, woken by ``LISTEN flagops_inbox``
+  (a trigger notifies each new row); on SQLite they poll.
 - **One delivery, one row.** Slack's retries (``X-Slack-Retry-Num``, Socket Mode's
   ``retry_attempt``) and replays carry the same payload: its ``trigger_id`` (else ``action_ts`` /
   ``event_id``) makes the row's unique ``delivery_key``; the second ``INSERT`` does nothing and is
@@ -77,6 +78,7 @@ Ack = Callable[..., Awaitable[Any]]
 BACKGROUND_TASK_PREFIX = "flagops-background:"
 """Names of the loops that run for as long as the process does (idle checks leave them out)."""
 ROW_TASK_PREFIX = "flagops-inbox-row:"
+AFTER_ACK_TASK = "flagops-after-ack"
 NOTIFY_CHANNEL = "flagops_inbox"
 MAX_ATTEMPTS = 5  # takes of one row (each after its worker died) before it is given up
 KEEP_DONE = timedelta(days=1)  # done rows (their delivery keys) are kept this long, then purged
@@ -196,6 +198,8 @@ class Inbox:
         self.lease = timedelta(seconds=settings.flagops_inbox_lease)
         self.works_inline = settings.flagops_inbox == "web"
         self._running: set[asyncio.Task[Any]] = set()
+        self._after_acks: set[asyncio.Task[Any]] = set()
+        """What listeners do after their ack, each in a task of its own (:meth:`after_ack`)."""
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
@@ -250,20 +254,45 @@ class Inbox:
             self._after_arrival(loop)
         if row_id is None:
             return
-        task = asyncio.current_task()
-        if self.works_inline and task is not None and len(self._running) < self._work_limit(loop):
+        if self.works_inline and len(self._running) < self._work_limit(loop):
+            # Worked here, in a task of its own: the listener returns now and Bolt answers Slack.
+            task = self._in_task(body, lambda: self._work_own(row_id), f"{ROW_TASK_PREFIX}{row_id}")
             self._running.add(task)  # the slot is taken now, before any await
-            try:
-                await self._work_own(row_id)
-            finally:
-                self._running.discard(task)
-                self.wake()  # a slot is free: rows left to the loop meanwhile need not wait for its poll
+            task.add_done_callback(self._own_row_done)
         else:
             # Workers elsewhere, or this process already works as many rows as it may now: the
             # loop takes the row when a slot frees (a burst is not worked all at once on one loop).
             if self.works_inline:
                 self._left += 1
             self.wake()
+
+    def _own_row_done(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        self.wake()  # a slot is free: rows left to the loop meanwhile need not wait for its poll
+
+    def after_ack(self, body: dict[str, Any], work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work``, what a listener does after its ack without a row (a modal opened with the
+        ``trigger_id``, an account verb, a pasted token refused, a Home tab), in a task of its own.
+
+        Bolt answers Slack's request when the listener returns (``process_before_response=True``,
+        ``bot.slack.app``): a listener acks, hands what follows here, and returns. An error is told
+        as Bolt's error handler tells one (:func:`bot.slack.failures.handle_error`); the task is
+        waited for at stop, as the rows being worked are."""
+        self._in_task(body, work, AFTER_ACK_TASK)
+
+    def _in_task(
+        self, body: dict[str, Any], work: Callable[[], Awaitable[None]], name: str
+    ) -> asyncio.Task[None]:
+        async def run() -> None:
+            try:
+                await work()
+            except Exception as error:  # noqa: BLE001 - told to the person (a bug logged), as Bolt's are
+                await handle_error(error, body, self.messenger)
+
+        task = asyncio.create_task(run(), name=name)
+        self._after_acks.add(task)
+        task.add_done_callback(self._after_acks.discard)
+        return task
 
     @property
     def settling(self) -> bool:
@@ -343,7 +372,7 @@ class Inbox:
                 await ack(text=_NOT_TAKEN.format(what=_what(body)))
             else:
                 await ack()
-                await self._tell(body, _NOT_TAKEN.format(what=_what(body)))
+                self.after_ack(body, lambda: self._tell(body, _NOT_TAKEN.format(what=_what(body))))
             return None
         await ack()
         if row_id is None:
@@ -394,10 +423,10 @@ class Inbox:
         self._stopping = True
         try:
             current = asyncio.current_task()
-            work = [t for t in self._running if t is not current and not t.done()]
+            work = [t for t in self._running | self._after_acks if t is not current and not t.done()]
             if work:
                 grace = self.settings.flagops_shutdown_grace if grace is None else grace
-                log.info("waiting up to %.0f s for %d inbox row(s) being worked", grace, len(work))
+                log.info("waiting up to %.0f s for %d delivery(ies) being worked", grace, len(work))
                 _done, pending = await asyncio.wait(work, timeout=grace)
                 if pending:
                     log.warning(

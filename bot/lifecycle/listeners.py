@@ -108,7 +108,7 @@ def register(
     async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         if stays_in_listener(str(body.get("text") or "")):
             await ack()
-            await run_command(body)
+            inbox.after_ack(body, lambda: run_command(body))
             return
         await inbox.accept("command", body, ack)
 
@@ -129,7 +129,7 @@ def register(
         value = first_action(body).get("value")
         if isinstance(value, str) and stays_in_listener(value):
             await ack()
-            await run_guess(body)
+            inbox.after_ack(body, lambda: run_guess(body))
             return
         await inbox.accept("guess", body, ack)
 

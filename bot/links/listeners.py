@@ -47,6 +47,9 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     @app.shortcut(LINK_MESSAGE_CALLBACK)
     async def on_link_message(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        deps.inbox.after_ack(body, lambda: open_modal(body))
+
+    async def open_modal(body: dict[str, Any]) -> None:
         who = who_from_shortcut(body)
         await service.open_modal(who, body.get("message") or {}, who.reply.channel_id)
 

@@ -51,6 +51,9 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
     @app.shortcut(FROM_MESSAGE_CALLBACK)
     async def on_flag_from_message(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        deps.inbox.after_ack(body, lambda: from_message(body))
+
+    async def from_message(body: dict[str, Any]) -> None:
         message = body.get("message") or {}
         thread = str(message.get("thread_ts") or message.get("ts") or body.get("message_ts") or "")
         await actions.from_message(who_from_shortcut(body), str(message.get("text") or ""), thread)

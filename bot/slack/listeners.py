@@ -2,11 +2,12 @@
 
 Each listener is a few lines. Commands and clicks are written to the durable inbox
 (``bot.inbox``: one INSERT) before ``ack()``, and nothing else happens before it: nothing talks
-to LaunchDarkly, and the database only for that INSERT. With ``process_before_response=False`` Bolt
-answers Slack's HTTP request as soon as ``ack`` is called; the row is then worked (by the
-listener itself after the ack, or by a worker). What must happen within Slack's 3 seconds or in the
-ack itself stays in the listener: modals opened with a ``trigger_id``, options answers,
-view-submission errors, the ack of link buttons.
+to LaunchDarkly, and the database only for that INSERT. With ``process_before_response=True`` Bolt
+answers Slack's HTTP request when the listener returns, so every listener returns right after its
+``ack``: the row is then worked (in a task the listener started, or by a worker). What must happen
+within Slack's 3 seconds without a row also runs in a task started after the ack
+(``Inbox.after_ack``: modals opened with a ``trigger_id``, account verbs); what *is* the ack stays
+in the listener: options answers, view-submission errors, the ack of link buttons.
 """
 
 from __future__ import annotations

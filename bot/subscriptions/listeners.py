@@ -72,10 +72,11 @@ def register(app: AsyncApp, deps: Services, router: CommandRouter) -> None:
             await home.publish(who.user_id)
 
     @app.event("app_home_opened")
-    async def on_home_opened(event: dict[str, Any]) -> None:
-        # Bolt acks events itself; Slack also sends this for the Messages tab.
-        if event.get("tab", "home") == "home" and isinstance(event.get("user"), str):
-            await home.publish(event["user"])
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        # Bolt acks events itself, when this returns; Slack also sends this for the Messages tab.
+        user = event.get("user")
+        if event.get("tab", "home") == "home" and isinstance(user, str):
+            deps.inbox.after_ack(body, lambda: home.publish(user))
 
 
 def _from_home(body: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ Everything is real and on loopback: the LaunchDarkly sandbox over HTTP, the fake
 (``SLACK_API_URL``), and the bot's ASGI app under uvicorn with its store (SQLite in a temporary
 directory, or Postgres). Requests are form-encoded and signed with slack_sdk's ``SignatureVerifier``.
 All three servers run in the test's event loop, so :meth:`Harness.idle` can wait for the bot's
-background work (Bolt runs listeners after the ack).
+background work (what listeners hand to tasks after the ack).
 """
 
 from __future__ import annotations
