@@ -15,20 +15,22 @@ recorded posting) while an earlier row of its channel has started posting and no
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import weakref
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import utcnow
-from bot.persistence.db import UTCDateTime, inbox
+from bot.persistence.db import UTCDateTime, inbox, urgent_writes
 
 PENDING, WORKING, DONE = "pending", "working", "done"
 
@@ -74,6 +76,9 @@ class InboxStore:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        self._adding: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AddQueue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def add(
         self,
@@ -85,14 +90,23 @@ class InboxStore:
         card_key: str | None = None,
         keep: Callable[[], bool] | None = None,
     ) -> int | None:
-        """Write an accepted delivery: one ``INSERT ... ON CONFLICT DO NOTHING``.
+        """Write an accepted delivery: its row of an ``INSERT ... ON CONFLICT DO NOTHING``.
 
-        ``keep``, when given, is asked after the ``INSERT`` and before its commit: False rolls it
-        back (:class:`NotKept`; the listener already told the person it was not taken).
+        Deliveries written at the same moment share one transaction (group commit): the first
+        starts it, and every delivery that comes while it waits for the database goes into it,
+        one ``INSERT`` of many rows (at most ``ADD_BATCH``). Each is still its own: ``keep``,
+        when given, is asked after the ``INSERT`` and before the commit, and False takes that row
+        out again (:class:`NotKept`; the listener already told the person it was not taken); a
+        delivery whose key is already in the transaction (Slack's retry, at the same moment)
+        waits for the next one, which sees whether the first was kept.
 
         Returns:
             The new row's id, or None when a row with this ``delivery_key`` exists already (Slack
             sent the same delivery again: it is one row).
+
+        Raises:
+            NotKept: ``keep`` said no.
+            SQLAlchemyError, OSError: the transaction failed (every delivery in it fails alike).
         """
         now = self.clock()
         values = {
@@ -106,12 +120,61 @@ class InboxStore:
             "created_at": now,
             "updated_at": now,
         }
-        statement = _insert(self.engine.dialect.name)
-        async with self.engine.begin() as connection:
-            found = (await connection.execute(statement, values)).scalar()
-            if keep is not None and not keep():
-                raise NotKept(delivery_key)
-        return int(found) if found is not None else None
+        loop = asyncio.get_running_loop()
+        queue = self._adding.get(loop)
+        if queue is None:
+            queue = self._adding[loop] = _AddQueue()
+        item = _Adding(values, keep, loop.create_future())
+        queue.waiting.append(item)
+        if queue.writer is None:
+            with urgent_writes():  # the ack's INSERT goes before queued writes (bot.persistence.db)
+                queue.writer = asyncio.create_task(self._write_queued(queue), name="flagops-inbox-add")
+        return await item.done
+
+    async def _write_queued(self, queue: _AddQueue) -> None:
+        """Write what is queued, a transaction at a time, until nothing is."""
+        try:
+            while queue.waiting:
+                batch: list[_Adding] = []
+                not_kept: list[_Adding] = []
+                try:
+                    async with self.engine.begin() as connection:
+                        # Taken once the connection is held: whatever queued meanwhile goes in too.
+                        batch, queue.waiting = _next_batch(queue.waiting)
+                        ids = await self._insert(connection, batch)
+                        not_kept = [item for item in batch if item.keep is not None and not item.keep()]
+                        dropped = [ids[key] for key in (item.key for item in not_kept) if key in ids]
+                        if dropped:
+                            await connection.execute(delete(inbox).where(inbox.c.id.in_(dropped)))
+                except asyncio.CancelledError:
+                    for item in (*batch, *queue.waiting):
+                        item.done.cancel()
+                    raise
+                except Exception as error:  # noqa: BLE001 - handed to each delivery's caller, as is
+                    # The batch failed (or, when none was taken yet, the transaction did not start:
+                    # then every delivery waiting fails alike rather than wait for the next try).
+                    failed, queue.waiting = (batch, queue.waiting) if batch else (queue.waiting, [])
+                    for item in failed:
+                        if not item.done.done():
+                            item.done.set_exception(error)
+                    continue
+                for item in batch:
+                    if item.done.done():
+                        continue  # its caller is gone; the row is written, and the loop works it
+                    if item in not_kept:
+                        item.done.set_exception(NotKept(item.key))
+                    else:
+                        item.done.set_result(ids.get(item.key))
+        finally:
+            queue.writer = None
+
+    async def _insert(self, connection: AsyncConnection, batch: list[_Adding]) -> dict[str, int]:
+        """Insert the batch's rows (keys unique in it); the ids of those new, by delivery key."""
+        statement = _insert_many(self.engine.dialect.name)
+        rows = [item.values for item in batch]
+        # Many rows: SQLAlchemy's "insertmanyvalues" sends them as one multi-row INSERT.
+        result = await connection.execute(statement, rows if len(rows) > 1 else rows[0])
+        return {str(key): int(found) for found, key in result}
 
     async def claim(
         self,
@@ -256,15 +319,57 @@ _CLAIM_VALUES: dict[str, Any] = {
 
 
 @functools.cache
-def _insert(dialect: str) -> Any:
-    """The ack's ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, built once per dialect."""
+def _insert_many(dialect: str) -> Any:
+    """The ack's ``INSERT … ON CONFLICT DO NOTHING RETURNING id, delivery_key``, built once per
+    dialect."""
     if dialect == "postgresql":
         statement: Any = postgresql.insert(inbox).on_conflict_do_nothing()
     elif dialect == "sqlite":
         statement = sqlite.insert(inbox).on_conflict_do_nothing()
     else:  # pragma: no cover - flagops runs on SQLite and Postgres only
         statement = insert(inbox)
-    return statement.returning(inbox.c.id)
+    return statement.returning(inbox.c.id, inbox.c.delivery_key)
+
+
+ADD_BATCH = 100
+"""Most deliveries written in one transaction (group commit, :meth:`InboxStore.add`)."""
+
+
+@dataclass(eq=False)
+class _Adding:
+    """A delivery waiting for its ``INSERT``: its row, its ``keep``, and what the writer answers."""
+
+    values: dict[str, Any]
+    keep: Callable[[], bool] | None
+    done: asyncio.Future[int | None]
+
+    @property
+    def key(self) -> str:
+        return str(self.values["delivery_key"])
+
+
+@dataclass(eq=False)
+class _AddQueue:
+    """Deliveries waiting for their ``INSERT`` on one event loop, and the task writing them."""
+
+    waiting: list[_Adding] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+
+
+def _next_batch(waiting: list[_Adding]) -> tuple[list[_Adding], list[_Adding]]:
+    """The next transaction's deliveries (at most ``ADD_BATCH``, each key once), and the rest."""
+    batch: list[_Adding] = []
+    rest: list[_Adding] = []
+    keys: set[str] = set()
+    for item in waiting:
+        if item.done.done():
+            continue  # its caller is gone (cancelled): nothing to write
+        if item.key in keys or len(batch) >= ADD_BATCH:
+            rest.append(item)
+        else:
+            keys.add(item.key)
+            batch.append(item)
+    return batch, rest
 
 
 @functools.cache

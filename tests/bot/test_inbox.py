@@ -16,11 +16,11 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlalchemy import text as sql
 
 from bot.inbox.service import delivery_key
-from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, card_key
+from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, NotKept, card_key
 from bot.offline.payloads import SignedRequest, sign, slash_command_body
 from bot.persistence.db import inbox as inbox_table
 from bot.persistence.db import migrate
@@ -51,6 +51,82 @@ async def test_one_delivery_is_one_row(fresh: Store) -> None:
     again = await inbox.add("command", "k1", {"text": "on x"}, channel_id=RELEASES)
     assert first is not None and again is None
     assert [r.id for r in await inbox.rows()] == [first]
+
+
+def _count_commits(inbox: InboxStore) -> list[int]:
+    commits = [0]
+
+    def on_commit(_connection: object) -> None:
+        commits[0] += 1
+
+    event.listen(inbox.engine.sync_engine, "commit", on_commit)
+    return commits
+
+
+async def test_deliveries_written_at_one_moment_share_a_transaction_and_each_gets_its_answer(
+    fresh: Store,
+) -> None:
+    inbox = InboxStore(fresh.engine)
+    await _add(inbox, "before")  # a row of an earlier delivery: its retry now is acked only
+    commits = _count_commits(inbox)
+    keys = [f"k{n}" for n in range(60)]
+    found = await asyncio.gather(
+        *(inbox.add("command", key, {"text": key}, channel_id=RELEASES) for key in keys),
+        inbox.add("command", "before", {"text": "again"}, channel_id=RELEASES),
+        inbox.add("command", "k7", {"text": "k7, sent again at once"}, channel_id=RELEASES),
+    )
+    *ids, retry, twice = found
+    assert retry is None and twice is None  # one delivery, one row, even within one transaction
+    rows = {r.delivery_key: r for r in await inbox.rows()}
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(keys)
+    assert [rows[key].id for key in keys] == ids and json.loads(rows["k7"].body_json) == {"text": "k7"}
+    assert commits[0] <= 3, commits  # group commit: not one transaction per delivery
+
+
+async def test_a_delivery_given_up_is_taken_out_of_its_shared_transaction_alone(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
+
+    def add(key: str, keep: bool) -> Awaitable[int | None]:
+        return inbox.add("command", key, {"text": key}, channel_id=RELEASES, keep=lambda: keep)
+
+    outcomes = await asyncio.gather(
+        add("kept-1", True),
+        add("given-up", False),
+        add("kept-2", True),
+        add("given-up", True),  # sent again at the same moment: the next transaction writes it
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], NotKept)
+    assert all(isinstance(o, int) for o in (outcomes[0], outcomes[2], outcomes[3])), outcomes
+    assert sorted(r.delivery_key for r in await inbox.rows()) == ["given-up", "kept-1", "kept-2"]
+    assert {r.id for r in await inbox.rows() if r.delivery_key == "given-up"} == {outcomes[3]}
+
+
+async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_ones_are_written(
+    fresh: Store,
+) -> None:
+    inbox = InboxStore(fresh.engine)
+    failures = [1]
+
+    def fail_once(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INBOX") and failures[0]:
+            failures[0] -= 1
+            raise OSError("the disk said no")
+
+    event.listen(inbox.engine.sync_engine, "before_cursor_execute", fail_once)
+    try:
+        first = await asyncio.gather(
+            *(inbox.add("command", f"a{n}", {}, channel_id=RELEASES) for n in range(5)),
+            return_exceptions=True,
+        )
+        later = await asyncio.gather(
+            *(inbox.add("command", f"b{n}", {}, channel_id=RELEASES) for n in range(5))
+        )
+    finally:
+        event.remove(inbox.engine.sync_engine, "before_cursor_execute", fail_once)
+    assert all(isinstance(o, Exception) for o in first), first  # the person is told to send it again
+    assert all(isinstance(i, int) for i in later)
+    assert sorted(r.delivery_key for r in await inbox.rows()) == [f"b{n}" for n in range(5)]
 
 
 def test_the_delivery_key_is_the_payloads_identity_whatever_the_envelope() -> None:
