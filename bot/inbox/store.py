@@ -90,15 +90,18 @@ class InboxStore:
         card_key: str | None = None,
         keep: Callable[[], bool] | None = None,
     ) -> int | None:
-        """Write an accepted delivery: its row of an ``INSERT ... ON CONFLICT DO NOTHING``.
+        """Write an accepted delivery: one ``INSERT ... ON CONFLICT DO NOTHING``.
 
-        Deliveries written at the same moment share one transaction (group commit): the first
+        On SQLite (one writer at a time: every ``INSERT`` waits its turn at the write gate),
+        deliveries written at the same moment share one transaction (group commit): the first
         starts it, and every delivery that comes while it waits for the database goes into it,
         one ``INSERT`` of many rows (at most ``ADD_BATCH``). Each is still its own: ``keep``,
         when given, is asked after the ``INSERT`` and before the commit, and False takes that row
         out again (:class:`NotKept`; the listener already told the person it was not taken); a
         delivery whose key is already in the transaction (Slack's retry, at the same moment)
-        waits for the next one, which sees whether the first was kept.
+        waits for the next one, which sees whether the first was kept. On Postgres each delivery
+        has a transaction (and a pooled connection) of its own: a row another process holds
+        locked (Slack's retry of a delivery it is writing) holds up that delivery alone.
 
         Returns:
             The new row's id, or None when a row with this ``delivery_key`` exists already (Slack
@@ -106,7 +109,7 @@ class InboxStore:
 
         Raises:
             NotKept: ``keep`` said no.
-            SQLAlchemyError, OSError: the transaction failed (every delivery in it fails alike).
+            SQLAlchemyError, OSError: the transaction failed (on SQLite, every delivery in it).
         """
         now = self.clock()
         values = {
@@ -121,10 +124,16 @@ class InboxStore:
             "updated_at": now,
         }
         loop = asyncio.get_running_loop()
+        item = _Adding(values, keep, loop.create_future())
+        if self.engine.dialect.name != "sqlite":
+            async with self.engine.begin() as connection:
+                ids = await self._insert(connection, [item])
+                if keep is not None and not keep():
+                    raise NotKept(delivery_key)
+            return ids.get(delivery_key)
         queue = self._adding.get(loop)
         if queue is None:
             queue = self._adding[loop] = _AddQueue()
-        item = _Adding(values, keep, loop.create_future())
         queue.waiting.append(item)
         if queue.writer is None:
             with urgent_writes():  # the ack's INSERT goes before queued writes (bot.persistence.db)
@@ -135,28 +144,33 @@ class InboxStore:
         """Write what is queued, a transaction at a time, until nothing is."""
         try:
             while queue.waiting:
+                # A failure before the batch is taken (the transaction did not start) fails those
+                # waiting now, not those that come meanwhile (they go in the next one).
                 batch: list[_Adding] = []
+                waited = list(queue.waiting)
                 not_kept: list[_Adding] = []
+                ids: dict[str, int] = {}
                 try:
                     async with self.engine.begin() as connection:
                         # Taken once the connection is held: whatever queued meanwhile goes in too.
                         batch, queue.waiting = _next_batch(queue.waiting)
-                        ids = await self._insert(connection, batch)
-                        not_kept = [item for item in batch if item.keep is not None and not item.keep()]
-                        dropped = [ids[key] for key in (item.key for item in not_kept) if key in ids]
-                        if dropped:
-                            await connection.execute(delete(inbox).where(inbox.c.id.in_(dropped)))
+                        if batch:  # else every caller waiting is gone (cancelled)
+                            ids = await self._insert(connection, batch)
+                            not_kept = [i for i in batch if i.keep is not None and not i.keep()]
+                            dropped = [ids[key] for key in (i.key for i in not_kept) if key in ids]
+                            if dropped:
+                                await connection.execute(delete(inbox).where(inbox.c.id.in_(dropped)))
                 except asyncio.CancelledError:
                     for item in (*batch, *queue.waiting):
                         item.done.cancel()
+                    queue.waiting = []
                     raise
                 except Exception as error:  # noqa: BLE001 - handed to each delivery's caller, as is
-                    # The batch failed (or, when none was taken yet, the transaction did not start:
-                    # then every delivery waiting fails alike rather than wait for the next try).
-                    failed, queue.waiting = (batch, queue.waiting) if batch else (queue.waiting, [])
-                    for item in failed:
+                    for item in batch or waited:
                         if not item.done.done():
                             item.done.set_exception(error)
+                    if not batch:
+                        queue.waiting = [item for item in queue.waiting if item not in waited]
                     continue
                 for item in batch:
                     if item.done.done():

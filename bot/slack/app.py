@@ -77,9 +77,13 @@ def build_app(
         # the person an error of its own on top of ours).
         services.inbox.after_ack(body, lambda: handle_error(error, body, services.messenger))
         acked = ack.response
-        if acked is None:
-            return None
-        return BoltResponse(status=acked.status, body=acked.body, headers=acked.headers)
+        if acked is not None:
+            return BoltResponse(status=acked.status, body=acked.body, headers=acked.headers)
+        if body.get("type") == "event_callback":
+            # An event is acked by Bolt after its listener returns: one that failed is still taken
+            # (Slack would send it again, and the same bug would fail it again).
+            return BoltResponse(status=200, body="")
+        return None
 
     app.error(on_error)
     for feature in FEATURES if features is None else features:

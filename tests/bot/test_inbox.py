@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -22,8 +22,8 @@ from sqlalchemy import text as sql
 from bot.inbox.service import delivery_key
 from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, NotKept, card_key
 from bot.offline.payloads import SignedRequest, sign, slash_command_body
+from bot.persistence.db import create_engine, migrate
 from bot.persistence.db import inbox as inbox_table
-from bot.persistence.db import migrate
 from bot.persistence.store import Store
 from bot.slack.server import Runtime
 from tests.bot.harness import ALICE, RELEASES, Harness, card_text
@@ -63,10 +63,21 @@ def _count_commits(inbox: InboxStore) -> list[int]:
     return commits
 
 
+@pytest.fixture
+async def fresh_sqlite(sqlite_url: str) -> AsyncIterator[Store]:
+    """A migrated SQLite store of its own (group commit is SQLite's: one writer at a time)."""
+    await migrate(sqlite_url)
+    opened = Store.from_url(sqlite_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 async def test_deliveries_written_at_one_moment_share_a_transaction_and_each_gets_its_answer(
-    fresh: Store,
+    fresh_sqlite: Store,
 ) -> None:
-    inbox = InboxStore(fresh.engine)
+    inbox = InboxStore(fresh_sqlite.engine)
     await _add(inbox, "before")  # a row of an earlier delivery: its retry now is acked only
     commits = _count_commits(inbox)
     keys = [f"k{n}" for n in range(60)]
@@ -103,9 +114,9 @@ async def test_a_delivery_given_up_is_taken_out_of_its_shared_transaction_alone(
 
 
 async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_ones_are_written(
-    fresh: Store,
+    fresh_sqlite: Store,
 ) -> None:
-    inbox = InboxStore(fresh.engine)
+    inbox = InboxStore(fresh_sqlite.engine)
     failures = [1]
 
     def fail_once(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -127,6 +138,75 @@ async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_one
     assert all(isinstance(o, Exception) for o in first), first  # the person is told to send it again
     assert all(isinstance(i, int) for i in later)
     assert sorted(r.delivery_key for r in await inbox.rows()) == [f"b{n}" for n in range(5)]
+
+
+async def test_a_delivery_whose_caller_is_gone_fails_none_of_those_after_it(fresh_sqlite: Store) -> None:
+    inbox = InboxStore(fresh_sqlite.engine)
+    later: list[asyncio.Future[int | None]] = []
+
+    def on_begin(_connection: object) -> None:  # a delivery arriving as the writer's transaction begins
+        if not later:
+            later.append(asyncio.ensure_future(inbox.add("command", "k2", {}, channel_id=RELEASES)))
+
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:  # another writer holds the write gate a moment
+        async with inbox.engine.begin():
+            holding.set()
+            await release.wait()
+
+    held = asyncio.create_task(hold())
+    await holding.wait()
+    first = asyncio.create_task(inbox.add("command", "k1", {}, channel_id=RELEASES))
+    await asyncio.sleep(0.05)
+    first.cancel()  # its caller is gone before the writer got the database: its batch is empty
+    await asyncio.sleep(0)
+    event.listen(inbox.engine.sync_engine, "begin", on_begin)
+    try:
+        release.set()
+        await held
+        for _ in range(200):
+            if later:
+                break
+            await asyncio.sleep(0.01)
+        [written] = await asyncio.gather(*later)
+    finally:
+        event.remove(inbox.engine.sync_engine, "begin", on_begin)
+    assert isinstance(written, int)
+    assert [r.delivery_key for r in await inbox.rows()] == ["k2"]
+
+
+async def test_on_postgres_a_row_locked_elsewhere_holds_up_its_own_delivery_only(
+    postgres_url: str,
+) -> None:
+    await migrate(postgres_url)
+    mine, other = create_engine(postgres_url), create_engine(postgres_url)
+    try:
+        async with other.begin() as connection:
+            await connection.execute(delete(inbox_table))
+        # Another process is writing "retried" (Slack's first copy), not committed yet.
+        holder = await other.connect()
+        holding = await holder.begin()
+        await holder.execute(
+            sql(
+                "INSERT INTO inbox (delivery_key, handler, body_json, state, attempts, created_at,"
+                " updated_at) VALUES ('retried', 'command', '{}', 'pending', 0, now(), now())"
+            )
+        )
+        inbox = InboxStore(mine)
+        retried = asyncio.ensure_future(inbox.add("command", "retried", {}, channel_id=RELEASES))
+        await asyncio.sleep(0.05)
+        others = [
+            asyncio.ensure_future(inbox.add("command", f"new{n}", {}, channel_id=RELEASES)) for n in range(5)
+        ]
+        done, _ = await asyncio.wait(others, timeout=1.0)  # well within ACCEPT_TIMEOUT
+        assert len(done) == 5 and not retried.done()
+        await holding.commit()
+        await holder.close()
+        assert await retried is None  # the other process's row: one delivery, one row
+    finally:
+        await mine.dispose()
+        await other.dispose()
 
 
 def test_the_delivery_key_is_the_payloads_identity_whatever_the_envelope() -> None:

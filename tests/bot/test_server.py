@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from bot.config import load_settings
 from bot.offline.console import HELP, Console, mrkdwn_to_text, render_blocks
-from bot.offline.payloads import find_button
+from bot.offline.payloads import app_home_opened_payload, find_button, signed_event
 from bot.persistence.store import Store
 from bot.slack.server import create_web_app, free_port, serve_in_loop
 from bot.wiring import Services
@@ -327,3 +327,19 @@ def test_python_m_bot_clock_runs_the_scheduler_until_stopped(tmp_path: Path) -> 
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "scheduler started" in output, output
     assert "Traceback" not in output and "xoxb-smoke" not in output
+
+
+def failing_home(app: AsyncApp, deps: Services) -> None:
+    """A stand-in feature whose event listener has a bug."""
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        raise RuntimeError("a bug in an event listener")
+
+
+async def test_an_event_whose_listener_fails_is_still_acked_and_not_sent_again(start_bot: StartBot) -> None:
+    bot = await start_bot(features=[failing_home])
+    secret = bot.stack.settings.slack_signing_secret.get_secret_value()
+    answer = await bot.send(signed_event(secret, app_home_opened_payload(ALICE)))
+    await bot.idle()
+    assert answer.status_code == 200
