@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import html
 import logging
 import signal
@@ -128,13 +129,24 @@ class Runtime:
         await self.store.close()
 
 
-def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+def settle_memory() -> None:
+    """Once a serving process is ready: collect, then freeze what start-up made (the imports, the
+    app, the services, all kept for the process's life), so that the garbage collector never
+    scans it again. Its full collections otherwise walk all of it, pausing the event loop (and
+    every ack waiting on it) under load (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_web_app(settings: Settings, *, runtime: Runtime | None = None, settle: bool = False) -> Starlette:
     """The ASGI app Slack talks to.
 
     Args:
         settings: the bot's settings.
         runtime: an opened runtime to serve (its owner closes it); when None, the app's lifespan
             opens one at start (running migrations) and closes it at shutdown.
+        settle: the app is the process's whole life (``python -m bot``): once its runtime is
+            open, :func:`settle_memory` (not in a test process, whose objects come and go).
 
     Returns:
         A starlette app with ``POST /slack/events`` (Bolt verifies the signature and answers 401
@@ -183,6 +195,8 @@ def create_web_app(settings: Settings, *, runtime: Runtime | None = None) -> Sta
             return
         opened = await Runtime.open(settings)
         holder["runtime"] = opened
+        if settle:
+            settle_memory()
         log.info("flagops is ready: Slack events at %s", EVENTS_PATH)
         try:
             yield
@@ -264,7 +278,7 @@ def run_server(settings: Settings) -> int:
         asyncio.run(_until_signalled(run_socket_mode(settings)))
         return 0
     uvicorn.run(
-        create_web_app(settings),
+        create_web_app(settings, settle=True),
         host="0.0.0.0",  # a web process listens on every interface of its container
         port=settings.port,
         proxy_headers=True,
@@ -294,6 +308,7 @@ async def work_inbox(settings: Settings) -> None:
     """Open a runtime (the same services and handlers as the web process) and work its inbox until
     cancelled."""
     runtime = await Runtime.open(settings, work_inbox=True)
+    settle_memory()
     try:
         log.info("inbox worker %s is ready", runtime.services.inbox.owner)
         await asyncio.Event().wait()
@@ -324,6 +339,7 @@ async def run_socket_mode(settings: Settings) -> None:
     """
     runtime = await Runtime.open(settings)
     handler = socket_mode_handler(runtime.bolt, settings)
+    settle_memory()
     try:
         async with serve_in_loop(
             create_health_app(handler, runtime.services), host="0.0.0.0", port=settings.port
