@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -63,21 +63,15 @@ def _count_commits(inbox: InboxStore) -> list[int]:
     return commits
 
 
-@pytest.fixture
-async def fresh_sqlite(sqlite_url: str) -> AsyncIterator[Store]:
-    """A migrated SQLite store of its own (group commit is SQLite's: one writer at a time)."""
-    await migrate(sqlite_url)
-    opened = Store.from_url(sqlite_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+#: Group commit is SQLite's (one writer at a time); on Postgres each delivery has its own transaction.
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
+@ON_SQLITE
 async def test_deliveries_written_at_one_moment_share_a_transaction_and_each_gets_its_answer(
-    fresh_sqlite: Store,
+    fresh: Store,
 ) -> None:
-    inbox = InboxStore(fresh_sqlite.engine)
+    inbox = InboxStore(fresh.engine)
     await _add(inbox, "before")  # a row of an earlier delivery: its retry now is acked only
     commits = _count_commits(inbox)
     keys = [f"k{n}" for n in range(60)]
@@ -113,10 +107,11 @@ async def test_a_delivery_given_up_is_taken_out_of_its_shared_transaction_alone(
     assert {r.id for r in await inbox.rows() if r.delivery_key == "given-up"} == {outcomes[3]}
 
 
+@ON_SQLITE
 async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_ones_are_written(
-    fresh_sqlite: Store,
+    fresh: Store,
 ) -> None:
-    inbox = InboxStore(fresh_sqlite.engine)
+    inbox = InboxStore(fresh.engine)
     failures = [1]
 
     def fail_once(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -140,8 +135,9 @@ async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_one
     assert sorted(r.delivery_key for r in await inbox.rows()) == [f"b{n}" for n in range(5)]
 
 
-async def test_a_delivery_whose_caller_is_gone_fails_none_of_those_after_it(fresh_sqlite: Store) -> None:
-    inbox = InboxStore(fresh_sqlite.engine)
+@ON_SQLITE
+async def test_a_delivery_whose_caller_is_gone_fails_none_of_those_after_it(fresh: Store) -> None:
+    inbox = InboxStore(fresh.engine)
     later: list[asyncio.Future[int | None]] = []
 
     def on_begin(_connection: object) -> None:  # a delivery arriving as the writer's transaction begins
