@@ -18,6 +18,7 @@ import fcntl
 import functools
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -421,11 +422,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     Args:
         url: ``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...`` or a URL
             :func:`bot.config.normalise_database_url` turns into one.
-        **kwargs: passed to ``create_async_engine``.
+        **kwargs: passed to ``create_async_engine``; and ``ping_after_idle`` (Postgres: seconds a
+            pooled connection may sit unused before it is pinged on its next use; default
+            ``POSTGRES_PING_AFTER_IDLE_SECONDS``, see :func:`ping_after_idle`).
 
     Returns:
         The engine; dispose of it with ``await engine.dispose()``.
     """
+    idle = kwargs.pop("ping_after_idle", POSTGRES_PING_AFTER_IDLE_SECONDS)
     url = normalise_database_url(url)
     # An error's text never holds a statement's values: they are payloads (a response_url, what
     # was typed) that must not reach a log line.
@@ -433,11 +437,49 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
-        engine = SQLiteEngine(create_async_engine(url, connect_args=connect_args, **kwargs).sync_engine)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+        lite = SQLiteEngine(create_async_engine(url, connect_args=connect_args, **kwargs).sync_engine)
+        event.listen(lite.sync_engine, "connect", _sqlite_pragmas)
+        return lite
+    engine = create_async_engine(url, **kwargs)
+    ping_after_idle(engine, idle)
+    return engine
+
+
+#: A pooled Postgres connection unused for longer than this (seconds) is pinged before it is used.
+POSTGRES_PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
+    """Check a pooled connection before use only when it sat unused for ``idle`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at *every* checkout: a round trip before each transaction
+    (about ten per command, the ack's ``INSERT`` included). A connection dies when the server
+    restarts, fails over, or a proxy drops it after a quiet spell; under load connections are
+    used every few milliseconds, and the ping only matters after a quiet one. A connection whose
+    ping fails is dropped with every connection older than it, and the pool hands out a new one
+    (SQLAlchemy's own handling of a failed pre-ping). One that dies within ``idle`` seconds of
+    its last use fails its transaction once, as a dead connection under ``pool_pre_ping`` does
+    mid-transaction: that delivery is answered "not taken, send it again", a step is told as an
+    error, and the pool is renewed."""
+    sync = engine.sync_engine
+    dialect = sync.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError() from error  # the pool connects again (a few tries)
+            raise
+
+    event.listen(sync, "checkin", checked_in)
+    event.listen(sync, "checkout", checked_out)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
