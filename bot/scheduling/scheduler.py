@@ -126,15 +126,22 @@ class PostgresAdvisoryLock:
     """``pg_try_advisory_lock`` on a connection of its own, kept open while this scheduler leads.
 
     Postgres releases a session lock when its connection ends, so a crashed scheduler's lock goes
-    with it and the next tick of another one takes over.
+    with it and the next tick of another one takes over. The scheduler's jobs (the tick, the
+    subscriptions' poll) ask at the same moment every minute: one at a time (an asyncpg connection
+    runs one statement at a time; two at once failed both and dropped the lock).
     """
 
     def __init__(self, engine: AsyncEngine, key: int = ADVISORY_LOCK_KEY) -> None:
         self.engine = engine
         self.key = key
         self._connection: AsyncConnection | None = None
+        self._one_at_a_time = asyncio.Lock()
 
     async def acquire(self, now: datetime) -> bool:
+        async with self._one_at_a_time:
+            return await self._acquire()
+
+    async def _acquire(self) -> bool:
         if self._connection is not None:
             try:
                 await self._connection.execute(text("SELECT 1"))
@@ -156,6 +163,10 @@ class PostgresAdvisoryLock:
         return False
 
     async def release(self) -> None:
+        async with self._one_at_a_time:
+            await self._release()
+
+    async def _release(self) -> None:
         if self._connection is None:
             return
         try:

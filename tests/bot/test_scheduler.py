@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -110,6 +111,24 @@ async def test_postgres_advisory_lock_keeps_a_second_scheduler_idle(postgres_url
         await second.release()
         await engine_a.dispose()
         await engine_b.dispose()
+
+
+async def test_postgres_advisory_lock_asked_by_two_jobs_at_once_stays_held(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await migrate(postgres_url)
+    engine = create_engine(postgres_url)
+    lock = PostgresAdvisoryLock(engine, 434343)
+    try:
+        assert await lock.acquire(NOW)
+        held = lock._connection
+        with caplog.at_level(logging.WARNING, logger="flagops.scheduler"):
+            # The tick and the subscriptions' poll, every minute at the same moment.
+            assert await asyncio.gather(lock.acquire(NOW), lock.acquire(NOW)) == [True, True]
+        assert lock._connection is held and not caplog.records
+    finally:
+        await lock.release()
+        await engine.dispose()
 
 
 async def test_two_bots_on_one_database_run_each_job_once(start_bot: StartBot, sqlite_url: str) -> None:
