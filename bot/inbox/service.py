@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
@@ -521,6 +522,10 @@ class Inbox:
 
         try:
             connection = await engine.connect()
+            # Through SQLAlchemy first: a connection a restart killed is found dead here and the
+            # pool renewed (asyncpg's LISTEN below would fail unseen by the pool, again and again).
+            await connection.execute(text("SELECT 1"))
+            await connection.commit()
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             await driver.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
@@ -529,6 +534,9 @@ class Inbox:
             listening = True
             self._listen_retry = LISTEN_BACKOFF_MIN
         except Exception as error:  # noqa: BLE001 - asyncpg's own errors too: polling still works
+            if connection is not None:  # not back into the pool: it may be the dead one
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
             log.warning(
                 "LISTEN unavailable (%s): polling the inbox, trying again in %.1f s",
                 type(error).__name__,

@@ -445,8 +445,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-#: A pooled Postgres connection unused for longer than this (seconds) is pinged before it is used.
-POSTGRES_PING_AFTER_IDLE_SECONDS = 10.0
+#: A pooled Postgres connection unused for longer than this (seconds) is pinged before it is used
+#: (longer than a burst's gaps between transactions, shorter than a restart).
+POSTGRES_PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
@@ -455,12 +456,13 @@ def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
     SQLAlchemy's ``pool_pre_ping`` pings at *every* checkout: a round trip before each transaction
     (about ten per command, the ack's ``INSERT`` included). A connection dies when the server
     restarts, fails over, or a proxy drops it after a quiet spell; under load connections are
-    used every few milliseconds, and the ping only matters after a quiet one. A connection whose
-    ping fails is dropped with every connection older than it, and the pool hands out a new one
-    (SQLAlchemy's own handling of a failed pre-ping). One that dies within ``idle`` seconds of
-    its last use fails its transaction once, as a dead connection under ``pool_pre_ping`` does
-    mid-transaction: that delivery is answered "not taken, send it again", a step is told as an
-    error, and the pool is renewed."""
+    used every few milliseconds, and are not pinged. A restart or a failover lasts longer than
+    ``idle`` (1 s by default): the connections unused through it are pinged before their next
+    use, and one whose ping fails is dropped with every connection older than it, and the pool
+    hands out a new one (SQLAlchemy's own handling of a failed pre-ping). One cut within
+    ``idle`` of its last use (a backend killed, a network cut) fails its transaction once, as a
+    connection cut mid-transaction does under ``pool_pre_ping``: that delivery is answered "not
+    taken, send it again", a step is told as an error, and the pool is renewed."""
     sync = engine.sync_engine
     dialect = sync.dialect
 

@@ -131,6 +131,9 @@ class PostgresAdvisoryLock:
     runs one statement at a time; two at once failed both and dropped the lock).
     """
 
+    release_wait = 2.0
+    """Seconds :meth:`release` waits for an ``acquire`` in progress before letting go anyway."""
+
     def __init__(self, engine: AsyncEngine, key: int = ADVISORY_LOCK_KEY) -> None:
         self.engine = engine
         self.key = key
@@ -151,11 +154,17 @@ class PostgresAdvisoryLock:
                 log.warning("the scheduler lock's connection was lost; trying to take the lock again")
                 await self._drop()
         connection = await self.engine.connect()
-        held = (
-            await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
-        ).scalar()
-        # Commit so the connection does not sit idle in a transaction; the lock is session-level.
-        await connection.commit()
+        try:
+            held = (
+                await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
+            ).scalar()
+            # Commit so the connection does not sit idle in a transaction; the lock is session-level.
+            await connection.commit()
+        except BaseException:
+            # Failed or cancelled (a stopping scheduler) between taking the lock and keeping it:
+            # end the session, which lets go of it (back in the pool, the session would keep it).
+            await asyncio.shield(connection.invalidate())
+            raise
         if held:
             self._connection = connection
             return True
@@ -163,8 +172,22 @@ class PostgresAdvisoryLock:
         return False
 
     async def release(self) -> None:
-        async with self._one_at_a_time:
+        """Let go of the lock: after an ``acquire`` in progress, or, when that one is stuck (a
+        connection that does not answer) past ``release_wait``, at once, by ending the lock's
+        session: a stop must not wait on it."""
+        try:
+            async with asyncio.timeout(self.release_wait):
+                await self._one_at_a_time.acquire()
+        except TimeoutError:
+            log.warning("the scheduler lock is busy; letting go of it by closing its connection")
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await connection.invalidate()
+            return
+        try:
             await self._release()
+        finally:
+            self._one_at_a_time.release()
 
     async def _release(self) -> None:
         if self._connection is None:

@@ -22,6 +22,7 @@ from sqlalchemy import text as sql
 from bot.inbox.service import delivery_key
 from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, NotKept, card_key
 from bot.offline.payloads import SignedRequest, sign, slash_command_body
+from bot.persistence import db
 from bot.persistence.db import create_engine, migrate
 from bot.persistence.db import inbox as inbox_table
 from bot.persistence.store import Store
@@ -831,6 +832,48 @@ async def test_on_postgres_a_worker_listens_again_when_its_connection_drops(
         await asyncio.sleep(1.5)  # listening again (after its pause)
         sent = asyncio.get_running_loop().time()
         assert (await bot.command("/flag off new-checkout test")).status_code == 200
+
+        async def carded() -> bool:
+            return any(m.buttons for m in bot.slack.messages(RELEASES))
+
+        await _until(carded, 5, "the worker no longer hears NOTIFY")
+        assert asyncio.get_running_loop().time() - sent < 5
+        await bot.idle()
+    finally:
+        await worker.close()
+
+
+@pytest.mark.parametrize("pinged", [True, False], ids=["idle-ping", "no-idle-ping"])
+async def test_on_postgres_every_connection_dropped_at_once_is_survived_by_the_worker_and_the_acks(
+    start_bot: Callable[..., Awaitable[Harness]],
+    empty_postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    pinged: bool,
+) -> None:
+    if not pinged:  # the worker's LISTEN must find its way back by itself, and a retried ack works
+        monkeypatch.setattr(db, "POSTGRES_PING_AFTER_IDLE_SECONDS", 3600.0)
+    slow = {"flagops_inbox": "workers", "flagops_inbox_poll": 30.0, "flagops_inbox_lease": 90.0}
+    bot = await start_bot(database_url=empty_postgres_url, **slow)
+    worker = await Runtime.open(bot.stack.settings, work_inbox=True)
+    try:
+        await asyncio.sleep(0.3)
+        async with bot.store.engine.begin() as connection:  # as a restart does: every session ends
+            dropped = await connection.execute(
+                sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert len(dropped.all()) >= 2
+        await asyncio.sleep(3.0)  # the pools' connections idle past the ping; the worker listens again
+        sent = asyncio.get_running_loop().time()
+        answer = await bot.command("/flag off new-checkout test")
+        assert answer.status_code == 200
+        if pinged:
+            assert "try again" not in answer.text
+        elif "try again" in answer.text:  # the dead connection failed that ack once: sent again
+            answer = await bot.command("/flag off new-checkout test")
+            assert answer.status_code == 200 and "try again" not in answer.text
 
         async def carded() -> bool:
             return any(m.buttons for m in bot.slack.messages(RELEASES))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
 from bot.persistence.db import create_engine, metadata, migrate
@@ -129,6 +130,61 @@ async def test_postgres_advisory_lock_asked_by_two_jobs_at_once_stays_held(
     finally:
         await lock.release()
         await engine.dispose()
+
+
+async def test_postgres_advisory_lock_is_let_go_at_stop_even_while_an_acquire_is_stuck(
+    postgres_url: str,
+) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # and never answers
+
+    silent = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    engine = create_engine(f"postgresql+asyncpg://flagops@127.0.0.1:{port}/none")
+    lock = PostgresAdvisoryLock(engine, 454545)
+    lock.release_wait = 0.2
+    stuck = asyncio.create_task(lock.acquire(NOW))
+    try:
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(lock.release(), 2.0)  # a stop does not wait on the stuck connect
+    finally:
+        stuck.cancel()
+        await asyncio.gather(stuck, return_exceptions=True)
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+        await engine.dispose()
+
+
+async def test_postgres_advisory_lock_taken_by_an_acquire_cancelled_midway_is_let_go(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await migrate(postgres_url)
+    engine_a, engine_b = create_engine(postgres_url), create_engine(postgres_url)
+    key = 464646
+    first, rival = PostgresAdvisoryLock(engine_a, key), PostgresAdvisoryLock(engine_b, key)
+    commit = AsyncConnection.commit
+
+    async def slow_commit(connection: AsyncConnection) -> None:
+        await asyncio.sleep(0.5)  # the lock is taken; its commit is slow
+        await commit(connection)
+
+    try:
+        monkeypatch.setattr(AsyncConnection, "commit", slow_commit)
+        taking = asyncio.create_task(first.acquire(NOW))
+        await asyncio.sleep(0.2)
+        taking.cancel()  # a stopping scheduler cancels its late runs
+        await asyncio.gather(taking, return_exceptions=True)
+        monkeypatch.undo()
+        assert first._connection is None
+        assert await rival.acquire(NOW), "the cancelled acquire's session (and its lock) is gone"
+    finally:
+        await rival.release()
+        await engine_a.dispose()
+        await engine_b.dispose()
 
 
 async def test_two_bots_on_one_database_run_each_job_once(start_bot: StartBot, sqlite_url: str) -> None:
