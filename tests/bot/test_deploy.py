@@ -32,13 +32,43 @@ async def _wait_for(predicate: object, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _start(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m bot`` on a free port, healthy; started again on another port when the one picked
+    was taken meanwhile (another test's server bound it between ``free_port`` and the bind)."""
+    for attempt in range(3):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=cwd,
+            env={**env, "PORT": str(port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=10) as http:
+            for _ in range(600):
+                if process.poll() is not None:
+                    break
+                try:
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        return process, url
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate(timeout=30)[0].decode()
+        if "address already in use" not in output or attempt == 2:
+            raise AssertionError(f"python -m bot did not start:\n{output[-3000:]}")
+    raise AssertionError("unreachable")
+
+
 async def test_sigterm_during_apply_finishes_the_write_and_reports_it(tmp_path: Path) -> None:
     state = SandboxState.demo(token="api-sigterm")
     fake = FakeSlack(tokens={"xoxb-sigterm"})
     fake.add_channel(CONSOLE_CHANNEL, CONSOLE_CHANNEL_NAME)
     async with serve_in_loop(create_app(state)) as ld_url, serve_in_loop(fake.app) as slack_url:
         fake.base_url = slack_url
-        port = free_port()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(ROOT),
@@ -50,32 +80,12 @@ async def test_sigterm_during_apply_finishes_the_write_and_reports_it(tmp_path: 
             "LD_BASE_URL": ld_url,
             "LD_PROJECT": "demo",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
-            "PORT": str(port),
             "FLAGOPS_SCHEDULER": "off",
             "FLAGOPS_RESPONSE_URL_HOSTS": "127.0.0.1",
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        bot_url = f"http://127.0.0.1:{port}"
+        process, bot_url = await _start(env, tmp_path)
         try:
             async with httpx.AsyncClient(timeout=10) as http:
-
-                async def healthy() -> bool:
-                    try:
-                        return (await http.get(f"{bot_url}/healthz")).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                for _ in range(600):
-                    assert process.poll() is None, "python -m bot exited at start"
-                    if await healthy():
-                        break
-                    await asyncio.sleep(0.1)
                 driver = SlackDriver(
                     bot_url=bot_url, secret=SECRET, slack=fake, command_name="/flag", http=http
                 )
