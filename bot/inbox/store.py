@@ -123,14 +123,14 @@ class InboxStore:
             "created_at": now,
             "updated_at": now,
         }
-        loop = asyncio.get_running_loop()
-        item = _Adding(values, keep, loop.create_future())
         if self.engine.dialect.name != "sqlite":
             async with self.engine.begin() as connection:
-                ids = await self._insert(connection, [item])
+                ids = await self._insert(connection, [values])
                 if keep is not None and not keep():
                     raise NotKept(delivery_key)
             return ids.get(delivery_key)
+        loop = asyncio.get_running_loop()
+        item = _Adding(values, keep, loop.create_future())
         queue = self._adding.get(loop)
         if queue is None:
             queue = self._adding[loop] = _AddQueue()
@@ -155,7 +155,7 @@ class InboxStore:
                         # Taken once the connection is held: whatever queued meanwhile goes in too.
                         batch, queue.waiting = _next_batch(queue.waiting)
                         if batch:  # else every caller waiting is gone (cancelled)
-                            ids = await self._insert(connection, batch)
+                            ids = await self._insert(connection, [item.values for item in batch])
                             not_kept = [i for i in batch if i.keep is not None and not i.keep()]
                             dropped = [ids[key] for key in (i.key for i in not_kept) if key in ids]
                             if dropped:
@@ -182,10 +182,9 @@ class InboxStore:
         finally:
             queue.writer = None
 
-    async def _insert(self, connection: AsyncConnection, batch: list[_Adding]) -> dict[str, int]:
-        """Insert the batch's rows (keys unique in it); the ids of those new, by delivery key."""
+    async def _insert(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert the rows (keys unique among them); the ids of those new, by delivery key."""
         statement = _insert_many(self.engine.dialect.name)
-        rows = [item.values for item in batch]
         # Many rows: SQLAlchemy's "insertmanyvalues" sends them as one multi-row INSERT.
         result = await connection.execute(statement, rows if len(rows) > 1 else rows[0])
         return {str(key): int(found) for found, key in result}
