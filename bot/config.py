@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     # While deliveries are arriving (a burst), the web process works at most this many rows at
     # once, so that the acks get the event loop first (bot/inbox/service.py, "the front door first").
     flagops_inbox_burst_concurrency: int = Field(
-        1, ge=1, description="rows the web process works at once while deliveries arrive"
+        0, ge=0, description="rows the web process works at once while deliveries arrive (besides one alone)"
     )
     # Approvals and linked accounts (bot/approvals/service.py, bot/identity/accounts.py).
     flagops_require_linked_accounts: bool = False

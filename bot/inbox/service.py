@@ -209,7 +209,10 @@ class Inbox:
         """Rows being worked in this process: id → take number (only their leases are renewed)."""
         self._arriving = 0
         """Deliveries between their listener's start and their ack, in this process."""
-        self._last_arrival = -BURST_QUIET
+        self._last_arrival = self._before_last = -BURST_QUIET
+        """When the last delivery arrived, and the one before it (see ``_in_burst``)."""
+        self._arrivals = 0
+        """Deliveries that arrived in this process (each one's number tells it from the others)."""
         self._burst_since = 0.0
         """When the deliveries arriving now started arriving (see ``_work_limit``)."""
         self._quiet_wake: asyncio.TimerHandle | None = None
@@ -247,7 +250,9 @@ class Inbox:
         if not self._in_burst(loop):
             self._burst_since = loop.time()
         self._arriving += 1
-        self._last_arrival = loop.time()
+        self._arrivals += 1
+        mine = self._arrivals
+        self._before_last, self._last_arrival = self._last_arrival, loop.time()
         try:
             row_id = await self._write(name, body, ack, card)
         finally:
@@ -255,7 +260,7 @@ class Inbox:
             self._after_arrival(loop)
         if row_id is None:
             return
-        if self.works_inline and len(self._running) < self._work_limit(loop):
+        if self.works_inline and len(self._running) < self._work_limit(loop, besides=mine):
             # Worked here, in a task of its own: the listener returns now and Bolt answers Slack.
             task = self._in_task(body, lambda: self._work_own(row_id), f"{ROW_TASK_PREFIX}{row_id}")
             self._running.add(task)  # the slot is taken now, before any await
@@ -302,24 +307,29 @@ class Inbox:
         as they wait for tasks: a row left to the loop is work not yet started)."""
         return self._left > 0
 
-    def _work_limit(self, loop: asyncio.AbstractEventLoop) -> int:
+    def _work_limit(self, loop: asyncio.AbstractEventLoop, *, besides: int | None = None) -> int:
         """How many rows this process may work at once now: ``FLAGOPS_INBOX_CONCURRENCY``, but
         while deliveries are arriving (one is between its start and its ack, or one arrived less
-        than ``BURST_QUIET`` ago) at most ``FLAGOPS_INBOX_BURST_CONCURRENCY``: the front door
-        first. The acks and the work share one event loop; under a burst, every row worked is
-        CPU taken from the acks (Slack gives up on an ack after 3 s, on a card never), and the
-        rows wait, written, for the burst to pass. A command alone is worked at once."""
+        than ``BURST_QUIET`` ago) at most ``FLAGOPS_INBOX_BURST_CONCURRENCY`` (0 by default: none):
+        the front door first. The acks and the work share one event loop; under a burst, every
+        row worked is CPU taken from the acks (Slack gives up on an ack after 3 s, on a card
+        never), and the rows wait, written, for the burst to pass.
+
+        ``besides``: the delivery asking (its number), which does not count as arriving itself: a
+        command alone is worked at once, whatever the limit."""
         limit = self.settings.flagops_inbox_concurrency
-        if self._in_burst(loop) and loop.time() - self._burst_since < BURST_LONGEST:
+        if self._in_burst(loop, besides=besides) and loop.time() - self._burst_since < BURST_LONGEST:
             return min(limit, self.settings.flagops_inbox_burst_concurrency)
         # Quiet, or deliveries have kept coming for BURST_LONGEST: that is load, not a burst, and
         # the rows are worked at full pace (the acks share the loop; no row waits for good).
         return limit
 
-    def _in_burst(self, loop: asyncio.AbstractEventLoop) -> bool:
+    def _in_burst(self, loop: asyncio.AbstractEventLoop, *, besides: int | None = None) -> bool:
         """Whether deliveries are arriving: one is between its start and its ack, or one came less
-        than ``BURST_QUIET`` ago."""
-        return self._arriving > 0 or loop.time() - self._last_arrival < BURST_QUIET
+        than ``BURST_QUIET`` ago; other than delivery number ``besides``, when given (the last to
+        arrive, or one that came before it: then the last did come after it)."""
+        last = self._before_last if besides == self._arrivals else self._last_arrival
+        return self._arriving > 0 or loop.time() - last < BURST_QUIET
 
     def _after_arrival(self, loop: asyncio.AbstractEventLoop) -> None:
         """Once no delivery is arriving, wake the loop when the quiet has lasted ``BURST_QUIET``

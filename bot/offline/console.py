@@ -161,6 +161,7 @@ async def offline_stack(
                         http=http,
                         transport=transport,
                         background=is_connection_task if socket is not None else None,
+                        waiting=lambda: runtime.services.inbox.settling,
                     )
                     driver.mark_baseline()
                     yield OfflineStack(final, state, sandbox_url, fake, runtime, bot_url, driver, socket)

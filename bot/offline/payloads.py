@@ -229,6 +229,9 @@ class SlackDriver:
     """How requests reach the bot: HTTP to ``bot_url`` when None, else this (Socket Mode)."""
     background: Callable[[asyncio.Task[Any]], bool] | None = None
     """Tasks that run for as long as a connection does (Socket Mode's), never "work" for idle."""
+    waiting: Callable[[], bool] | None = None
+    """Whether the bot holds work accepted but not started (rows its listeners left to the inbox's
+    loop: ``Inbox.settling``): :meth:`idle` waits for it too."""
 
     def mark_baseline(self) -> None:
         """Remember the tasks running now (servers) as not being "work" for :meth:`idle`."""
@@ -341,15 +344,15 @@ class SlackDriver:
         quiet_checks = 0
         while True:
             busy = self._busy(ignore)
-            quiet_checks = 0 if busy or self.slack.in_flight else quiet_checks + 1
+            waiting = self.waiting is not None and self.waiting()
+            quiet_checks = 0 if busy or waiting or self.slack.in_flight else quiet_checks + 1
             # Twice quiet in a row: a finishing task may schedule a callback that starts another.
             if quiet_checks >= 2:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 names = ", ".join(sorted(t.get_name() + ":" + repr(t.get_coro())[:80] for t in busy))
-                raise TimeoutError(
-                    f"the bot is still busy after {timeout}s: {names or 'fake Slack requests'}"
-                )
+                what = names or ("inbox rows not taken yet" if waiting else "fake Slack requests")
+                raise TimeoutError(f"the bot is still busy after {timeout}s: {what}")
             await asyncio.sleep(0.005)
 
     def _busy(self, ignore: Callable[[asyncio.Task[Any]], bool] | None) -> Collection[asyncio.Task[Any]]:

@@ -17,7 +17,6 @@ background work (what listeners hand to tasks after the ack).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -161,15 +160,7 @@ class Harness:
     async def idle(self, timeout: float = 15.0) -> None:
         """Wait until the bot has finished its background work (see ``SlackDriver.idle``),
         including rows its listeners left to the inbox's loop (``Inbox.settling``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            await self.driver.idle(timeout=max(0.1, deadline - loop.time()))
-            if not self.stack.runtime.services.inbox.settling:
-                return
-            if loop.time() > deadline:
-                raise TimeoutError(f"inbox rows left to the loop were not taken within {timeout}s")
-            await asyncio.sleep(0.005)
+        await self.driver.idle(timeout=timeout)
 
     # --- reading what happened ----------------------------------------------------------------
 

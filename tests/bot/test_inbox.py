@@ -949,14 +949,16 @@ async def test_a_burst_is_worked_a_few_rows_at_a_time_and_every_command_gets_its
     assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 8
 
 
+@pytest.mark.parametrize("burst, most", [(2, 2), (0, 1)])
 async def test_while_commands_arrive_few_rows_are_worked_and_the_rest_at_full_pace_after(
-    start_bot: Callable[..., Awaitable[Harness]],
+    start_bot: Callable[..., Awaitable[Harness]], burst: int, most: int
 ) -> None:
     # The front door first: while deliveries keep arriving, the web process works at most
-    # FLAGOPS_INBOX_BURST_CONCURRENCY rows (the acks get the loop); once they stop, the rows left
-    # are taken at FLAGOPS_INBOX_CONCURRENCY, and every command gets its card.
+    # FLAGOPS_INBOX_BURST_CONCURRENCY rows (the acks get the loop; 0: only the first, which came
+    # alone); once they stop, the rows left are taken at FLAGOPS_INBOX_CONCURRENCY, and every
+    # command gets its card.
     bot = await start_bot(
-        flagops_inbox_concurrency=8, flagops_inbox_burst_concurrency=2, flagops_inbox_poll=0.05
+        flagops_inbox_concurrency=8, flagops_inbox_burst_concurrency=burst, flagops_inbox_poll=0.05
     )
     _slow_ld(bot, 0.2)
     inbox = InboxStore(bot.store.engine)
@@ -986,9 +988,38 @@ async def test_while_commands_arrive_few_rows_are_worked_and_the_rest_at_full_pa
     assert [a.status_code for a in answers] == [200] * 12
     await asyncio.wait_for(sampler, 30.0)
     await bot.idle(timeout=30.0)
-    assert 1 <= during <= 2, during
+    assert 1 <= during <= most, during
     assert after >= 3, after  # back to full pace once the burst passed
     assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 12
+
+
+async def test_a_command_alone_is_worked_at_once_and_one_right_after_another_waits_for_the_quiet(
+    start_bot: Callable[..., Awaitable[Harness]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # By default (FLAGOPS_INBOX_BURST_CONCURRENCY=0) no row is worked while other deliveries are
+    # arriving; a delivery's own arrival does not count, so a command alone gets its card at once,
+    # and one that comes right after another waits for BURST_QUIET without a new one.
+    from bot.inbox import service
+
+    monkeypatch.setattr(service, "BURST_QUIET", 1.5)
+    bot = await start_bot(flagops_inbox_poll=0.05)
+    loop = asyncio.get_running_loop()
+
+    def cards(count: int) -> Callable[[], Awaitable[bool]]:
+        async def made() -> bool:
+            return len([m for m in bot.slack.messages(RELEASES) if m.buttons]) >= count
+
+        return made
+
+    sent = loop.time()
+    assert (await bot.command("/flag off new-checkout test")).status_code == 200
+    await _until(cards(1), 10.0, "the first card was not made")
+    assert loop.time() - sent < 1.0, loop.time() - sent  # alone: worked at once
+    sent = loop.time()
+    assert (await bot.command("/flag off new-checkout test")).status_code == 200
+    await _until(cards(2), 10.0, "the second card was not made")
+    assert loop.time() - sent >= 1.4, loop.time() - sent  # after the first: the quiet first
+    await bot.idle(timeout=10.0)
 
 
 async def test_a_steady_stream_is_load_not_a_burst_and_its_rows_are_worked_at_full_pace(
