@@ -378,74 +378,99 @@ class Results:
         return total / seconds if seconds else float("nan")
 
 
-async def run_app(app: str, args: argparse.Namespace) -> Results:
-    results = Results(app)
-    flagops = app == "flagops"
+class Settler:
+    """Waits, after each burst sent to flagops, for its cards (the bare app makes none)."""
+
+    def __init__(self, bench: Stack, results: Results) -> None:
+        self.bench, self.results, self.cards = bench, results, 0
+
+    async def __call__(self, sent: int) -> None:
+        if self.bench.app_name != "flagops":
+            return
+        self.cards += sent
+        got = await wait_for_cards(self.bench, self.cards)
+        if got < self.cards:
+            self.results.failures.append(f"only {got} of {self.cards} cards arrived")
+            self.cards = got
+
+
+def pool(i: int) -> str:
+    return f"C_LOAD_{i % CHANNELS:02d}"
+
+
+async def run_apps(apps: list[str], args: argparse.Namespace) -> dict[str, Results]:
+    """Both apps are up at once; their ack rounds take turns (bare, flagops, then flagops, bare...),
+    each app idle (its cards made) while the other's round runs, so that what else the machine
+    does at a moment weighs on both alike. The rest (cards, applies, RSS) is one app at a time."""
     extra_env = dict(item.split("=", 1) for item in args.env)
     workers = args.inbox == "workers"
-    async with stack(
-        app, latency=args.latency, database_url=args.database_url, extra_env=extra_env, workers=workers
-    ) as bench:
-        cards = 0
-
-        async def settle(sent: int) -> None:
-            nonlocal cards
-            if not flagops:
-                return
-            cards += sent
-            got = await wait_for_cards(bench, cards)
-            if got < cards:
-                results.failures.append(f"only {got} of {cards} cards arrived")
-                cards = got
-
-        def pool(i: int) -> str:
-            return f"C_LOAD_{i % CHANNELS:02d}"
-
+    results = {app: Results(app) for app in apps}
+    async with contextlib.AsyncExitStack() as stacks:
+        benches: dict[str, Stack] = {}
+        settlers: dict[str, Settler] = {}
+        for app in apps:
+            benches[app] = await stacks.enter_async_context(
+                stack(
+                    app,
+                    latency=args.latency,
+                    database_url=args.database_url,
+                    extra_env=extra_env,
+                    workers=workers,
+                )
+            )
+            settlers[app] = Settler(benches[app], results[app])
         # Warm-up: connection pools, the role lookup, the environments, the code paths.
-        await settle(len((await burst(bench, args.warmup, 10, pool)).latencies))
+        for app in apps:
+            await settlers[app](len((await burst(benches[app], args.warmup, 10, pool)).latencies))
         for concurrency, per_round in ((20, args.round_20), (100, args.round_100)):
-            for _ in range(args.rounds):
-                done = await burst(bench, per_round, concurrency, pool)
-                results.acks.setdefault(concurrency, []).append(done)
-                if set(done.statuses) != {200}:
-                    results.failures.append(f"acks at {concurrency}: {dict(done.statuses)}")
-                await settle(per_round)
-        if flagops:
-            await cards_and_calls(bench, results, args)
-            await applies(bench, results, args)
-            cards = (await bench.slack_counts())["chat.postMessage"]
-        # RSS: commands in batches (each waits for its cards), RSS after each batch.
-        began = time.monotonic()
-        sent = 0
-        results.rss.append((0, bench.app.rss_mb()))
-        procs = {"app": bench.app, "LaunchDarkly sandbox": bench.sandbox, "fake Slack": bench.slack}
-        if bench.worker is not None:
-            procs["worker"] = bench.worker
-        cpu_before = {name: proc.cpu_seconds() for name, proc in procs.items()}
-        own_before = time.process_time()
-        profiler = _py_spy(args.py_spy, bench.app) if args.py_spy else None
-        while sent < (0 if args.skip_rss else args.rss_commands):
-            batch = min(args.rss_batch, args.rss_commands - sent)
-            await burst(bench, batch, 100, pool)
-            await settle(batch)
-            sent += batch
-            results.rss.append((sent, bench.app.rss_mb()))
-            if flagops:
-                await bench.ld_log(clear=True)  # the sandbox's own log, not the app's memory
-        results.rss_seconds = time.monotonic() - began
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait(timeout=60)
-        results.cpu_ms_per_command = {
-            name: (proc.cpu_seconds() - cpu_before[name]) * 1000 / max(sent, 1)
-            for name, proc in procs.items()
-        }
-        results.cpu_ms_per_command["load generator"] = (
-            (time.process_time() - own_before) * 1000 / max(sent, 1)
-        )
-        if bench.app.popen.poll() is not None:
-            results.failures.append(f"{app} exited during the run; see its log")
+            for turn in range(args.rounds):
+                for app in apps if turn % 2 == 0 else list(reversed(apps)):
+                    done = await burst(benches[app], per_round, concurrency, pool)
+                    results[app].acks.setdefault(concurrency, []).append(done)
+                    if set(done.statuses) != {200}:
+                        results[app].failures.append(f"acks at {concurrency}: {dict(done.statuses)}")
+                    await settlers[app](per_round)
+        for app in apps:
+            began = time.monotonic()
+            await the_rest(benches[app], results[app], settlers[app], args)
+            print(f"{app}: the rest done in {time.monotonic() - began:.0f} s", file=sys.stderr)
     return results
+
+
+async def the_rest(bench: Stack, results: Results, settle: Settler, args: argparse.Namespace) -> None:
+    """Cards, applies (flagops), then RSS and CPU over the long run (both)."""
+    if bench.app_name == "flagops":
+        await cards_and_calls(bench, results, args)
+        await applies(bench, results, args)
+        settle.cards = (await bench.slack_counts())["chat.postMessage"]
+    # RSS: commands in batches (each waits for its cards), RSS after each batch.
+    began = time.monotonic()
+    sent = 0
+    results.rss.append((0, bench.app.rss_mb()))
+    procs = {"app": bench.app, "LaunchDarkly sandbox": bench.sandbox, "fake Slack": bench.slack}
+    if bench.worker is not None:
+        procs["worker"] = bench.worker
+    cpu_before = {name: proc.cpu_seconds() for name, proc in procs.items()}
+    own_before = time.process_time()
+    profiler = _py_spy(args.py_spy, bench.app) if args.py_spy else None
+    while sent < (0 if args.skip_rss else args.rss_commands):
+        batch = min(args.rss_batch, args.rss_commands - sent)
+        await burst(bench, batch, 100, pool)
+        await settle(batch)
+        sent += batch
+        results.rss.append((sent, bench.app.rss_mb()))
+        if bench.app_name == "flagops":
+            await bench.ld_log(clear=True)  # the sandbox's own log, not the app's memory
+    results.rss_seconds = time.monotonic() - began
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
+    results.cpu_ms_per_command = {
+        name: (proc.cpu_seconds() - cpu_before[name]) * 1000 / max(sent, 1) for name, proc in procs.items()
+    }
+    results.cpu_ms_per_command["load generator"] = (time.process_time() - own_before) * 1000 / max(sent, 1)
+    if bench.app.popen.poll() is not None:
+        results.failures.append(f"{bench.app_name} exited during the run; see its log")
 
 
 def _py_spy(out: str, app: Proc) -> subprocess.Popen[bytes]:
@@ -688,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", default=None, help="flagops' database (default: SQLite in a temp dir)"
     )
     parser.add_argument("--latency", type=float, default=0.2, help="LaunchDarkly's answer time, seconds")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="ack rounds per concurrency, each app")
     parser.add_argument("--round-20", type=int, default=150, help="commands per round at concurrency 20")
     parser.add_argument("--round-100", type=int, default=500, help="commands per round at concurrency 100")
     parser.add_argument("--warmup", type=int, default=60)
@@ -714,12 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.round_20, args.round_100, args.warmup = 1, 20, 100, 5
         args.card_commands, args.applies, args.rss_commands, args.rss_batch = 10, 2, 200, 100
     apps = [args.only] if args.only else ["bare", "flagops"]
-    found: dict[str, Results] = {}
     loads = os.getloadavg()
-    for app in apps:
-        began = time.monotonic()
-        found[app] = asyncio.run(run_app(app, args))
-        print(f"{app}: done in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    found = asyncio.run(run_apps(apps, args))
     empty = Results("none")
     print(
         f"load average during the run (other work on the machine): {loads[0]:.1f} at start, "
