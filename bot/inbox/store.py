@@ -24,7 +24,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -92,16 +105,21 @@ class InboxStore:
     ) -> int | None:
         """Write an accepted delivery: one ``INSERT ... ON CONFLICT DO NOTHING``.
 
-        On SQLite (one writer at a time: every ``INSERT`` waits its turn at the write gate),
-        deliveries written at the same moment share one transaction (group commit): the first
-        starts it, and every delivery that comes while it waits for the database goes into it,
-        one ``INSERT`` of many rows (at most ``ADD_BATCH``). Each is still its own: ``keep``,
-        when given, is asked after the ``INSERT`` and before the commit, and False takes that row
-        out again (:class:`NotKept`; the listener already told the person it was not taken); a
-        delivery whose key is already in the transaction (Slack's retry, at the same moment)
-        waits for the next one, which sees whether the first was kept. On Postgres each delivery
-        has a transaction (and a pooled connection) of its own: a row another process holds
-        locked (Slack's retry of a delivery it is writing) holds up that delivery alone.
+        Deliveries written at the same moment share one transaction (group commit): a writer
+        takes every delivery waiting once it holds a connection, one ``INSERT`` of many rows (at
+        most ``ADD_BATCH``, in key order); deliveries that come while it writes wait for the next
+        writer. SQLite has one writer at a time (it has one anyway); Postgres up to
+        ``POSTGRES_ADD_WRITERS``, so that one slow transaction holds up only its own batch. Each
+        delivery is still its own: ``keep``, when given, is asked after the ``INSERT`` and
+        before the commit, and False takes that row out again (:class:`NotKept`; the listener
+        already told the person it was not taken); a delivery whose key is already in the batch
+        (Slack's retry, at the same moment) waits for the next one, which sees whether the first
+        was kept.
+
+        On Postgres, a row of the batch that another process holds locked (Slack's retry of a
+        delivery it is writing at this moment) would hold up the whole batch: the batch waits for
+        a lock at most ``POSTGRES_BATCH_LOCK_WAIT``, then each of its deliveries is written in a
+        transaction of its own, and only the one whose row is locked waits for it.
 
         Returns:
             The new row's id, or None when a row with this ``delivery_key`` exists already (Slack
@@ -109,7 +127,7 @@ class InboxStore:
 
         Raises:
             NotKept: ``keep`` said no.
-            SQLAlchemyError, OSError: the transaction failed (on SQLite, every delivery in it).
+            SQLAlchemyError, OSError: the transaction failed (every delivery in it).
         """
         now = self.clock()
         values = {
@@ -123,64 +141,124 @@ class InboxStore:
             "created_at": now,
             "updated_at": now,
         }
-        if self.engine.dialect.name != "sqlite":
-            async with self.engine.begin() as connection:
-                ids = await self._insert(connection, [values])
-                if keep is not None and not keep():
-                    raise NotKept(delivery_key)
-            return ids.get(delivery_key)
         loop = asyncio.get_running_loop()
         item = _Adding(values, keep, loop.create_future())
         queue = self._adding.get(loop)
         if queue is None:
             queue = self._adding[loop] = _AddQueue()
         queue.waiting.append(item)
-        if queue.writer is None:
+        most = 1 if self.engine.dialect.name == "sqlite" else POSTGRES_ADD_WRITERS
+        if not queue.gathering and len(queue.writers) < most:
+            # No writer is about to take what waits (each is writing its batch): one more.
+            queue.gathering += 1  # now: the deliveries queued before it runs are its to take
             with urgent_writes():  # the ack's INSERT goes before queued writes (bot.persistence.db)
-                queue.writer = asyncio.create_task(self._write_queued(queue), name="flagops-inbox-add")
+                writer = asyncio.create_task(self._write_queued(queue), name="flagops-inbox-add")
+            queue.writers.add(writer)
+            writer.add_done_callback(queue.writers.discard)
         return await item.done
 
     async def _write_queued(self, queue: _AddQueue) -> None:
         """Write what is queued, a transaction at a time, until nothing is."""
         try:
-            while queue.waiting:
-                # A failure before the batch is taken (the transaction did not start) fails those
-                # waiting now, not those that come meanwhile (they go in the next one).
+            await self._write_batches(queue)
+        finally:
+            # At once, not in a done callback: a delivery queued from now on must find this
+            # writer gone (and start another), or it would wait for a writer that has finished.
+            queue.writers.discard(asyncio.current_task())
+
+    async def _write_batches(self, queue: _AddQueue) -> None:
+        postgres = self.engine.dialect.name == "postgresql"
+        gathering = True  # counted in queue.gathering by add(), which started this writer
+        try:
+            while gathering or queue.waiting:
+                if not gathering:
+                    queue.gathering += 1
+                    gathering = True
                 batch: list[_Adding] = []
-                waited = list(queue.waiting)
-                not_kept: list[_Adding] = []
-                ids: dict[str, int] = {}
+                waited = set(queue.waiting)
                 try:
                     async with self.engine.begin() as connection:
                         # Taken once the connection is held: whatever queued meanwhile goes in too.
                         batch, queue.waiting = _next_batch(queue.waiting)
-                        if batch:  # else every caller waiting is gone (cancelled)
-                            ids = await self._insert(connection, [item.values for item in batch])
-                            not_kept = [i for i in batch if i.keep is not None and not i.keep()]
-                            dropped = [ids[key] for key in (i.key for i in not_kept) if key in ids]
-                            if dropped:
-                                await connection.execute(delete(inbox).where(inbox.c.id.in_(dropped)))
+                        queue.gathering -= 1
+                        gathering = False
+                        # Empty: every caller waiting is gone (cancelled), or another writer took them.
+                        answers = await self._write_batch(connection, batch, postgres) if batch else {}
                 except asyncio.CancelledError:
-                    for item in (*batch, *queue.waiting):
+                    # Stopping: this batch is not written; what waits is left to the other
+                    # writers, or to nobody when this was the last.
+                    last = not queue.writers - {asyncio.current_task()}
+                    for item in (*batch, *(queue.waiting if last else ())):
                         item.done.cancel()
-                    queue.waiting = []
+                    if last:
+                        queue.waiting = []
                     raise
                 except Exception as error:  # noqa: BLE001 - handed to each delivery's caller, as is
-                    for item in batch or waited:
+                    if postgres and batch and _lock_wait(error):
+                        # A row of the batch is locked by another process: each on its own.
+                        for item in batch:
+                            if not item.done.done():
+                                alone = asyncio.create_task(self._add_alone(item), name="flagops-inbox-add")
+                                queue.alone.add(alone)
+                                alone.add_done_callback(queue.alone.discard)
+                        continue
+                    if gathering:
+                        # It failed before taking (no connection): those that waited, and no other
+                        # writer took since, fail; those that came meanwhile go in the next one.
+                        batch = [item for item in queue.waiting if item in waited]
+                        queue.waiting = [item for item in queue.waiting if item not in waited]
+                    for item in batch:
                         if not item.done.done():
                             item.done.set_exception(error)
-                    if not batch:
-                        queue.waiting = [item for item in queue.waiting if item not in waited]
                     continue
-                for item in batch:
+                for item, answer in answers.items():
                     if item.done.done():
                         continue  # its caller is gone; the row is written, and the loop works it
-                    if item in not_kept:
-                        item.done.set_exception(NotKept(item.key))
+                    if isinstance(answer, NotKept):
+                        item.done.set_exception(answer)
                     else:
-                        item.done.set_result(ids.get(item.key))
+                        item.done.set_result(answer)
         finally:
-            queue.writer = None
+            if gathering:
+                queue.gathering -= 1
+
+    async def _write_batch(
+        self, connection: AsyncConnection, batch: list[_Adding], postgres: bool
+    ) -> dict[_Adding, int | NotKept | None]:
+        """Insert the batch's rows and take out those not kept, in the caller's transaction; each
+        delivery's answer (its row's id, None when its key was written already, or NotKept)."""
+        if postgres and len(batch) > 1:
+            await connection.execute(_BATCH_LOCK_TIMEOUT)
+        ids = await self._insert(connection, [item.values for item in batch])
+        answers: dict[_Adding, int | NotKept | None] = {}
+        for item in batch:
+            answers[item] = ids.get(item.key)
+            if item.keep is not None and not item.keep():
+                answers[item] = NotKept(item.key)
+        dropped = [
+            ids[i.key] for i, answer in answers.items() if isinstance(answer, NotKept) and i.key in ids
+        ]
+        if dropped:
+            await connection.execute(delete(inbox).where(inbox.c.id.in_(dropped)))
+        return answers
+
+    async def _add_alone(self, item: _Adding) -> None:
+        """Write one delivery in a transaction of its own (Postgres: its row may be locked by
+        another process; only this delivery waits for it), and answer its caller."""
+        try:
+            async with self.engine.begin() as connection:
+                ids = await self._insert(connection, [item.values])
+                if item.keep is not None and not item.keep():
+                    raise NotKept(item.key)
+        except asyncio.CancelledError:
+            item.done.cancel()
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the delivery's caller, as is
+            if not item.done.done():
+                item.done.set_exception(error)
+            return
+        if not item.done.done():
+            item.done.set_result(ids.get(item.key))
 
     async def _insert(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Insert the rows (keys unique among them); the ids of those new, by delivery key."""
@@ -346,6 +424,18 @@ def _insert_many(dialect: str) -> Any:
 
 ADD_BATCH = 100
 """Most deliveries written in one transaction (group commit, :meth:`InboxStore.add`)."""
+POSTGRES_ADD_WRITERS = 4
+"""Batches of deliveries being written at once on Postgres, each on a pooled connection."""
+POSTGRES_BATCH_LOCK_WAIT = "200ms"
+"""How long a batch waits for a row lock held by another transaction (Slack's retry being written
+by another process) before its deliveries are written one by one."""
+_BATCH_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{POSTGRES_BATCH_LOCK_WAIT}'")
+_LOCK_WAITS = frozenset({"55P03", "40P01"})  # lock_not_available, deadlock_detected
+
+
+def _lock_wait(error: Exception) -> bool:
+    """Whether a Postgres statement failed for waiting on a lock (lock_timeout, or a deadlock)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in _LOCK_WAITS
 
 
 @dataclass(eq=False)
@@ -366,11 +456,16 @@ class _AddQueue:
     """Deliveries waiting for their ``INSERT`` on one event loop, and the task writing them."""
 
     waiting: list[_Adding] = field(default_factory=list)
-    writer: asyncio.Task[None] | None = None
+    writers: set[asyncio.Task[None]] = field(default_factory=set)
+    gathering: int = 0
+    """Writers waiting for a connection, about to take what waits (none: a new one may start)."""
+    alone: set[asyncio.Task[None]] = field(default_factory=set)
+    """Deliveries being written one by one (their batch waited on a row lock)."""
 
 
 def _next_batch(waiting: list[_Adding]) -> tuple[list[_Adding], list[_Adding]]:
-    """The next transaction's deliveries (at most ``ADD_BATCH``, each key once), and the rest."""
+    """The next transaction's deliveries (at most ``ADD_BATCH``, each key once, in key order: two
+    processes' batches lock their rows in one order, so they cannot deadlock), and the rest."""
     batch: list[_Adding] = []
     rest: list[_Adding] = []
     keys: set[str] = set()
@@ -382,6 +477,7 @@ def _next_batch(waiting: list[_Adding]) -> tuple[list[_Adding], list[_Adding]]:
         else:
             keys.add(item.key)
             batch.append(item)
+    batch.sort(key=lambda item: item.key)
     return batch, rest
 
 

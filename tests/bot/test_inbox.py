@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import delete, event
 from sqlalchemy import text as sql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from bot.inbox.service import delivery_key
 from bot.inbox.store import DONE, PENDING, WORKING, InboxStore, NotKept, card_key
@@ -64,11 +65,6 @@ def _count_commits(inbox: InboxStore) -> list[int]:
     return commits
 
 
-#: Group commit is SQLite's (one writer at a time); on Postgres each delivery has its own transaction.
-ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@ON_SQLITE
 async def test_deliveries_written_at_one_moment_share_a_transaction_and_each_gets_its_answer(
     fresh: Store,
 ) -> None:
@@ -108,7 +104,6 @@ async def test_a_delivery_given_up_is_taken_out_of_its_shared_transaction_alone(
     assert {r.id for r in await inbox.rows() if r.delivery_key == "given-up"} == {outcomes[3]}
 
 
-@ON_SQLITE
 async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_ones_are_written(
     fresh: Store,
 ) -> None:
@@ -136,7 +131,7 @@ async def test_a_failed_shared_transaction_fails_its_deliveries_and_the_next_one
     assert sorted(r.delivery_key for r in await inbox.rows()) == [f"b{n}" for n in range(5)]
 
 
-@ON_SQLITE
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # it holds SQLite's write gate
 async def test_a_delivery_whose_caller_is_gone_fails_none_of_those_after_it(fresh: Store) -> None:
     inbox = InboxStore(fresh.engine)
     later: list[asyncio.Future[int | None]] = []
@@ -173,6 +168,20 @@ async def test_a_delivery_whose_caller_is_gone_fails_none_of_those_after_it(fres
     assert [r.delivery_key for r in await inbox.rows()] == ["k2"]
 
 
+async def _writing_elsewhere(engine: AsyncEngine, key: str) -> tuple[AsyncConnection, AsyncTransaction]:
+    """Another process writing delivery ``key`` (Slack's first copy): inserted, not committed."""
+    holder = await engine.connect()
+    holding = await holder.begin()
+    await holder.execute(
+        sql(
+            "INSERT INTO inbox (delivery_key, handler, body_json, state, attempts, created_at,"
+            " updated_at) VALUES (:key, 'command', '{}', 'pending', 0, now(), now())"
+        ),
+        {"key": key},
+    )
+    return holder, holding
+
+
 async def test_on_postgres_a_row_locked_elsewhere_holds_up_its_own_delivery_only(
     postgres_url: str,
 ) -> None:
@@ -182,14 +191,7 @@ async def test_on_postgres_a_row_locked_elsewhere_holds_up_its_own_delivery_only
         async with other.begin() as connection:
             await connection.execute(delete(inbox_table))
         # Another process is writing "retried" (Slack's first copy), not committed yet.
-        holder = await other.connect()
-        holding = await holder.begin()
-        await holder.execute(
-            sql(
-                "INSERT INTO inbox (delivery_key, handler, body_json, state, attempts, created_at,"
-                " updated_at) VALUES ('retried', 'command', '{}', 'pending', 0, now(), now())"
-            )
-        )
+        holder, holding = await _writing_elsewhere(other, "retried")
         inbox = InboxStore(mine)
         retried = asyncio.ensure_future(inbox.add("command", "retried", {}, channel_id=RELEASES))
         await asyncio.sleep(0.05)
@@ -204,6 +206,68 @@ async def test_on_postgres_a_row_locked_elsewhere_holds_up_its_own_delivery_only
     finally:
         await mine.dispose()
         await other.dispose()
+
+
+@pytest.mark.parametrize("holder_commits", [True, False])
+async def test_on_postgres_a_row_locked_elsewhere_in_a_shared_batch_holds_up_that_delivery_only(
+    empty_postgres_url: str, holder_commits: bool
+) -> None:
+    # The locked row is in the same batch as five others: the batch waits at most
+    # POSTGRES_BATCH_LOCK_WAIT, then each is written on its own, and only the locked one waits.
+    await migrate(empty_postgres_url)
+    mine, other = create_engine(empty_postgres_url), create_engine(empty_postgres_url)
+    try:
+        holder, holding = await _writing_elsewhere(other, "retried")
+        inbox = InboxStore(mine)
+        adds = [
+            asyncio.ensure_future(inbox.add("command", key, {}, channel_id=RELEASES))
+            for key in ("a", "retried", "b", "c", "d", "e")
+        ]
+        retried = adds.pop(1)
+        done, _ = await asyncio.wait(adds, timeout=1.0)  # well within ACCEPT_TIMEOUT
+        assert len(done) == 5 and not retried.done()
+        assert all(isinstance(d.result(), int) for d in done)
+        await (holding.commit() if holder_commits else holding.rollback())
+        await holder.close()
+        found = await asyncio.wait_for(retried, 5.0)
+        if holder_commits:
+            assert found is None  # the other process's row: one delivery, one row
+        else:
+            assert isinstance(found, int)  # the other gave up on it: this one is the row
+        keys = sorted(r.delivery_key for r in await inbox.rows())
+        assert keys == ["a", "b", "c", "d", "e", "retried"]
+    finally:
+        await mine.dispose()
+        await other.dispose()
+
+
+async def test_on_postgres_two_processes_writing_the_same_deliveries_at_once_make_each_one_row(
+    empty_postgres_url: str,
+) -> None:
+    # Slack's retries reaching two instances at the same moment, in opposite orders: no deadlock
+    # fails a batch, every delivery is answered, and each key is one row, written by one of them.
+    await migrate(empty_postgres_url)
+    engines = [create_engine(empty_postgres_url) for _ in range(2)]
+    try:
+        shared = [f"shared-{n:02d}" for n in range(30)]
+        first, second = InboxStore(engines[0]), InboxStore(engines[1])
+        for _ in range(5):
+            async with engines[0].begin() as connection:
+                await connection.execute(delete(inbox_table))
+            answers = await asyncio.gather(
+                *(first.add("command", key, {}, channel_id=RELEASES) for key in shared),
+                *(second.add("command", key, {}, channel_id=RELEASES) for key in reversed(shared)),
+            )
+            mine, theirs = answers[:30], list(reversed(answers[30:]))
+            for key, a, b in zip(shared, mine, theirs, strict=True):
+                assert (a is None) != (b is None), (key, a, b)  # one wrote it, the other was told so
+            rows = {r.delivery_key: r.id for r in await first.rows()}
+            assert sorted(rows) == shared
+            written = [a if a is not None else b for a, b in zip(mine, theirs, strict=True)]
+            assert sorted(rows.values()) == sorted(written)
+    finally:
+        for engine in engines:
+            await engine.dispose()
 
 
 def test_the_delivery_key_is_the_payloads_identity_whatever_the_envelope() -> None:
