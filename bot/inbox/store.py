@@ -107,7 +107,7 @@ class InboxStore:
 
         Deliveries written at the same moment share one transaction (group commit): a writer
         takes every delivery waiting once it holds a connection, one ``INSERT`` of many rows (at
-        most ``ADD_BATCH``, in key order); deliveries that come while it writes wait for the next
+        most ``ADD_BATCH``, in the order they arrived); deliveries that come while it writes wait for the next
         writer. SQLite has one writer at a time (it has one anyway); Postgres up to
         ``POSTGRES_ADD_WRITERS``, so that one slow transaction holds up only its own batch. Each
         delivery is still its own: ``keep``, when given, is asked after the ``INSERT`` and
@@ -148,32 +148,34 @@ class InboxStore:
             queue = self._adding[loop] = _AddQueue()
         queue.waiting.append(item)
         most = 1 if self.engine.dialect.name == "sqlite" else POSTGRES_ADD_WRITERS
-        if not queue.gathering and len(queue.writers) < most:
+        if not queue.gathering and not queue.unstarted and len(queue.writers) < most:
             # No writer is about to take what waits (each is writing its batch): one more.
-            queue.gathering += 1  # now: the deliveries queued before it runs are its to take
             with urgent_writes():  # the ack's INSERT goes before queued writes (bot.persistence.db)
                 writer = asyncio.create_task(self._write_queued(queue), name="flagops-inbox-add")
             queue.writers.add(writer)
-            writer.add_done_callback(queue.writers.discard)
+            queue.unstarted.add(writer)  # the deliveries queued before it runs are its to take
+            writer.add_done_callback(functools.partial(_writer_done, queue))
         return await item.done
 
     async def _write_queued(self, queue: _AddQueue) -> None:
         """Write what is queued, a transaction at a time, until nothing is."""
+        me = asyncio.current_task()
+        # Both at once, not in a done callback: a delivery queued from now on must find this
+        # writer counted as gathering (no await before it is) or gone (and start another), never
+        # waiting for a writer that has finished.
+        queue.unstarted.discard(me)
         try:
             await self._write_batches(queue)
         finally:
-            # At once, not in a done callback: a delivery queued from now on must find this
-            # writer gone (and start another), or it would wait for a writer that has finished.
-            queue.writers.discard(asyncio.current_task())
+            queue.writers.discard(me)
 
     async def _write_batches(self, queue: _AddQueue) -> None:
         postgres = self.engine.dialect.name == "postgresql"
-        gathering = True  # counted in queue.gathering by add(), which started this writer
+        gathering = False  # whether this writer is counted in queue.gathering
         try:
-            while gathering or queue.waiting:
-                if not gathering:
-                    queue.gathering += 1
-                    gathering = True
+            while queue.waiting:
+                queue.gathering += 1
+                gathering = True
                 batch: list[_Adding] = []
                 waited = set(queue.waiting)
                 try:
@@ -205,6 +207,8 @@ class InboxStore:
                     if gathering:
                         # It failed before taking (no connection): those that waited, and no other
                         # writer took since, fail; those that came meanwhile go in the next one.
+                        queue.gathering -= 1
+                        gathering = False
                         batch = [item for item in queue.waiting if item in waited]
                         queue.waiting = [item for item in queue.waiting if item not in waited]
                     for item in batch:
@@ -459,13 +463,26 @@ class _AddQueue:
     writers: set[asyncio.Task[None]] = field(default_factory=set)
     gathering: int = 0
     """Writers waiting for a connection, about to take what waits (none: a new one may start)."""
+    unstarted: set[asyncio.Task[None]] = field(default_factory=set)
+    """Writers started that have not run yet: they will take what waits."""
     alone: set[asyncio.Task[None]] = field(default_factory=set)
     """Deliveries being written one by one (their batch waited on a row lock)."""
 
 
+def _writer_done(queue: _AddQueue, writer: asyncio.Task[None]) -> None:
+    """A writer ended; cancelled before it ran (stopping), and the last: what waits is cancelled
+    (no writer would take it)."""
+    queue.writers.discard(writer)
+    queue.unstarted.discard(writer)
+    if writer.cancelled() and not queue.writers:
+        for item in queue.waiting:
+            item.done.cancel()
+        queue.waiting = []
+
+
 def _next_batch(waiting: list[_Adding]) -> tuple[list[_Adding], list[_Adding]]:
-    """The next transaction's deliveries (at most ``ADD_BATCH``, each key once, in key order: two
-    processes' batches lock their rows in one order, so they cannot deadlock), and the rest."""
+    """The next transaction's deliveries (at most ``ADD_BATCH``, each key once, in the order they
+    arrived: the rows' ids give the order in which a card's rows are worked), and the rest."""
     batch: list[_Adding] = []
     rest: list[_Adding] = []
     keys: set[str] = set()
@@ -477,7 +494,6 @@ def _next_batch(waiting: list[_Adding]) -> tuple[list[_Adding], list[_Adding]]:
         else:
             keys.add(item.key)
             batch.append(item)
-    batch.sort(key=lambda item: item.key)
     return batch, rest
 
 

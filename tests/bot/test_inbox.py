@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import delete, event
 from sqlalchemy import text as sql
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from bot.inbox.service import delivery_key
@@ -83,6 +84,66 @@ async def test_deliveries_written_at_one_moment_share_a_transaction_and_each_get
     assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(keys)
     assert [rows[key].id for key in keys] == ids and json.loads(rows["k7"].body_json) == {"text": "k7"}
     assert commits[0] <= 3, commits  # group commit: not one transaction per delivery
+
+
+async def test_deliveries_about_one_card_in_one_transaction_are_worked_in_the_order_they_came(
+    fresh: Store,
+) -> None:
+    # "On" then "off" clicked on one card at one moment: a card's rows are taken in id order, so
+    # the first to come must get the lower id, whatever the keys (found by an outside review:
+    # the batch was sorted by key).
+    inbox = InboxStore(fresh.engine)
+    card = card_key(RELEASES, "1700000000.000100")
+    first, second = await asyncio.gather(
+        inbox.add("change_click", "zz-clicked-first", {"v": "on"}, channel_id=RELEASES, card_key=card),
+        inbox.add("change_click", "aa-clicked-second", {"v": "off"}, channel_id=RELEASES, card_key=card),
+    )
+    assert first is not None and second is not None and first < second
+    taken = await inbox.claim("w", LEASE)
+    assert taken is not None and taken.delivery_key == "zz-clicked-first"
+
+
+@pytest.mark.parametrize("refused", ["postgres", "sqlite"])
+async def test_a_writer_that_cannot_reach_the_database_fails_its_deliveries_and_stops(
+    refused: str, tmp_path: Path
+) -> None:
+    # A database that refuses (Postgres restarting; a SQLite disk gone): the delivery is answered
+    # with the error (the person is told to send it again), and the writer stops; it does not try
+    # again and again with nothing to write (found by an outside review: ~1,000 tries a second).
+    url = "postgresql+asyncpg://postgres@127.0.0.1:9/none" if refused == "postgres" else ""
+    engine = create_engine(url or f"sqlite+aiosqlite:///{tmp_path / 'refused.sqlite3'}")
+    tries = [0]
+
+    def refuse(*_args: object) -> None:
+        tries[0] += 1
+        if refused == "sqlite":
+            raise OSError("the disk is gone")
+
+    event.listen(engine.sync_engine, "do_connect" if refused == "postgres" else "begin", refuse)
+    try:
+        with pytest.raises((OSError, SQLAlchemyError)):
+            await InboxStore(engine).add("command", "k", {}, channel_id=RELEASES)
+        await asyncio.sleep(0.5)
+        assert tries[0] <= 2, tries[0]
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "flagops-inbox-add"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_cancelled_before_it_ran_leaves_no_later_delivery_waiting(fresh: Store) -> None:
+    # Stopping cancels every task, the writer among them, before it ran: a delivery written after
+    # (a test's next bot on the same loop, a restart of the loop's work) must not wait for it.
+    inbox = InboxStore(fresh.engine)
+    first = asyncio.ensure_future(inbox.add("command", "k1", {}, channel_id=RELEASES))
+    await asyncio.sleep(0)  # add() ran: its writer is made, not started
+    for task in asyncio.all_tasks():
+        if task.get_name() == "flagops-inbox-add":
+            task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(first, 3.0)  # nobody would write it: its caller is told at once
+    later = await asyncio.wait_for(inbox.add("command", "k2", {}, channel_id=RELEASES), 3.0)
+    assert isinstance(later, int)
+    assert [r.delivery_key for r in await inbox.rows()] == ["k2"]
 
 
 async def test_a_delivery_given_up_is_taken_out_of_its_shared_transaction_alone(fresh: Store) -> None:
