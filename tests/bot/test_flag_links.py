@@ -118,16 +118,16 @@ async def test_a_slow_search_answers_in_time_from_the_cache(start_bot: StartBot)
     everything = await options(bot, view, "")
     assert {o["value"] for o in everything} >= {"new-checkout", "banner-color"}
 
-    bot.sandbox.faults = Faults(latency=1.0)
+    bot.sandbox.faults = Faults(latency=2.0)  # far past the 0.3 s search timeout, on a busy machine too
     started = time.monotonic()
     narrowed = await options(bot, view, "banner")
-    assert time.monotonic() - started < 1.0, "answered before LaunchDarkly did"
+    assert time.monotonic() - started < 2.0, "answered before LaunchDarkly did"
     expected = sorted(o["value"] for o in everything if "banner" in o["text"]["text"].lower())
     assert "banner-color" in expected
     assert sorted(o["value"] for o in narrowed) == expected, "the empty search's flags, filtered here"
     started = time.monotonic()
     assert await options(bot, view, "zzz") == [], "nothing known: an empty menu, not a timeout"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
 
     await bot.idle()  # the slow searches finish in the background and fill the cache
     bot.sandbox.faults = Faults()
