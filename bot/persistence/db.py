@@ -450,6 +450,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 POSTGRES_PING_AFTER_IDLE_SECONDS = 1.0
 
 
+def idle_clock() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps: Linux's ``CLOCK_BOOTTIME``
+    (``time.monotonic`` stops during a suspend there, so a laptop's connections would look used a
+    moment ago after a night asleep, and the first use would fail once); ``time.monotonic``
+    where there is no such clock."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
+
+
 def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
     """Check a pooled connection before use only when it sat unused for ``idle`` seconds.
 
@@ -467,11 +476,11 @@ def ping_after_idle(engine: AsyncEngine, idle: float) -> None:
     dialect = sync.dialect
 
     def checked_in(_dbapi_connection: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
+        record.info["idle_since"] = idle_clock()
 
     def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since <= idle:
+        if since is None or idle_clock() - since <= idle:
             return
         try:
             dialect.do_ping(dbapi_connection)

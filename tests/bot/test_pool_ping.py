@@ -4,6 +4,7 @@ spell is replaced without anyone noticing."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.persistence import db
 from bot.persistence.db import create_engine
 
 
@@ -77,3 +79,24 @@ async def test_busy_connections_are_not_pinged_and_idle_ones_are(postgres_url: s
     finally:
         await busy.dispose()
         await idle.dispose()
+
+
+async def test_idle_time_counts_while_the_machine_sleeps(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A laptop asleep for a night: the pool's connections were used "a moment ago" by a clock that
+    # stops during a suspend; the clock used keeps counting, and they are pinged on their next use.
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        assert db.idle_clock() == pytest.approx(time.clock_gettime(time.CLOCK_BOOTTIME), abs=0.5)
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle=60.0)
+    try:
+        await _pid(engine)
+        pings = _count_pings(engine)
+        await _pid(engine)
+        assert pings == []  # used a moment ago
+        slept = db.idle_clock() + 8 * 3600
+        monkeypatch.setattr(db, "idle_clock", lambda: slept)
+        await _pid(engine)
+        assert len(pings) == 1
+    finally:
+        await engine.dispose()
