@@ -433,6 +433,7 @@ class Inbox:
         after that keeps its lease until it expires, and another worker takes it over."""
         self._stopping = True
         try:
+            await self._take_left()
             current = asyncio.current_task()
             work = [t for t in self._running | self._after_acks if t is not current and not t.done()]
             if work:
@@ -451,6 +452,21 @@ class Inbox:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._loop
                 self._loop = None
+
+    async def _take_left(self) -> None:
+        """At stop: take the rows this process's listeners left to its loop (a burst just before
+        the stop, its quiet not come yet), so that they are worked within the grace like those
+        already running, not left for another process or the next start."""
+        try:
+            while self._left > 0 and len(self._running) < self.settings.flagops_inbox_concurrency:
+                row = await self.store.claim(self.owner, self.lease, handlers=self.handlers.keys())
+                if row is None:
+                    break
+                self._left -= 1
+                self._spawn(row)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("the inbox could not be read at stop (%s)", type(error).__name__)
+        self._left = 0  # the rest (none, or a card's later rows) are the next start's
 
     async def run(self) -> None:
         """Take and work rows until cancelled: woken by a row written or done in this process, by

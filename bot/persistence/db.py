@@ -18,6 +18,7 @@ import fcntl
 import functools
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -451,12 +452,14 @@ POSTGRES_PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def idle_clock() -> float:
-    """Seconds on a clock that keeps counting while the machine sleeps: Linux's ``CLOCK_BOOTTIME``
-    (``time.monotonic`` stops during a suspend there, so a laptop's connections would look used a
-    moment ago after a night asleep, and the first use would fail once); ``time.monotonic``
-    where there is no such clock."""
-    boot = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boot) if boot is not None else time.monotonic()
+    """Seconds on a clock that keeps counting while the machine sleeps: Linux's ``CLOCK_BOOTTIME``,
+    else ``CLOCK_MONOTONIC`` (on macOS it counts the sleep too; ``time.monotonic`` does not, there
+    or on Linux, so a laptop's connections would look used a moment ago after a night asleep, and
+    the first use would fail once); ``time.monotonic`` where neither exists."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None and sys.platform == "darwin":
+        clock = getattr(time, "CLOCK_MONOTONIC", None)
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
 
 
 def ping_after_idle(engine: AsyncEngine, idle: float) -> None:

@@ -1118,6 +1118,28 @@ async def test_while_commands_arrive_few_rows_are_worked_and_the_rest_at_full_pa
     assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 12
 
 
+async def test_rows_left_to_the_loop_just_before_a_stop_are_worked_within_its_grace(
+    start_bot: Callable[..., Awaitable[Harness]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two commands together (a burst: rows left to the loop until a quiet), then a stop before
+    # the quiet: the stopping process works them within its grace; it does not leave them for a
+    # start that may never come (found by an outside review).
+    from bot.inbox import service
+
+    monkeypatch.setattr(service, "BURST_QUIET", 5.0)
+    bot = await start_bot(flagops_inbox_poll=30.0)
+    inbox = bot.stack.runtime.services.inbox
+    answers = await asyncio.gather(
+        bot.command('/flag off new-checkout test -m "one"'),
+        bot.command('/flag off new-checkout test -m "two"'),
+    )
+    assert [a.status_code for a in answers] == [200, 200]
+    assert inbox.settling  # at least one was left to the loop
+    await inbox.stop(grace=10.0)
+    assert len([m for m in bot.slack.messages(RELEASES) if m.buttons]) == 2
+    assert await InboxStore(bot.store.engine).waiting() == 0
+
+
 async def test_a_command_alone_is_worked_at_once_and_one_right_after_another_waits_for_the_quiet(
     start_bot: Callable[..., Awaitable[Harness]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
