@@ -112,22 +112,24 @@ async def test_submitting_without_a_flag_keeps_the_modal_open(bot: Harness) -> N
 
 
 async def test_a_slow_search_answers_in_time_from_the_cache(start_bot: StartBot) -> None:
-    bot = await start_bot(flagops_flag_search_timeout=0.3)
+    # The timeout leaves LaunchDarkly time to answer the first search on a busy machine; the slow
+    # searches after it take far longer than the timeout.
+    bot = await start_bot(flagops_flag_search_timeout=0.8)
     await shortcut(bot, post(bot, "a message"))
     view = latest_view(bot, MODAL)
     everything = await options(bot, view, "")
     assert {o["value"] for o in everything} >= {"new-checkout", "banner-color"}
 
-    bot.sandbox.faults = Faults(latency=2.0)  # far past the 0.3 s search timeout, on a busy machine too
+    bot.sandbox.faults = Faults(latency=2.0)
     started = time.monotonic()
     narrowed = await options(bot, view, "banner")
-    assert time.monotonic() - started < 2.0, "answered before LaunchDarkly did"
+    assert time.monotonic() - started < 1.9, "answered before LaunchDarkly did"
     expected = sorted(o["value"] for o in everything if "banner" in o["text"]["text"].lower())
     assert "banner-color" in expected
     assert sorted(o["value"] for o in narrowed) == expected, "the empty search's flags, filtered here"
     started = time.monotonic()
     assert await options(bot, view, "zzz") == [], "nothing known: an empty menu, not a timeout"
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 1.9
 
     await bot.idle()  # the slow searches finish in the background and fill the cache
     bot.sandbox.faults = Faults()
