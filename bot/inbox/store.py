@@ -107,8 +107,8 @@ class InboxStore:
 
         Deliveries written at the same moment share one transaction (group commit): a writer
         takes every delivery waiting once it holds a connection, one ``INSERT`` of many rows (at
-        most ``ADD_BATCH``, in the order they arrived); deliveries that come while it writes wait for the next
-        writer. SQLite has one writer at a time (it has one anyway); Postgres up to
+        most ``ADD_BATCH``, in the order they arrived); deliveries that come while it writes wait
+        for the next writer. SQLite has one writer at a time (it has one anyway); Postgres up to
         ``POSTGRES_ADD_WRITERS``, so that one slow transaction holds up only its own batch. Each
         delivery is still its own: ``keep``, when given, is asked after the ``INSERT`` and
         before the commit, and False takes that row out again (:class:`NotKept`; the listener
@@ -188,12 +188,9 @@ class InboxStore:
                         answers = await self._write_batch(connection, batch, postgres) if batch else {}
                 except asyncio.CancelledError:
                     # Stopping: this batch is not written; what waits is left to the other
-                    # writers, or to nobody when this was the last.
-                    last = not queue.writers - {asyncio.current_task()}
-                    for item in (*batch, *(queue.waiting if last else ())):
+                    # writers, or cancelled when none is left (_writer_done).
+                    for item in batch:
                         item.done.cancel()
-                    if last:
-                        queue.waiting = []
                     raise
                 except Exception as error:  # noqa: BLE001 - handed to each delivery's caller, as is
                     if postgres and batch and _lock_wait(error):
@@ -215,13 +212,7 @@ class InboxStore:
                         if not item.done.done():
                             item.done.set_exception(error)
                     continue
-                for item, answer in answers.items():
-                    if item.done.done():
-                        continue  # its caller is gone; the row is written, and the loop works it
-                    if isinstance(answer, NotKept):
-                        item.done.set_exception(answer)
-                    else:
-                        item.done.set_result(answer)
+                _answer(answers)
         finally:
             if gathering:
                 queue.gathering -= 1
@@ -251,9 +242,8 @@ class InboxStore:
         another process; only this delivery waits for it), and answer its caller."""
         try:
             async with self.engine.begin() as connection:
-                ids = await self._insert(connection, [item.values])
-                if item.keep is not None and not item.keep():
-                    raise NotKept(item.key)
+                # Alone: no lock wait set (its own row is the one that may have to wait).
+                answers = await self._write_batch(connection, [item], postgres=True)
         except asyncio.CancelledError:
             item.done.cancel()
             raise
@@ -261,8 +251,7 @@ class InboxStore:
             if not item.done.done():
                 item.done.set_exception(error)
             return
-        if not item.done.done():
-            item.done.set_result(ids.get(item.key))
+        _answer(answers)
 
     async def _insert(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Insert the rows (keys unique among them); the ids of those new, by delivery key."""
@@ -469,9 +458,20 @@ class _AddQueue:
     """Deliveries being written one by one (their batch waited on a row lock)."""
 
 
+def _answer(answers: dict[_Adding, int | NotKept | None]) -> None:
+    """Tell each delivery of a committed batch its answer (its id, None, or NotKept)."""
+    for item, answer in answers.items():
+        if item.done.done():
+            continue  # its caller is gone; the row is written, and the loop works it
+        if isinstance(answer, NotKept):
+            item.done.set_exception(answer)
+        else:
+            item.done.set_result(answer)
+
+
 def _writer_done(queue: _AddQueue, writer: asyncio.Task[None]) -> None:
-    """A writer ended; cancelled before it ran (stopping), and the last: what waits is cancelled
-    (no writer would take it)."""
+    """A writer ended; cancelled (stopping), and no writer left: what waits is cancelled (none
+    would take it)."""
     queue.writers.discard(writer)
     queue.unstarted.discard(writer)
     if writer.cancelled() and not queue.writers:

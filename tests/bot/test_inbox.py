@@ -305,8 +305,9 @@ async def test_on_postgres_a_row_locked_elsewhere_in_a_shared_batch_holds_up_tha
 async def test_on_postgres_two_processes_writing_the_same_deliveries_at_once_make_each_one_row(
     empty_postgres_url: str,
 ) -> None:
-    # Slack's retries reaching two instances at the same moment, in opposite orders: no deadlock
-    # fails a batch, every delivery is answered, and each key is one row, written by one of them.
+    # Slack's retries reaching two instances at the same moment, in opposite orders: a batch that
+    # waits on the other's rows (or deadlocks with it) is written one by one, every delivery is
+    # answered, and each key is one row, written by one of them.
     await migrate(empty_postgres_url)
     engines = [create_engine(empty_postgres_url) for _ in range(2)]
     try:
